@@ -1,0 +1,114 @@
+// Package apierr is the AWS Secrets Manager error vocabulary: the error codes
+// Coffer returns and the exact messages AWS uses. Every layer (fsm, acl,
+// cluster, server) returns *apierr.Error for anything a client should see, so
+// a code travels unchanged from Apply on the leader, across a forwarded RPC,
+// to the wire. The mapping from code to HTTP status lives here too, in one
+// table.
+package apierr
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error codes, as sent in the "__type" member of an AWS JSON error body.
+const (
+	ResourceNotFound         = "ResourceNotFoundException"
+	InvalidParameter         = "InvalidParameterException"
+	InvalidRequest           = "InvalidRequestException"
+	ResourceExists           = "ResourceExistsException"
+	LimitExceeded            = "LimitExceededException"
+	MalformedPolicyDocument  = "MalformedPolicyDocumentException"
+	PublicPolicy             = "PublicPolicyException"
+	PreconditionNotMet       = "PreconditionNotMetException"
+	EncryptionFailure        = "EncryptionFailure"
+	DecryptionFailure        = "DecryptionFailure"
+	InvalidNextToken         = "InvalidNextTokenException"
+	InternalServiceError     = "InternalServiceError"
+	AccessDenied             = "AccessDeniedException"
+	Validation               = "ValidationException"
+	Throttling               = "ThrottlingException"
+	Serialization            = "SerializationException"
+	UnknownOperation         = "UnknownOperationException"
+	IncompleteSignature      = "IncompleteSignatureException"
+	InvalidSignature         = "InvalidSignatureException"
+	UnrecognizedClient       = "UnrecognizedClientException"
+	ExpiredToken             = "ExpiredTokenException"
+	MissingAuthenticationTok = "MissingAuthenticationTokenException"
+	InternalFailure          = "InternalFailure"
+	ServiceUnavailable       = "ServiceUnavailable"
+	RequestEntityTooLarge    = "RequestEntityTooLargeException"
+)
+
+// Messages AWS sends verbatim (see shared/spec §1.6).
+const (
+	MsgSecretNotFound       = "Secrets Manager can't find the specified secret."
+	MsgMarkedForDeletion    = "You can't perform this operation on the secret because it was marked for deletion."
+	MsgScheduledCreate      = "You can't create this secret because a secret with this name is already scheduled for deletion."
+	MsgBothValues           = "You can't specify both a binary secret value and a string secret value in the same secret."
+	MsgTokenMissing         = "You must provide a ClientRequestToken value. We recommend a UUID-type value."
+	MsgNoValue              = "You must provide either SecretString or SecretBinary."
+	MsgVersionStageMismatch = "You provided a VersionStage that is not associated to the provided VersionId."
+	MsgInvalidName          = "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"
+	MsgAlreadyDeleted       = "You tried to perform the operation on a secret that's currently marked deleted."
+	MsgRecoveryWindow       = "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive)."
+	MsgWindowAndForce       = "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."
+	MsgBadSignature         = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+	MsgUnknownAccessKey     = "The security token included in the request is invalid."
+)
+
+// Error is an AWS-typed error: a code from the list above and a message a
+// person can act on. It is a value: it is encoded into Raft responses and
+// forwarded RPC replies as-is.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// New returns an error with the given code and message.
+func New(code, msg string) *Error { return &Error{Code: code, Message: msg} }
+
+// Newf returns an error with the given code and a formatted message.
+func Newf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// As returns the *Error inside err, if any.
+func As(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e, true
+	}
+	return nil, false
+}
+
+// Is reports whether err is an *Error with the given code.
+func Is(err error, code string) bool {
+	e, ok := As(err)
+	return ok && e.Code == code
+}
+
+// Status is the HTTP status AWS uses for a code. Unknown codes are server
+// faults.
+func Status(code string) int {
+	switch code {
+	case MissingAuthenticationTok:
+		return http.StatusForbidden
+	case RequestEntityTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case InternalServiceError, InternalFailure:
+		return http.StatusInternalServerError
+	case ServiceUnavailable:
+		return http.StatusServiceUnavailable
+	case ResourceNotFound, InvalidParameter, InvalidRequest, ResourceExists, LimitExceeded,
+		MalformedPolicyDocument, PublicPolicy, PreconditionNotMet, EncryptionFailure,
+		DecryptionFailure, InvalidNextToken, AccessDenied, Validation, Throttling,
+		Serialization, UnknownOperation, IncompleteSignature, InvalidSignature,
+		UnrecognizedClient, ExpiredToken:
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
