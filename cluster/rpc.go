@@ -1,0 +1,185 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cofferhq/coffer/fsm"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// Internal RPC: a node forwards writes and read-index requests to the
+// leader. One request at a time per connection; concurrency comes from a
+// pool of connections, which also keeps the leader's Apply calls
+// concurrent so Raft can batch them.
+
+type rpcOp uint8
+
+const (
+	opApply     rpcOp = 1
+	opReadIndex rpcOp = 2
+)
+
+type rpcRequest struct {
+	Op   rpcOp
+	Data []byte
+}
+
+// rpcResponse carries a result or a typed error, never a string to parse.
+type rpcResponse struct {
+	Index  uint64
+	Result *fsm.Result
+	// Code and Message are set for an AWS-typed error from Apply.
+	Code    string
+	Message string
+	// Unavailable is set when the leader could not serve: Reason says why
+	// and Outcome whether the command may have been applied.
+	Unavailable string
+	Outcome     Outcome
+	NotLeader   bool
+}
+
+var rpcHandle = &codec.MsgpackHandle{}
+
+type rpcConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	enc  *codec.Encoder
+	dec  *codec.Decoder
+}
+
+func newRPCConn(c net.Conn) *rpcConn {
+	rc := &rpcConn{conn: c, r: bufio.NewReader(c), w: bufio.NewWriter(c)}
+	rc.enc = codec.NewEncoder(rc.w, rpcHandle)
+	rc.dec = codec.NewDecoder(rc.r, rpcHandle)
+	return rc
+}
+
+// rpcPool keeps idle connections per leader address.
+type rpcPool struct {
+	mu    sync.Mutex
+	idle  map[string][]*rpcConn
+	dial  func(addr string, timeout time.Duration) (net.Conn, error)
+	limit int
+}
+
+func (p *rpcPool) get(addr string, timeout time.Duration) (*rpcConn, error) {
+	p.mu.Lock()
+	if conns := p.idle[addr]; len(conns) > 0 {
+		c := conns[len(conns)-1]
+		p.idle[addr] = conns[:len(conns)-1]
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.mu.Unlock()
+	c, err := p.dial(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return newRPCConn(c), nil
+}
+
+func (p *rpcPool) put(addr string, c *rpcConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle[addr]) >= p.limit {
+		c.conn.Close()
+		return
+	}
+	p.idle[addr] = append(p.idle[addr], c)
+}
+
+func (p *rpcPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, conns := range p.idle {
+		for _, c := range conns {
+			c.conn.Close()
+		}
+		delete(p.idle, addr)
+	}
+}
+
+// errSendFailed means the request never reached the peer: nothing applied.
+type errSendFailed struct{ err error }
+
+func (e errSendFailed) Error() string { return "send: " + e.err.Error() }
+
+// call sends one request and waits for its response within ctx.
+func (p *rpcPool) call(ctx context.Context, addr string, req *rpcRequest) (*rpcResponse, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(30 * time.Second)
+	}
+	c, err := p.get(addr, time.Until(deadline))
+	if err != nil {
+		return nil, errSendFailed{err}
+	}
+	c.conn.SetDeadline(deadline)
+	if err := c.enc.Encode(req); err == nil {
+		err = c.w.Flush()
+		if err != nil {
+			c.conn.Close()
+			return nil, errSendFailed{err}
+		}
+	} else {
+		c.conn.Close()
+		return nil, errSendFailed{err}
+	}
+	// Closing the connection is the only way to abandon a blocked read when
+	// ctx ends before the deadline.
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Now()) })
+	var resp rpcResponse
+	err = c.dec.Decode(&resp)
+	stopped := stop()
+	if err != nil || !stopped {
+		c.conn.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, err
+	}
+	c.conn.SetDeadline(time.Time{})
+	p.put(addr, c)
+	return &resp, nil
+}
+
+// serveRPC answers requests on one inbound connection until it closes.
+func (n *Node) serveRPC(conn net.Conn) {
+	defer conn.Close()
+	rc := newRPCConn(conn)
+	for {
+		var req rpcRequest
+		if err := rc.dec.Decode(&req); err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.shutdownCtx, n.cfg.RequestTimeout)
+		resp := n.handleRPC(ctx, &req)
+		cancel()
+		if err := rc.enc.Encode(resp); err != nil {
+			return
+		}
+		if err := rc.w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (n *Node) handleRPC(ctx context.Context, req *rpcRequest) *rpcResponse {
+	switch req.Op {
+	case opApply:
+		if !n.IsLeader() {
+			return &rpcResponse{NotLeader: true}
+		}
+		res, index, err := n.applyLocal(ctx, req.Data)
+		return toResponse(res, index, err)
+	case opReadIndex:
+		index, err := n.leaderReadIndex(ctx)
+		return toResponse(nil, index, err)
+	}
+	return &rpcResponse{Unavailable: "unknown internal RPC", Outcome: OutcomeNotApplied}
+}

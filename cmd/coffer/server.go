@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cofferhq/coffer/cluster"
+	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/server"
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+)
+
+type serverFlags struct {
+	nodeID, region, dataDir, apiAddr      string
+	clusterAddr, clusterAdvertise         string
+	gossipAddr, gossipAdvertise           string
+	join                                  []string
+	bootstrapExpect                       int
+	rootKeyFile, bootstrapCredentialsFile string
+	accountID                             string
+	logLevel                              string
+	heartbeat, election, lease            time.Duration
+	snapshotThreshold, trailingLogs       uint64
+	snapshotInterval                      time.Duration
+}
+
+func serverCmd() *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Coffer server: one node of a region's Raft cluster",
+		Long: `Run one node of a Coffer region. Three (or five) nodes of a region, started
+with each other's gossip addresses in --join and --bootstrap-expect 3, form a
+cluster with no other step; a node started later with --join becomes a voter.
+
+The first leader of a new region creates its keyring and root access key. With
+--bootstrap-credentials-file the key pair is taken from that file
+({"AccessKeyId": "...", "SecretAccessKey": "..."}); otherwise it is generated
+and printed once on stdout. Later starts ignore the file.
+
+SIGTERM or SIGINT shut down gracefully: in-flight requests finish, a leader
+hands leadership to another node, and the node leaves the gossip pool (the
+leader then removes it from the Raft configuration).`,
+		Example: `  coffer server --node-id n1 --region us-east-1 --data-dir /var/lib/coffer \
+    --api-addr 10.0.0.1:8201 --cluster-addr 10.0.0.1:8301 --gossip-addr 10.0.0.1:8401 \
+    --join 10.0.0.2:8401,10.0.0.3:8401 --bootstrap-expect 3 --root-key-file /etc/coffer/root.key`,
+		Args:    cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runServer(cmd, &f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.nodeID, "node-id", "", "unique id of this node in the region (required)")
+	fl.StringVar(&f.region, "region", "", "region this node serves, e.g. us-east-1 (required)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log, stable store and snapshots (required)")
+	fl.StringVar(&f.apiAddr, "api-addr", "127.0.0.1:8201", "address of the AWS API and operator endpoints")
+	fl.StringVar(&f.clusterAddr, "cluster-addr", "127.0.0.1:8301", "bind address of the cluster port (Raft and internal RPC)")
+	fl.StringVar(&f.clusterAdvertise, "cluster-advertise", "", "cluster address other nodes dial (default: --cluster-addr)")
+	fl.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:8401", "bind address of the gossip port (memberlist, TCP and UDP)")
+	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "gossip address other nodes dial (default: --gossip-addr)")
+	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of other nodes, comma separated")
+	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new region once this many servers are in the gossip pool")
+	fl.StringVar(&f.rootKeyFile, "root-key-file", "", "file holding the region's root key (coffer operator root-key generate) (required)")
+	fl.StringVar(&f.bootstrapCredentialsFile, "bootstrap-credentials-file", "", "JSON root access key pair to install when the region bootstraps")
+	fl.StringVar(&f.accountID, "account-id", server.DefaultAccountID, "12-digit account id used in ARNs")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	d := cluster.DefaultConfig()
+	fl.DurationVar(&f.heartbeat, "raft-heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
+	fl.DurationVar(&f.election, "raft-election-timeout", d.ElectionTimeout, "Raft election timeout")
+	fl.DurationVar(&f.lease, "raft-leader-lease-timeout", d.LeaderLeaseTimeout, "Raft leader lease timeout")
+	fl.Uint64Var(&f.snapshotThreshold, "raft-snapshot-threshold", d.SnapshotThreshold, "log entries between snapshots")
+	fl.DurationVar(&f.snapshotInterval, "raft-snapshot-interval", d.SnapshotInterval, "how often to check whether to snapshot")
+	fl.Uint64Var(&f.trailingLogs, "raft-trailing-logs", d.TrailingLogs, "log entries kept after a snapshot")
+	return cmd
+}
+
+var accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
+
+func runServer(cmd *cobra.Command, f *serverFlags) error {
+	for name, v := range map[string]string{"--node-id": f.nodeID, "--region": f.region, "--data-dir": f.dataDir, "--root-key-file": f.rootKeyFile} {
+		if v == "" {
+			return fmt.Errorf("%s is required", name)
+		}
+	}
+	if !accountIDPattern.MatchString(f.accountID) {
+		return fmt.Errorf("--account-id must be 12 digits, got %q", f.accountID)
+	}
+	rootKey, err := crypto.LoadRootKey(f.rootKeyFile)
+	if err != nil {
+		return err
+	}
+	var creds *server.Credentials
+	if f.bootstrapCredentialsFile != "" {
+		c, err := readCredentials(f.bootstrapCredentialsFile)
+		if err != nil {
+			return err
+		}
+		creds = &c
+	}
+	logger := newLogger(cmd.ErrOrStderr(), f.logLevel)
+	cc := cluster.DefaultConfig()
+	cc.NodeID, cc.Region, cc.DataDir = f.nodeID, f.region, f.dataDir
+	cc.ClusterAddr, cc.ClusterAdvertise = f.clusterAddr, f.clusterAdvertise
+	cc.GossipAddr, cc.GossipAdvertise = f.gossipAddr, f.gossipAdvertise
+	cc.Join, cc.BootstrapExpect, cc.APIAddr = f.join, f.bootstrapExpect, f.apiAddr
+	cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = f.heartbeat, f.election, f.lease
+	cc.SnapshotThreshold, cc.SnapshotInterval, cc.TrailingLogs = f.snapshotThreshold, f.snapshotInterval, f.trailingLogs
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	region, err := server.StartRegion(server.RegionConfig{
+		Cluster: cc, AccountID: f.accountID, RootKey: rootKey, Bootstrap: creds, Logger: logger,
+		OnGenerated: func(region string, c server.Credentials) {
+			fmt.Fprintf(out, "Root credentials of region %s (shown once; store them now):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
+				region, c.AccessKeyID, c.SecretAccessKey)
+		},
+	})
+	crypto.Zero(rootKey)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Logger: logger}, region)
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		region.Shutdown()
+		return err
+	}
+	logger.Info("coffer server started", "node_id", f.nodeID, "region", f.region, "api", srv.Addr(),
+		"cluster", region.Node().ClusterAddr(), "gossip", region.Node().GossipAddr())
+	waitForSignal(logger)
+	shutdown(logger, srv, region)
+	return nil
+}
+
+// shutdown is graceful: in-flight requests finish, then the node hands
+// off leadership and leaves the pool, then Raft stops.
+func shutdown(logger hclog.Logger, srv *server.Server, regions ...*server.Region) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("HTTP shutdown", "error", err)
+	}
+	for _, r := range regions {
+		if err := r.Leave(5 * time.Second); err != nil {
+			logger.Warn("leave failed", "region", r.Name(), "error", err)
+		}
+		if err := r.Shutdown(); err != nil {
+			logger.Warn("raft shutdown", "region", r.Name(), "error", err)
+		}
+	}
+	logger.Info("coffer stopped")
+}
+
+func waitForSignal(logger hclog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-ch
+	signal.Stop(ch)
+	logger.Info("shutting down", "signal", sig.String())
+}
+
+func newLogger(w io.Writer, level string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "coffer", Level: hclog.LevelFromString(level), Output: w})
+}
+
+func readCredentials(path string) (server.Credentials, error) {
+	var c server.Credentials
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read credentials: %w", err)
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("credentials file %s: %w", path, err)
+	}
+	if len(c.AccessKeyID) < 16 || len(c.AccessKeyID) > 128 || strings.ContainsAny(c.AccessKeyID, "/ \t\n") {
+		return c, fmt.Errorf("credentials file %s: AccessKeyId must be 16-128 characters without '/' or spaces", path)
+	}
+	if len(c.SecretAccessKey) < 16 {
+		return c, errors.New("credentials file " + path + ": SecretAccessKey must be at least 16 characters")
+	}
+	return c, nil
+}

@@ -1,0 +1,260 @@
+package fsm
+
+import (
+	"crypto/hmac"
+	"fmt"
+	"slices"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/hashicorp/go-memdb"
+)
+
+func errNotFound() *apierr.Error {
+	return apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
+}
+
+func errTokenInUse(token, arn string) *apierr.Error {
+	return apierr.Newf(apierr.ResourceExists,
+		"You can't use ClientRequestToken %s because that value is already in use for a version of secret %s.", token, arn)
+}
+
+// ListKey orders secrets for ListSecrets: creation time, then ARN.
+func ListKey(createdMillis int64, arn string) string {
+	return fmt.Sprintf("%015d\x00%s", createdMillis, arn)
+}
+
+func applyInitRegion(txn *memdb.Txn, c *InitRegion) any {
+	if r, _ := txn.First(tableRegion, "id", regionID); r != nil {
+		return apierr.New(apierr.InvalidRequest, "the region is already initialized")
+	}
+	region := &Region{ID: regionID, Name: c.Region, AccountID: c.AccountID, KEKID: c.KEKID,
+		SealedKeyring: c.SealedKeyring, CreatedDate: c.Date}
+	if err := txn.Insert(tableRegion, region); err != nil {
+		return internal(err)
+	}
+	key := c.RootKey
+	if err := txn.Insert(tableAccessKeys, &key); err != nil {
+		return internal(err)
+	}
+	return &Result{}
+}
+
+func applyCreateSecret(txn *memdb.Txn, c *CreateSecret) any {
+	raw, err := txn.First(tableSecrets, "name", c.Name)
+	if err != nil {
+		return internal(err)
+	}
+	if raw != nil {
+		existing := raw.(*Secret)
+		if existing.Scheduled() {
+			return apierr.New(apierr.InvalidRequest, apierr.MsgScheduledCreate)
+		}
+		if c.Version != nil {
+			if v := existing.Version(c.Version.VersionID); v != nil && v.HasValue() {
+				if sameValue(v, c.Version) {
+					// An idempotent retry: answer as the first call did.
+					return &Result{ARN: existing.ARN, Name: existing.Name, VersionID: v.VersionID}
+				}
+				return errTokenInUse(c.Version.VersionID, existing.ARN)
+			}
+		}
+		return apierr.Newf(apierr.ResourceExists, "The operation failed because the secret %s already exists.", c.Name)
+	}
+	s := &Secret{
+		ARN: c.ARN, Name: c.Name, Description: c.Description, KmsKeyID: c.KmsKeyID,
+		Tags: slices.Clone(c.Tags), TagsEverSet: len(c.Tags) > 0,
+		CreatedDate: c.Date, LastChangedDate: c.Date, ListKey: ListKey(c.Date, c.ARN),
+	}
+	res := &Result{ARN: s.ARN, Name: s.Name}
+	if c.Version != nil {
+		s.Versions = []*Version{newVersion(c.Version, c.Date, []string{StageCurrent})}
+		res.VersionID = c.Version.VersionID
+		res.VersionStages = []string{StageCurrent}
+	}
+	if err := txn.Insert(tableSecrets, s); err != nil {
+		return internal(err)
+	}
+	return res
+}
+
+func applyPutSecretValue(txn *memdb.Txn, c *PutSecretValue) any {
+	s, errResp := writableSecret(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	nv := &c.Version
+	ver := s.Version(nv.VersionID)
+	if ver != nil && ver.HasValue() {
+		if sameValue(ver, nv) {
+			return &Result{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: slices.Clone(ver.Stages)}
+		}
+		return errTokenInUse(nv.VersionID, s.ARN)
+	}
+	hadValue := slices.ContainsFunc(s.Versions, (*Version).HasValue)
+	if ver != nil {
+		// A rotation placeholder (AWSPENDING, no value) takes the value.
+		ver.Binary, ver.Value, ver.Digest, ver.CreatedDate = nv.Binary, nv.Value, nv.Digest, c.Date
+	} else {
+		ver = newVersion(nv, c.Date, nil)
+		s.Versions = append(s.Versions, ver)
+	}
+	stages := c.Stages
+	if stages == nil {
+		stages = []string{StageCurrent}
+	}
+	if !hadValue && !slices.Contains(stages, StageCurrent) {
+		// The first value of a secret always becomes current.
+		stages = append(slices.Clone(stages), StageCurrent)
+	}
+	if slices.Contains(stages, StageCurrent) && !slices.Contains(stages, StagePending) {
+		if cur := s.Staged(StageCurrent); cur != nil && cur != ver {
+			// A new value replacing the current one abandons any rotation
+			// in progress: AWSPENDING goes, wherever it was.
+			if p := s.Staged(StagePending); p != nil {
+				p.Stages = removeLabel(p.Stages, StagePending)
+			}
+		}
+	}
+	for _, label := range stages {
+		moveLabel(s, label, ver)
+	}
+	if e := checkLimits(s, c.Date); e != nil {
+		return e
+	}
+	s.LastChangedDate = c.Date
+	if err := txn.Insert(tableSecrets, s); err != nil {
+		return internal(err)
+	}
+	return &Result{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: slices.Clone(ver.Stages)}
+}
+
+func applyDeleteSecret(txn *memdb.Txn, c *DeleteSecret) any {
+	s, errResp := secretByARN(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	if c.Force {
+		if err := txn.Delete(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+		return &Result{ARN: s.ARN, Name: s.Name, DeletionDate: c.Date}
+	}
+	if s.Scheduled() {
+		return apierr.New(apierr.InvalidRequest, apierr.MsgAlreadyDeleted)
+	}
+	s.DeletedDate, s.DeletionDate = c.Date, c.DeletionDate
+	if err := txn.Insert(tableSecrets, s); err != nil {
+		return internal(err)
+	}
+	return &Result{ARN: s.ARN, Name: s.Name, DeletionDate: s.DeletionDate}
+}
+
+func applyRestoreSecret(txn *memdb.Txn, c *RestoreSecret) any {
+	s, errResp := secretByARN(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	if s.Scheduled() {
+		s.DeletedDate, s.DeletionDate = 0, 0
+		s.LastChangedDate = c.Date
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	return &Result{ARN: s.ARN, Name: s.Name}
+}
+
+// secretByARN returns a clone of the secret, ready to change.
+func secretByARN(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
+	raw, err := txn.First(tableSecrets, "id", arn)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if raw == nil {
+		return nil, errNotFound()
+	}
+	return raw.(*Secret).clone(), nil
+}
+
+// writableSecret is secretByARN for operations refused during the recovery
+// window.
+func writableSecret(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
+	s, e := secretByARN(txn, arn)
+	if e != nil {
+		return nil, e
+	}
+	if s.Scheduled() {
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
+	}
+	return s, nil
+}
+
+func newVersion(nv *NewVersion, date int64, stages []string) *Version {
+	return &Version{VersionID: nv.VersionID, Stages: stages, CreatedDate: date,
+		Binary: nv.Binary, Value: nv.Value, Digest: nv.Digest}
+}
+
+// sameValue decides idempotency: same kind and same keyed digest.
+func sameValue(v *Version, nv *NewVersion) bool {
+	return v.Binary == nv.Binary && hmac.Equal(v.Digest, nv.Digest)
+}
+
+// moveLabel attaches label to version to, taking it from whichever version
+// held it. When AWSCURRENT moves, AWSPREVIOUS goes to the version that lost
+// it (shared/spec §3.4).
+func moveLabel(s *Secret, label string, to *Version) {
+	from := s.Staged(label)
+	if from == to {
+		return
+	}
+	if from != nil {
+		from.Stages = removeLabel(from.Stages, label)
+	}
+	to.Stages = addLabel(to.Stages, label)
+	if label == StageCurrent && from != nil {
+		if p := s.Staged(StagePrevious); p != nil {
+			p.Stages = removeLabel(p.Stages, StagePrevious)
+		}
+		from.Stages = addLabel(from.Stages, StagePrevious)
+	}
+}
+
+func addLabel(stages []string, label string) []string {
+	i, found := slices.BinarySearch(stages, label)
+	if found {
+		return stages
+	}
+	return slices.Insert(stages, i, label)
+}
+
+func removeLabel(stages []string, label string) []string {
+	return slices.DeleteFunc(stages, func(s string) bool { return s == label })
+}
+
+// checkLimits enforces the label quota and purges deprecated versions
+// beyond the version quota, oldest first, never one younger than a day.
+func checkLimits(s *Secret, now int64) *apierr.Error {
+	labels := 0
+	for _, v := range s.Versions {
+		labels += len(v.Stages)
+	}
+	if labels > MaxLabelsPerSecret {
+		return apierr.Newf(apierr.LimitExceeded,
+			"A secret can have at most %d staging labels across its versions; this request would attach %d.", MaxLabelsPerSecret, labels)
+	}
+	for len(s.Versions) > MaxVersions {
+		i := slices.IndexFunc(s.Versions, func(v *Version) bool {
+			return len(v.Stages) == 0 && now-v.CreatedDate >= PurgeMinAgeMillis
+		})
+		if i < 0 {
+			return apierr.Newf(apierr.LimitExceeded,
+				"The secret already has %d versions and none can be removed yet: deprecated versions are kept for 24 hours.", MaxVersions)
+		}
+		s.Versions = slices.Delete(s.Versions, i, i+1)
+	}
+	return nil
+}
+
+func internal(err error) *apierr.Error {
+	return apierr.Newf(apierr.InternalServiceError, "state store: %v", err)
+}

@@ -1,0 +1,198 @@
+// Package fsm is Coffer's replicated state machine: the go-memdb state of a
+// region (secrets, versions, labels, tags, access keys, the sealed keyring),
+// the numbered commands of the Raft log, a deterministic Apply, and
+// Snapshot/Restore.
+//
+// Contract (as hashicorp/raft's FSM): Apply is deterministic, does no I/O
+// and returns either a *Result or an *apierr.Error; it never panics on a bad
+// command. Apply and Snapshot are called from raft's FSM goroutine; Persist
+// runs concurrently with later Applys, on a read transaction taken in
+// Snapshot. Restore replaces the whole state.
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// Result is what a successful write returns; which fields are set depends
+// on the command.
+type Result struct {
+	ARN           string
+	Name          string
+	VersionID     string
+	VersionStages []string
+	DeletionDate  int64
+}
+
+// FSM implements raft.FSM and raft.ConfigurationStore.
+type FSM struct {
+	logger hclog.Logger
+	db     atomic.Pointer[memdb.MemDB]
+
+	// mu guards applied and waitCh. waitCh is closed and replaced each time
+	// the applied index moves, waking WaitApplied callers.
+	mu      sync.Mutex
+	applied uint64
+	waitCh  chan struct{}
+}
+
+var (
+	_ raft.FSM                = (*FSM)(nil)
+	_ raft.ConfigurationStore = (*FSM)(nil)
+)
+
+// New returns an empty state machine.
+func New(logger hclog.Logger) *FSM {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	f := &FSM{logger: logger, waitCh: make(chan struct{})}
+	f.db.Store(newDB())
+	return f
+}
+
+func newDB() *memdb.MemDB {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		panic(err) // the schema is static; this is a programming error
+	}
+	return db
+}
+
+// Apply applies one committed command.
+func (f *FSM) Apply(l *raft.Log) any {
+	db := f.db.Load()
+	txn := db.Txn(true)
+	resp := f.applyCommand(txn, l)
+	if _, failed := resp.(*apierr.Error); failed {
+		// Nothing half-applied: drop the command's changes, keep the index.
+		txn.Abort()
+		txn = db.Txn(true)
+	}
+	setIndex(txn, l.Index)
+	txn.Commit()
+	f.setApplied(l.Index)
+	return resp
+}
+
+func (f *FSM) applyCommand(txn *memdb.Txn, l *raft.Log) (resp any) {
+	defer func() {
+		if r := recover(); r != nil {
+			f.logger.Error("apply panicked; command refused", "index", l.Index, "panic", r)
+			resp = apierr.New(apierr.InternalServiceError, "the command could not be applied")
+		}
+	}()
+	t, cmd, err := Decode(l.Data)
+	if err != nil {
+		f.logger.Error("undecodable command refused", "index", l.Index, "error", err)
+		return apierr.Newf(apierr.InternalServiceError, "undecodable command: %v", err)
+	}
+	switch c := cmd.(type) {
+	case *InitRegion:
+		return applyInitRegion(txn, c)
+	case *CreateSecret:
+		return applyCreateSecret(txn, c)
+	case *PutSecretValue:
+		return applyPutSecretValue(txn, c)
+	case *DeleteSecret:
+		return applyDeleteSecret(txn, c)
+	case *RestoreSecret:
+		return applyRestoreSecret(txn, c)
+	case *Noop:
+		return &Result{}
+	}
+	return apierr.Newf(apierr.InternalServiceError, "no handler for command %s", t)
+}
+
+// StoreConfiguration records the index of a committed configuration entry,
+// so the FSM's applied index follows every entry a read index can name.
+func (f *FSM) StoreConfiguration(index uint64, _ raft.Configuration) {
+	txn := f.db.Load().Txn(true)
+	setIndex(txn, index)
+	txn.Commit()
+	f.setApplied(index)
+}
+
+func setIndex(txn *memdb.Txn, index uint64) {
+	if err := txn.Insert(tableMeta, &meta{ID: "applied", Index: index}); err != nil {
+		panic(err) // schema mismatch: programming error
+	}
+}
+
+func (f *FSM) setApplied(index uint64) {
+	f.mu.Lock()
+	f.applied = index
+	close(f.waitCh)
+	f.waitCh = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// AppliedIndex is the index of the last entry the state reflects.
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// WaitApplied blocks until the state reflects index, or ctx ends.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.mu.Lock()
+		if f.applied >= index {
+			f.mu.Unlock()
+			return nil
+		}
+		ch := f.waitCh
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ReadTxn returns a read transaction on the current state and the index it
+// reflects. The transaction is a consistent snapshot; it never blocks Apply.
+func (f *FSM) ReadTxn() (*memdb.Txn, uint64) {
+	txn := f.db.Load().Txn(false)
+	return txn, txnIndex(txn)
+}
+
+func txnIndex(txn *memdb.Txn) uint64 {
+	raw, err := txn.First(tableMeta, "id", "applied")
+	if err != nil || raw == nil {
+		return 0
+	}
+	return raw.(*meta).Index
+}
+
+// Snapshot captures the state for raft. Persist streams it out later while
+// Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	txn, index := f.ReadTxn()
+	return &snapshot{txn: txn, index: index}, nil
+}
+
+// Restore replaces the state with a snapshot written by Persist.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	db := newDB()
+	index, err := readSnapshot(rc, db)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.db.Store(db)
+	f.setApplied(index)
+	f.logger.Info("state restored from snapshot", "index", index)
+	return nil
+}

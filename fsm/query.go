@@ -1,0 +1,104 @@
+package fsm
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Reads take a *memdb.Txn from FSM.ReadTxn, so a request sees one
+// consistent state, at the index ReadTxn reported.
+
+// RegionRecord returns the region's singleton record, or nil before the
+// region has bootstrapped.
+func RegionRecord(txn *memdb.Txn) *Region {
+	raw, err := txn.First(tableRegion, "id", regionID)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Region)
+}
+
+// LookupAccessKey returns an access key by id, or nil.
+func LookupAccessKey(txn *memdb.Txn, id string) *AccessKey {
+	raw, err := txn.First(tableAccessKeys, "id", id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*AccessKey)
+}
+
+// SecretByARN returns a secret by its full ARN, or nil.
+func SecretByARN(txn *memdb.Txn, arn string) *Secret {
+	raw, err := txn.First(tableSecrets, "id", arn)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Secret)
+}
+
+// SecretByName returns a secret by its exact name, or nil.
+func SecretByName(txn *memdb.Txn, name string) *Secret {
+	raw, err := txn.First(tableSecrets, "name", name)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Secret)
+}
+
+// arnSuffix matches the "-" and 6 characters AWS appends to a secret's name.
+var arnSuffix = regexp.MustCompile(`-[A-Za-z0-9]{6}$`)
+
+// ResolveSecret finds the secret a SecretId names: a name, a full ARN or a
+// partial ARN (shared/spec §3.3). ARNs of another region or account name
+// nothing here. Secrets scheduled for deletion are found.
+func ResolveSecret(txn *memdb.Txn, id, region, account string) *Secret {
+	if !strings.HasPrefix(id, "arn:") {
+		return SecretByName(txn, id)
+	}
+	parts := strings.SplitN(id, ":", 7)
+	if len(parts) != 7 || parts[2] != "secretsmanager" || parts[3] != region ||
+		parts[4] != account || parts[5] != "secret" || parts[1] == "" || parts[6] == "" {
+		return nil
+	}
+	if s := SecretByARN(txn, id); s != nil {
+		return s
+	}
+	rest := parts[6]
+	if arnSuffix.MatchString(rest) {
+		// AWS reads this as a complete ARN and does not retry it as a
+		// partial one.
+		return nil
+	}
+	s := SecretByName(txn, rest)
+	if s == nil || !strings.HasPrefix(s.ARN, strings.Join(parts[:6], ":")+":") {
+		return nil
+	}
+	return s
+}
+
+// ListSecrets returns up to limit secrets in creation order whose list key
+// is after the given one ("" = from the start), skipping those scheduled
+// for deletion unless includeDeleted, and whether more remain. It walks the
+// list index from the cursor: a page costs O(page), not O(table).
+func ListSecrets(txn *memdb.Txn, after string, limit int, includeDeleted bool) (page []*Secret, more bool, err error) {
+	it, err := txn.LowerBound(tableSecrets, "list", after)
+	if err != nil {
+		return nil, false, err
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		s := obj.(*Secret)
+		if s.ListKey <= after && after != "" {
+			continue
+		}
+		if s.Scheduled() && !includeDeleted {
+			continue
+		}
+		if len(page) == limit {
+			return page, true, nil
+		}
+		page = append(page, s)
+	}
+	return page, false, nil
+}

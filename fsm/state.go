@@ -1,0 +1,129 @@
+package fsm
+
+import (
+	"slices"
+
+	"github.com/cofferhq/coffer/crypto"
+)
+
+// Reserved staging labels.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePrevious = "AWSPREVIOUS"
+	StagePending  = "AWSPENDING"
+)
+
+// Limits from the AWS quotas (shared/spec §6).
+const (
+	MaxVersions        = 100 // versions per secret before deprecated ones are purged
+	MaxLabelsPerSecret = 20  // staging labels across all versions of a secret
+	// PurgeMinAgeMillis: a deprecated version younger than this is never purged.
+	PurgeMinAgeMillis = 24 * 60 * 60 * 1000
+)
+
+// Times in state and commands are Unix milliseconds, decided by the node
+// that received the request; 0 means "not set".
+
+// Secret is one secret and all its versions. Values in memdb are never
+// mutated: Apply clones a secret, changes the clone and inserts it.
+type Secret struct {
+	ARN         string
+	Name        string
+	Description string
+	KmsKeyID    string
+	Tags        []Tag // in the order given; keys unique
+	// TagsEverSet makes DescribeSecret answer "Tags": [] after the last tag
+	// is removed, as AWS does.
+	TagsEverSet      bool
+	CreatedDate      int64
+	LastChangedDate  int64
+	LastAccessedDate int64
+	DeletedDate      int64 // set while scheduled for deletion
+	DeletionDate     int64 // end of the recovery window
+	Versions         []*Version
+	// ListKey orders ListSecrets by creation time, ties broken by ARN.
+	ListKey string
+}
+
+// Tag is a secret's tag.
+type Tag struct {
+	Key   string
+	Value string
+}
+
+// Version is one secret version. Value holds ciphertext only.
+type Version struct {
+	VersionID        string
+	Stages           []string // sorted
+	CreatedDate      int64
+	LastAccessedDate int64
+	Binary           bool
+	Value            crypto.Envelope
+	// Digest is an HMAC of the value under the region's key, so Apply can
+	// decide ClientRequestToken idempotency without plaintext.
+	Digest []byte
+}
+
+// Scheduled reports whether the secret is scheduled for deletion.
+func (s *Secret) Scheduled() bool { return s.DeletedDate != 0 }
+
+// Version returns the version with the given id, or nil.
+func (s *Secret) Version(id string) *Version {
+	for _, v := range s.Versions {
+		if v.VersionID == id {
+			return v
+		}
+	}
+	return nil
+}
+
+// Staged returns the version carrying the label, or nil.
+func (s *Secret) Staged(label string) *Version {
+	for _, v := range s.Versions {
+		if slices.Contains(v.Stages, label) {
+			return v
+		}
+	}
+	return nil
+}
+
+// HasValue reports whether the version holds a value (a rotation
+// placeholder does not).
+func (v *Version) HasValue() bool { return len(v.Value.Ciphertext) > 0 }
+
+// clone copies the secret and its versions deeply enough that changing
+// labels, tags or the version list does not touch the original, which
+// concurrent readers may hold.
+func (s *Secret) clone() *Secret {
+	c := *s
+	c.Tags = slices.Clone(s.Tags)
+	c.Versions = make([]*Version, len(s.Versions))
+	for i, v := range s.Versions {
+		vc := *v
+		vc.Stages = slices.Clone(v.Stages)
+		c.Versions[i] = &vc
+	}
+	return &c
+}
+
+// AccessKey is an access key pair of an identity. The secret half is sealed
+// under the region's root key.
+type AccessKey struct {
+	AccessKeyID  string
+	Identity     string
+	SealedSecret []byte
+	CreatedDate  int64
+}
+
+// Region is the region's singleton record: its name, account and sealed
+// keyring. It exists once the region has bootstrapped.
+type Region struct {
+	ID            string // always "region"
+	Name          string
+	AccountID     string
+	KEKID         string
+	SealedKeyring []byte
+	CreatedDate   int64
+}
+
+const regionID = "region"

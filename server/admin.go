@@ -1,0 +1,81 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/cluster"
+	"github.com/labstack/echo/v4"
+)
+
+// regionHealth is one hosted region's health as /v1/health reports it.
+type regionHealth struct {
+	Region       string `json:"region"`
+	NodeID       string `json:"node_id"`
+	State        string `json:"state"` // leader, follower, candidate, sealed, shutdown
+	LeaderID     string `json:"leader_id"`
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// Serving is true when the node can answer API requests: it is
+	// unsealed and knows a leader.
+	Serving bool `json:"serving"`
+}
+
+func (r *Region) health() regionHealth {
+	st := r.node.Status()
+	h := regionHealth{Region: r.name, NodeID: st.NodeID, State: st.State, LeaderID: st.LeaderID,
+		Term: st.Term, AppliedIndex: st.AppliedIndex}
+	if r.Sealed() && st.State != "shutdown" {
+		h.State = "sealed"
+	}
+	h.Serving = h.State != "sealed" && h.State != "shutdown" && st.LeaderID != ""
+	return h
+}
+
+// handleHealth needs no authentication: load balancers and orchestrators
+// probe it. 200 when every hosted region can serve, 503 otherwise.
+func (s *Server) handleHealth(c echo.Context) error {
+	out := struct {
+		regionHealth
+		Regions []regionHealth `json:"regions"`
+	}{}
+	status := http.StatusOK
+	for i, name := range s.names {
+		h := s.regions[name].health()
+		if i == 0 {
+			out.regionHealth = h
+		}
+		out.Regions = append(out.Regions, h)
+		if !h.Serving {
+			status = http.StatusServiceUnavailable
+		}
+	}
+	return c.JSON(status, out)
+}
+
+// handleClusterStatus is the operator view of the region named in the
+// request's SigV4 scope (signing name "coffer"), for the root identity.
+func (s *Server) handleClusterStatus(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return writeError(c, err)
+	}
+	r, identity, err := s.authenticate(c, &s.admin, body)
+	if err != nil {
+		return writeError(c, err)
+	}
+	if identity != RootIdentity {
+		return writeError(c, apierr.New(apierr.AccessDenied, "Only the region's root identity may read the cluster status."))
+	}
+	st := r.node.Status()
+	digest, index, err := r.fsm.Digest()
+	if err != nil {
+		return writeError(c, apierr.Newf(apierr.InternalFailure, "state digest: %v", err))
+	}
+	return c.JSON(http.StatusOK, struct {
+		cluster.Status
+		StateDigest      string `json:"state_digest"`
+		StateDigestIndex uint64 `json:"state_digest_index"`
+		Sealed           bool   `json:"sealed"`
+	}{st, digest, index, r.Sealed()})
+}

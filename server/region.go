@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/cluster"
+	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/fsm"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Credentials is an access key pair, in the JSON form of
+// --bootstrap-credentials-file.
+type Credentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+}
+
+// RootIdentity owns the region's bootstrap access key.
+const RootIdentity = "root"
+
+// RegionConfig configures one hosted region.
+type RegionConfig struct {
+	Cluster   cluster.Config
+	AccountID string
+	RootKey   []byte
+	// Bootstrap is the root key pair to install when the region
+	// bootstraps; nil generates one and reports it through OnGenerated.
+	Bootstrap   *Credentials
+	OnGenerated func(region string, c Credentials)
+	Logger      hclog.Logger
+}
+
+// Region is one Coffer region served by this process: its Raft node, its
+// state and its keys.
+type Region struct {
+	cfg    RegionConfig
+	name   string
+	logger hclog.Logger
+	fsm    *fsm.FSM
+	node   *cluster.Node
+
+	keyring atomic.Pointer[crypto.Keyring]
+	// secrets caches decrypted access-key secrets by access key id; the
+	// sealed form is compared so a replaced key is not served from cache.
+	secretsMu sync.Mutex
+	secrets   map[string]cachedSecret
+}
+
+type cachedSecret struct {
+	sealed string
+	secret string
+}
+
+// DefaultAccountID is the account in ARNs when none is configured.
+const DefaultAccountID = "000000000000"
+
+// StartRegion opens the region's state and starts its Raft node.
+func StartRegion(cfg RegionConfig) (*Region, error) {
+	if len(cfg.RootKey) != crypto.KeySize {
+		return nil, errors.New("a 32-byte root key is required")
+	}
+	if cfg.AccountID == "" {
+		cfg.AccountID = DefaultAccountID
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	r := &Region{cfg: cfg, name: cfg.Cluster.Region, logger: logger, secrets: map[string]cachedSecret{}}
+	r.fsm = fsm.New(logger.Named("fsm"))
+	cc := cfg.Cluster
+	cc.Logger = logger
+	cc.OnLeader = r.onLeader
+	node, err := cluster.New(cc, r.fsm)
+	if err != nil {
+		return nil, err
+	}
+	r.node = node
+	return r, nil
+}
+
+// Name is the region's name.
+func (r *Region) Name() string { return r.name }
+
+// Node is the region's Raft node.
+func (r *Region) Node() *cluster.Node { return r.node }
+
+// FSM is the region's state machine.
+func (r *Region) FSM() *fsm.FSM { return r.fsm }
+
+// Leave exits the cluster gracefully.
+func (r *Region) Leave(timeout time.Duration) error { return r.node.Leave(timeout) }
+
+// Shutdown stops the region's node.
+func (r *Region) Shutdown() error { return r.node.Shutdown() }
+
+// onLeader runs leader-only work; today, bootstrapping the region.
+func (r *Region) onLeader(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := r.initRegion(ctx)
+		if err == nil {
+			return
+		}
+		r.logger.Warn("region bootstrap failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// initRegion creates the keyring and the root access key once, the first
+// time the region has a leader.
+func (r *Region) initRegion(ctx context.Context) error {
+	txn, _ := r.fsm.ReadTxn()
+	if fsm.RegionRecord(txn) != nil {
+		return nil
+	}
+	kr := crypto.NewKeyring("k1")
+	sealed, err := kr.Seal(r.cfg.RootKey, r.name)
+	if err != nil {
+		return err
+	}
+	creds, generated := r.cfg.Bootstrap, false
+	if creds == nil {
+		c := GenerateCredentials()
+		creds, generated = &c, true
+	}
+	sealedSecret, err := crypto.SealWithRoot(r.cfg.RootKey, []byte(creds.SecretAccessKey), creds.AccessKeyID)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	cmd, err := fsm.Encode(fsm.CmdInitRegion, &fsm.InitRegion{
+		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed,
+		RootKey: fsm.AccessKey{AccessKeyID: creds.AccessKeyID, Identity: RootIdentity, SealedSecret: sealedSecret, CreatedDate: now},
+		Date:    now,
+	})
+	if err != nil {
+		return err
+	}
+	_, _, err = r.node.Apply(ctx, cmd)
+	if apierr.Is(err, apierr.InvalidRequest) {
+		return nil // another leader got there first
+	}
+	if err != nil {
+		return err
+	}
+	r.logger.Info("region bootstrapped", "region", r.name, "access_key_id", creds.AccessKeyID)
+	if generated && r.cfg.OnGenerated != nil {
+		r.cfg.OnGenerated(r.name, *creds)
+	}
+	return nil
+}
+
+// Keyring returns the region's keyring, opening it with the root key the
+// first time. Before the region has bootstrapped, or if the root key does
+// not open it, the region is sealed.
+func (r *Region) Keyring() (*crypto.Keyring, error) {
+	if kr := r.keyring.Load(); kr != nil {
+		return kr, nil
+	}
+	txn, _ := r.fsm.ReadTxn()
+	rec := fsm.RegionRecord(txn)
+	if rec == nil {
+		return nil, errSealed("the region has not finished bootstrapping")
+	}
+	kr, err := crypto.OpenKeyring(r.cfg.RootKey, rec.SealedKeyring, r.name, rec.KEKID)
+	if err != nil {
+		return nil, errSealed("the root key does not open this region's keyring")
+	}
+	r.keyring.Store(kr)
+	return kr, nil
+}
+
+func errSealed(why string) error {
+	return &cluster.UnavailableError{Reason: "node is sealed: " + why, Outcome: cluster.OutcomeNotApplied}
+}
+
+// Sealed reports whether the region cannot yet decrypt.
+func (r *Region) Sealed() bool {
+	_, err := r.Keyring()
+	return err != nil
+}
+
+// AccessKey returns the identity and secret of an access key from local
+// state.
+func (r *Region) AccessKey(id string) (identity, secret string, ok bool) {
+	txn, _ := r.fsm.ReadTxn()
+	ak := fsm.LookupAccessKey(txn, id)
+	if ak == nil {
+		return "", "", false
+	}
+	r.secretsMu.Lock()
+	c, hit := r.secrets[id]
+	r.secretsMu.Unlock()
+	if hit && c.sealed == string(ak.SealedSecret) {
+		return ak.Identity, c.secret, true
+	}
+	pt, err := crypto.OpenWithRoot(r.cfg.RootKey, ak.SealedSecret, id)
+	if err != nil {
+		r.logger.Error("access key does not open with the root key", "access_key_id", id)
+		return "", "", false
+	}
+	r.secretsMu.Lock()
+	r.secrets[id] = cachedSecret{sealed: string(ak.SealedSecret), secret: string(pt)}
+	r.secretsMu.Unlock()
+	return ak.Identity, string(pt), true
+}
+
+// GenerateCredentials returns a fresh access key pair in AWS's shapes: a
+// 20-character id starting AKIA and a 40-character secret.
+func GenerateCredentials() Credentials {
+	return Credentials{
+		AccessKeyID:     "AKIA" + randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+		SecretAccessKey: randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+	}
+}
+
+// randomString draws n characters from alphabet with the CSPRNG, without
+// modulo bias.
+func randomString(n int, alphabet string) string {
+	out := make([]byte, 0, n)
+	var buf [64]byte
+	limit := 256 - 256%len(alphabet)
+	for len(out) < n {
+		rand.Read(buf[:])
+		for _, b := range buf {
+			if int(b) < limit && len(out) < n {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+			}
+		}
+	}
+	return string(out)
+}
+
+// arnPrefix is the ARN of this region's secrets up to the name.
+func (r *Region) arnPrefix() string {
+	return fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:", r.name, r.cfg.AccountID)
+}

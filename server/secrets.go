@@ -1,0 +1,644 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/base64"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/fsm"
+	"github.com/hashicorp/go-memdb"
+)
+
+// The seven operations of the secret lifecycle. Each follows the order of
+// shared/spec §4: decode and model constraints, stateless rules, resolve,
+// then one Raft command whose Apply checks the state rules atomically.
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]+$`)
+
+const arnSuffixAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+type tagJSON struct {
+	Key   *string `json:"Key"`
+	Value *string `json:"Value"`
+}
+
+// secretValue is the value members shared by CreateSecret, PutSecretValue
+// and UpdateSecret.
+type secretValue struct {
+	SecretString *string `json:"SecretString"`
+	SecretBinary []byte  `json:"SecretBinary"`
+}
+
+func (sv *secretValue) present() bool { return sv.SecretString != nil || sv.SecretBinary != nil }
+
+func (sv *secretValue) validate(v *validator) {
+	if sv.SecretString != nil {
+		v.sensitive(true, len(*sv.SecretString), "secretString")
+	}
+	v.sensitive(sv.SecretBinary != nil, len(sv.SecretBinary), "secretBinary")
+}
+
+// bothValues is checked after model constraints: a stateless parameter rule.
+func (sv *secretValue) bothValues() error {
+	if sv.SecretString != nil && sv.SecretBinary != nil {
+		return apierr.New(apierr.InvalidParameter, apierr.MsgBothValues)
+	}
+	return nil
+}
+
+// seal encrypts the value for a version of the secret with this ARN. This
+// is the only place plaintext meets the write path; what leaves is
+// ciphertext and a keyed digest.
+func (sv *secretValue) seal(kr *crypto.Keyring, arn, versionID string) (fsm.NewVersion, error) {
+	plain, kind, binary := sv.SecretBinary, "b", true
+	if sv.SecretString != nil {
+		plain, kind, binary = []byte(*sv.SecretString), "s", false
+	}
+	env, err := kr.Encrypt(plain, crypto.ValueAAD(arn, versionID))
+	if err != nil {
+		return fsm.NewVersion{}, apierr.Newf(apierr.EncryptionFailure, "The value could not be encrypted: %v", err)
+	}
+	return fsm.NewVersion{VersionID: versionID, Binary: binary, Value: env, Digest: kr.Digest(kind, plain)}, nil
+}
+
+func validateTags(tags []tagJSON, v *validator) error {
+	for i, t := range tags {
+		path := "tags." + itoa(i+1) + ".member"
+		if v.required(t.Key, path+".key") {
+			v.length(t.Key, path+".key", 1, 128)
+		}
+		if v.required(t.Value, path+".value") {
+			v.length(t.Value, path+".value", 0, 256)
+		}
+	}
+	if err := v.err(); err != nil {
+		return err
+	}
+	if len(tags) > 50 {
+		return apierr.Newf(apierr.InvalidParameter, "A secret can have at most 50 tags; the request has %d.", len(tags))
+	}
+	seen := map[string]bool{}
+	for _, t := range tags {
+		if strings.HasPrefix(strings.ToLower(*t.Key), "aws:") {
+			return apierr.Newf(apierr.InvalidParameter, "Tag key %q uses the reserved prefix aws:.", *t.Key)
+		}
+		if seen[*t.Key] {
+			return apierr.Newf(apierr.InvalidParameter, "Tag key %q appears more than once.", *t.Key)
+		}
+		seen[*t.Key] = true
+	}
+	return nil
+}
+
+func createSecret(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		Name               *string           `json:"Name"`
+		ClientRequestToken *string           `json:"ClientRequestToken"`
+		Description        *string           `json:"Description"`
+		KmsKeyID           *string           `json:"KmsKeyId"`
+		Tags               []tagJSON         `json:"Tags"`
+		AddReplicaRegions  []json.RawMessage `json:"AddReplicaRegions"`
+		Type               *string           `json:"Type"`
+		secretValue
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	if v.required(in.Name, "name") {
+		v.length(in.Name, "name", 1, 512)
+	}
+	v.length(in.ClientRequestToken, "clientRequestToken", 32, 64)
+	v.length(in.Description, "description", 0, 2048)
+	v.length(in.KmsKeyID, "kmsKeyId", 0, 2048)
+	v.length(in.Type, "type", 0, 256)
+	in.secretValue.validate(&v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if !validName.MatchString(*in.Name) {
+		return nil, apierr.New(apierr.Validation, apierr.MsgInvalidName)
+	}
+	if err := validateTags(in.Tags, &v); err != nil {
+		return nil, err
+	}
+	if err := in.bothValues(); err != nil {
+		return nil, err
+	}
+	if in.present() && in.ClientRequestToken == nil {
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgTokenMissing)
+	}
+	if len(in.AddReplicaRegions) > 0 {
+		return nil, apierr.New(apierr.InvalidRequest, "Replication (AddReplicaRegions) is not available yet in this version of Coffer.")
+	}
+	kr, err := r.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixMilli()
+	cmd := &fsm.CreateSecret{
+		ARN:  r.arnPrefix() + *in.Name + "-" + randomString(6, arnSuffixAlphabet),
+		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), Date: now,
+	}
+	for _, t := range in.Tags {
+		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: *t.Value})
+	}
+	if in.present() {
+		nv, err := in.seal(kr, cmd.ARN, *in.ClientRequestToken)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Version = &nv
+	}
+	res, err := r.apply(ctx, req, fsm.CmdCreateSecret, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ARN       string `json:"ARN"`
+		Name      string `json:"Name"`
+		VersionID string `json:"VersionId,omitempty"`
+	}{res.ARN, res.Name, res.VersionID}, nil
+}
+
+func putSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID           *string  `json:"SecretId"`
+		ClientRequestToken *string  `json:"ClientRequestToken"`
+		VersionStages      []string `json:"VersionStages"`
+		RotationToken      *string  `json:"RotationToken"`
+		secretValue
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	if v.required(in.SecretID, "secretId") {
+		v.length(in.SecretID, "secretId", 1, 2048)
+	}
+	v.length(in.ClientRequestToken, "clientRequestToken", 32, 64)
+	validateStages(in.VersionStages, "versionStages", &v)
+	if in.RotationToken != nil {
+		v.length(in.RotationToken, "rotationToken", 36, 256)
+	}
+	in.secretValue.validate(&v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if in.ClientRequestToken == nil {
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgTokenMissing)
+	}
+	if err := in.bothValues(); err != nil {
+		return nil, err
+	}
+	if !in.present() {
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgNoValue)
+	}
+	kr, err := r.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		nv, err := in.seal(kr, s.ARN, *in.ClientRequestToken)
+		return fsm.CmdPutSecretValue, &fsm.PutSecretValue{ARN: s.ARN, Version: nv,
+			Stages: sortedUnique(in.VersionStages), Date: time.Now().UnixMilli()}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ARN           string   `json:"ARN"`
+		Name          string   `json:"Name"`
+		VersionID     string   `json:"VersionId"`
+		VersionStages []string `json:"VersionStages"`
+	}{res.ARN, res.Name, res.VersionID, nonNil(res.VersionStages)}, nil
+}
+
+func validateStages(stages []string, path string, v *validator) {
+	if stages == nil {
+		return
+	}
+	if len(stages) < 1 || len(stages) > 20 {
+		s := itoa(len(stages)) + " items"
+		v.add(&s, path, "Member must have length less than or equal to 20 and greater than or equal to 1")
+	}
+	for i := range stages {
+		v.length(&stages[i], path+"."+itoa(i+1)+".member", 1, 256)
+	}
+}
+
+func getSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID     *string `json:"SecretId"`
+		VersionID    *string `json:"VersionId"`
+		VersionStage *string `json:"VersionStage"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	if v.required(in.SecretID, "secretId") {
+		v.length(in.SecretID, "secretId", 1, 2048)
+	}
+	v.length(in.VersionID, "versionId", 32, 64)
+	v.length(in.VersionStage, "versionStage", 1, 256)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	kr, err := r.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	txn, err := r.read(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s := r.resolve(txn, *in.SecretID)
+	if s == nil {
+		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
+	}
+	if s.Scheduled() {
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
+	}
+	var ver *fsm.Version
+	switch {
+	case in.VersionID != nil:
+		ver = s.Version(*in.VersionID)
+		if ver == nil || !ver.HasValue() {
+			return nil, apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret value for VersionId: %s", *in.VersionID)
+		}
+		if in.VersionStage != nil && !slices.Contains(ver.Stages, *in.VersionStage) {
+			return nil, apierr.New(apierr.InvalidRequest, apierr.MsgVersionStageMismatch)
+		}
+	default:
+		stage := fsm.StageCurrent
+		if in.VersionStage != nil {
+			stage = *in.VersionStage
+		}
+		ver = s.Staged(stage)
+		if ver == nil || !ver.HasValue() {
+			return nil, apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret value for staging label: %s", stage)
+		}
+	}
+	plain, err := kr.Decrypt(ver.Value, crypto.ValueAAD(s.ARN, ver.VersionID))
+	if err != nil {
+		r.logger.Error("stored value does not decrypt", "arn", s.ARN, "version", ver.VersionID, "error", err)
+		return nil, apierr.New(apierr.DecryptionFailure, "Secrets Manager can't decrypt the protected secret text using the provided key.")
+	}
+	out := struct {
+		ARN           string   `json:"ARN"`
+		Name          string   `json:"Name"`
+		VersionID     string   `json:"VersionId"`
+		SecretString  *string  `json:"SecretString,omitempty"`
+		SecretBinary  []byte   `json:"SecretBinary,omitempty"`
+		VersionStages []string `json:"VersionStages,omitempty"`
+		CreatedDate   epoch    `json:"CreatedDate"`
+	}{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: ver.Stages, CreatedDate: epoch(ver.CreatedDate)}
+	if ver.Binary {
+		out.SecretBinary = plain
+	} else {
+		str := string(plain)
+		out.SecretString = &str
+	}
+	return out, nil
+}
+
+// secretEntry is a secret's metadata as DescribeSecret and ListSecrets
+// return it; only the name of the version map differs between the two.
+type secretEntry struct {
+	ARN                    string              `json:"ARN"`
+	Name                   string              `json:"Name"`
+	Description            string              `json:"Description,omitempty"`
+	KmsKeyID               string              `json:"KmsKeyId,omitempty"`
+	CreatedDate            epoch               `json:"CreatedDate"`
+	LastChangedDate        epoch               `json:"LastChangedDate"`
+	LastAccessedDate       epoch               `json:"LastAccessedDate,omitempty"`
+	DeletedDate            epoch               `json:"DeletedDate,omitempty"`
+	Tags                   *[]tagOut           `json:"Tags,omitempty"`
+	VersionIdsToStages     map[string][]string `json:"VersionIdsToStages,omitempty"`
+	SecretVersionsToStages map[string][]string `json:"SecretVersionsToStages,omitempty"`
+}
+
+type tagOut struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+func entryOf(s *fsm.Secret) secretEntry {
+	e := secretEntry{ARN: s.ARN, Name: s.Name, Description: s.Description, KmsKeyID: s.KmsKeyID,
+		CreatedDate: epoch(s.CreatedDate), LastChangedDate: epoch(s.LastChangedDate),
+		LastAccessedDate: epoch(s.LastAccessedDate), DeletedDate: epoch(s.DeletedDate)}
+	if s.TagsEverSet {
+		tags := make([]tagOut, 0, len(s.Tags))
+		for _, t := range s.Tags {
+			tags = append(tags, tagOut(t))
+		}
+		e.Tags = &tags
+	}
+	for _, v := range s.Versions {
+		if len(v.Stages) == 0 {
+			continue // deprecated versions are hidden
+		}
+		if e.VersionIdsToStages == nil {
+			e.VersionIdsToStages = map[string][]string{}
+		}
+		e.VersionIdsToStages[v.VersionID] = v.Stages
+	}
+	return e
+}
+
+func describeSecret(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID *string `json:"SecretId"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	if v.required(in.SecretID, "secretId") {
+		v.length(in.SecretID, "secretId", 1, 2048)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	txn, err := r.read(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s := r.resolve(txn, *in.SecretID)
+	if s == nil {
+		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
+	}
+	return entryOf(s), nil
+}
+
+func listSecrets(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		MaxResults             *int64            `json:"MaxResults"`
+		NextToken              *string           `json:"NextToken"`
+		IncludePlannedDeletion *bool             `json:"IncludePlannedDeletion"`
+		Filters                []json.RawMessage `json:"Filters"`
+		SortOrder              *string           `json:"SortOrder"`
+		SortBy                 *string           `json:"SortBy"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	v.intRange(in.MaxResults, "maxResults", 1, 100)
+	v.length(in.NextToken, "nextToken", 1, 4096)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if len(in.Filters) > 0 || in.SortOrder != nil || in.SortBy != nil {
+		return nil, apierr.New(apierr.InvalidRequest, "ListSecrets Filters, SortOrder and SortBy are not available yet in this version of Coffer.")
+	}
+	kr, err := r.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	includeDeleted := in.IncludePlannedDeletion != nil && *in.IncludePlannedDeletion
+	after := ""
+	if in.NextToken != nil {
+		if after, err = openToken(kr, *in.NextToken, includeDeleted); err != nil {
+			return nil, err
+		}
+	}
+	limit := 100
+	if in.MaxResults != nil {
+		limit = int(*in.MaxResults)
+	}
+	txn, err := r.read(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	page, more, err := fsm.ListSecrets(txn, after, limit, includeDeleted)
+	if err != nil {
+		return nil, apierr.Newf(apierr.InternalServiceError, "listing failed: %v", err)
+	}
+	out := struct {
+		SecretList []secretEntry `json:"SecretList"`
+		NextToken  string        `json:"NextToken,omitempty"`
+	}{SecretList: make([]secretEntry, 0, len(page))}
+	for _, s := range page {
+		e := entryOf(s)
+		e.SecretVersionsToStages, e.VersionIdsToStages = e.VersionIdsToStages, nil
+		out.SecretList = append(out.SecretList, e)
+	}
+	if more {
+		out.NextToken = sealToken(kr, page[len(page)-1].ListKey, includeDeleted)
+	}
+	return out, nil
+}
+
+// Pagination tokens are opaque and tamper-evident: the cursor (the list key
+// of the last secret returned) and the request's options, with an HMAC
+// under the region's key. A cursor is a position in the index, so secrets
+// created or deleted between pages neither shift nor repeat the others.
+func sealToken(kr *crypto.Keyring, cursor string, includeDeleted bool) string {
+	body := tokenBody(cursor, includeDeleted)
+	mac := kr.Digest("list-token", []byte(body))[:16]
+	return base64.RawURLEncoding.EncodeToString([]byte(body)) + "." + base64.RawURLEncoding.EncodeToString(mac)
+}
+
+func openToken(kr *crypto.Keyring, token string, includeDeleted bool) (string, error) {
+	bad := apierr.New(apierr.InvalidNextToken, "The NextToken is not valid: it was not issued by this region for this request. Start again without NextToken.")
+	b64body, b64mac, ok := strings.Cut(token, ".")
+	if !ok {
+		return "", bad
+	}
+	body, err1 := base64.RawURLEncoding.DecodeString(b64body)
+	mac, err2 := base64.RawURLEncoding.DecodeString(b64mac)
+	if err1 != nil || err2 != nil || !hmac.Equal(mac, kr.Digest("list-token", body)[:16]) {
+		return "", bad
+	}
+	cursor, flag, ok := strings.Cut(string(body), "\x01")
+	if !ok || flag != tokenFlag(includeDeleted) {
+		return "", bad
+	}
+	return cursor, nil
+}
+
+func tokenBody(cursor string, includeDeleted bool) string {
+	return cursor + "\x01" + tokenFlag(includeDeleted)
+}
+
+func tokenFlag(includeDeleted bool) string {
+	if includeDeleted {
+		return "d"
+	}
+	return "a"
+}
+
+func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID                   *string `json:"SecretId"`
+		RecoveryWindowInDays       *int64  `json:"RecoveryWindowInDays"`
+		ForceDeleteWithoutRecovery *bool   `json:"ForceDeleteWithoutRecovery"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	if v.required(in.SecretID, "secretId") {
+		v.length(in.SecretID, "secretId", 1, 2048)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	force := in.ForceDeleteWithoutRecovery != nil && *in.ForceDeleteWithoutRecovery
+	if in.RecoveryWindowInDays != nil && force {
+		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgWindowAndForce)
+	}
+	window := int64(30)
+	if in.RecoveryWindowInDays != nil {
+		window = *in.RecoveryWindowInDays
+		if window < 7 || window > 30 {
+			return nil, apierr.New(apierr.InvalidParameter, apierr.MsgRecoveryWindow)
+		}
+	}
+	type output struct {
+		ARN          string `json:"ARN,omitempty"`
+		Name         string `json:"Name"`
+		DeletionDate epoch  `json:"DeletionDate"`
+	}
+	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		now := time.Now().UnixMilli()
+		return fsm.CmdDeleteSecret, &fsm.DeleteSecret{ARN: s.ARN, Force: force, Date: now,
+			DeletionDate: now + window*24*int64(time.Hour/time.Millisecond)}, nil
+	})
+	if apierr.Is(err, apierr.ResourceNotFound) && force {
+		// Force-deleting what does not exist succeeds, as in AWS.
+		out := output{Name: *in.SecretID, DeletionDate: epoch(time.Now().UnixMilli())}
+		if strings.HasPrefix(*in.SecretID, "arn:") {
+			out.ARN = *in.SecretID
+		}
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return output{res.ARN, res.Name, epoch(res.DeletionDate)}, nil
+}
+
+func restoreSecret(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID *string `json:"SecretId"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	if v.required(in.SecretID, "secretId") {
+		v.length(in.SecretID, "secretId", 1, 2048)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: s.ARN, Date: time.Now().UnixMilli()}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ARN  string `json:"ARN"`
+		Name string `json:"Name"`
+	}{res.ARN, res.Name}, nil
+}
+
+// read returns a read transaction: linearizable (after a read index) by
+// default, local state at once for X-Coffer-Consistency: stale.
+func (r *Region) read(ctx context.Context, req *request) (*memdb.Txn, error) {
+	if !req.stale {
+		if _, err := r.node.ReadIndex(ctx); err != nil {
+			return nil, err
+		}
+	}
+	txn, index := r.fsm.ReadTxn()
+	req.index = index
+	return txn, nil
+}
+
+func (r *Region) resolve(txn *memdb.Txn, id string) *fsm.Secret {
+	return fsm.ResolveSecret(txn, id, r.name, r.cfg.AccountID)
+}
+
+// apply commits one command and records the index it applied at.
+func (r *Region) apply(ctx context.Context, req *request, t fsm.CommandType, cmd any) (*fsm.Result, error) {
+	buf, err := fsm.Encode(t, cmd)
+	if err != nil {
+		return nil, apierr.Newf(apierr.InternalServiceError, "encode command: %v", err)
+	}
+	res, index, err := r.node.Apply(ctx, buf)
+	if index != 0 {
+		req.index = index
+	}
+	return res, err
+}
+
+// writeSecret resolves a SecretId and applies the command build makes for
+// that secret. It resolves on local state first (no extra round trip);
+// Apply re-checks the ARN, so a stale resolve can only cause a spurious
+// "not found", which is retried once after a read index makes the local
+// state current.
+func (r *Region) writeSecret(ctx context.Context, req *request, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, error) {
+	fresh := false
+	for {
+		txn, _ := r.fsm.ReadTxn()
+		s := r.resolve(txn, id)
+		var res *fsm.Result
+		var err error
+		if s == nil {
+			err = apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
+		} else {
+			t, cmd, berr := build(s)
+			if berr != nil {
+				return nil, berr
+			}
+			res, err = r.apply(ctx, req, t, cmd)
+		}
+		if !apierr.Is(err, apierr.ResourceNotFound) || fresh {
+			return res, err
+		}
+		if _, rerr := r.node.ReadIndex(ctx); rerr != nil {
+			return nil, rerr
+		}
+		fresh = true
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// sortedUnique returns the labels sorted without repeats; nil stays nil
+// (the default stages).
+func sortedUnique(labels []string) []string {
+	if labels == nil {
+		return nil
+	}
+	out := slices.Clone(labels)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,280 @@
+// Package server is Coffer's HTTP face: the AWS Secrets Manager JSON 1.1
+// protocol on POST /, SigV4 authentication, and the operator endpoints
+// under /v1/. It knows HTTP, not Raft: it builds fsm commands and hands
+// them to the region's cluster node.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cofferhq/coffer/acl"
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/hashicorp/go-hclog"
+	"github.com/labstack/echo/v4"
+)
+
+// Config configures the HTTP server.
+type Config struct {
+	APIAddr string
+	// Dev enables the dev-only endpoints.
+	Dev bool
+	// MaxBodyBytes bounds a request body; larger requests are refused
+	// before they are read in full.
+	MaxBodyBytes int64
+	Logger       hclog.Logger
+}
+
+// DefaultConfig returns the server defaults.
+func DefaultConfig() Config {
+	return Config{MaxBodyBytes: 1 << 20}
+}
+
+// Server serves the API for one or more regions hosted by this process.
+type Server struct {
+	cfg      Config
+	logger   hclog.Logger
+	echo     *echo.Echo
+	http     *http.Server
+	ln       net.Listener
+	regions  map[string]*Region
+	names    []string
+	verifier acl.Verifier
+	admin    acl.Verifier
+}
+
+// New builds a server for the given regions; Start begins serving.
+func New(cfg Config, regions ...*Region) (*Server, error) {
+	if len(regions) == 0 {
+		return nil, errors.New("server needs at least one region")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultConfig().MaxBodyBytes
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	s := &Server{cfg: cfg, logger: logger.Named("http"), regions: map[string]*Region{}}
+	for _, r := range regions {
+		s.regions[r.Name()] = r
+		s.names = append(s.names, r.Name())
+	}
+	slices.Sort(s.names)
+	lookup := func(region, id string) (string, bool) {
+		r := s.regions[region]
+		if r == nil {
+			return "", false
+		}
+		_, secret, ok := r.AccessKey(id)
+		return secret, ok
+	}
+	s.verifier = acl.Verifier{Service: "secretsmanager", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup}
+	s.admin = acl.Verifier{Service: "coffer", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.httpError
+	e.Use(s.recoverAndTag)
+	e.POST("/", s.handleAPI)
+	e.GET("/v1/health", s.handleHealth)
+	e.GET("/v1/cluster/status", s.handleClusterStatus)
+	e.Any("/*", s.unknownRoute)
+	s.echo = e
+	return s, nil
+}
+
+func (s *Server) hosts(region string) bool { return s.regions[region] != nil }
+
+func (s *Server) regionNames() []string { return s.names }
+
+// Start listens on the API address and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen on API address: %w", err)
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("API server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops accepting requests and waits for in-flight ones.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.http == nil {
+		return nil
+	}
+	return s.http.Shutdown(ctx)
+}
+
+// recoverAndTag sets the request id and Date on every response and turns a
+// panic into an InternalFailure: no panic reaches a client as a dropped
+// connection.
+func (s *Server) recoverAndTag(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		h := c.Response().Header()
+		h.Set("x-amzn-RequestId", newRequestID())
+		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+		defer func() {
+			if r := recover(); r != nil {
+				s.logger.Error("handler panicked", "panic", r, "path", c.Request().URL.Path)
+				err = writeError(c, apierr.New(apierr.InternalFailure, "internal error"))
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		if he.Code == http.StatusNotFound || he.Code == http.StatusMethodNotAllowed {
+			writeError(c, apierr.New(apierr.UnknownOperation, "Coffer serves the AWS API on POST / and operator endpoints under /v1/."))
+			return
+		}
+	}
+	writeError(c, err)
+}
+
+func (s *Server) unknownRoute(c echo.Context) error {
+	return c.JSON(http.StatusNotFound, map[string]string{"__type": apierr.UnknownOperation,
+		"Message": "no such endpoint: " + c.Request().Method + " " + c.Request().URL.Path})
+}
+
+// readBody reads at most MaxBodyBytes.
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, bodyTooLarge(s.cfg.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, apierr.Newf(apierr.Serialization, "could not read the request body: %v", err)
+	}
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		return nil, bodyTooLarge(s.cfg.MaxBodyBytes)
+	}
+	return body, nil
+}
+
+func bodyTooLarge(limit int64) error {
+	return apierr.Newf(apierr.RequestEntityTooLarge, "The request body is larger than the %d-byte limit.", limit)
+}
+
+// authenticate verifies SigV4 with the given verifier and returns the
+// region the request is scoped to and the caller's identity.
+func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (*Region, string, error) {
+	scope, err := v.Verify(acl.FromHTTP(c.Request(), body))
+	if err != nil {
+		return nil, "", err
+	}
+	r := s.regions[scope.Region]
+	identity, _, _ := r.AccessKey(scope.AccessKeyID)
+	return r, identity, nil
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// operation is one API operation's handler.
+type operation func(ctx context.Context, r *Region, req *request) (any, error)
+
+var operations = map[string]operation{
+	"CreateSecret":   createSecret,
+	"GetSecretValue": getSecretValue,
+	"PutSecretValue": putSecretValue,
+	"DescribeSecret": describeSecret,
+	"ListSecrets":    listSecrets,
+	"DeleteSecret":   deleteSecret,
+	"RestoreSecret":  restoreSecret,
+}
+
+// notYet lists the AWS operations Coffer does not serve yet; they are
+// refused by name so a client learns what is missing.
+var notYet = []string{"BatchGetSecretValue", "CancelRotateSecret", "DeleteResourcePolicy",
+	"GetRandomPassword", "GetResourcePolicy", "ListSecretVersionIds", "PutResourcePolicy",
+	"RemoveRegionsFromReplication", "ReplicateSecretToRegions", "RotateSecret",
+	"StopReplicationToReplica", "TagResource", "UntagResource", "UpdateSecret",
+	"UpdateSecretVersionStage", "ValidateResourcePolicy"}
+
+// request is the decoded context of one API call.
+type request struct {
+	body   []byte
+	header http.Header
+	// index is set by the handler to the Raft index the answer reflects.
+	index uint64
+	stale bool
+}
+
+func (s *Server) handleAPI(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return writeError(c, err)
+	}
+	region, _, err := s.authenticate(c, &s.verifier, body)
+	if err != nil {
+		return writeError(c, err)
+	}
+	target := c.Request().Header.Get("X-Amz-Target")
+	name, ok := strings.CutPrefix(target, "secretsmanager.")
+	op := operations[name]
+	if !ok || op == nil {
+		if ok && slices.Contains(notYet, name) {
+			return writeError(c, apierr.Newf(apierr.InvalidRequest,
+				"%s is not available yet in this version of Coffer.", name))
+		}
+		if target == "" {
+			return writeError(c, apierr.New(apierr.UnknownOperation, "Missing X-Amz-Target header: it names the operation, e.g. secretsmanager.GetSecretValue."))
+		}
+		return writeError(c, apierr.Newf(apierr.UnknownOperation, "Unknown operation %q.", target))
+	}
+	req := &request{body: body, header: c.Request().Header,
+		stale: strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale")}
+	out, err := op(c.Request().Context(), region, req)
+	if req.index != 0 {
+		c.Response().Header().Set(HeaderIndex, fmt.Sprint(req.index))
+	}
+	if req.stale {
+		c.Response().Header().Set(HeaderLastContact, fmt.Sprint(region.node.LastContact().Milliseconds()))
+	}
+	if err != nil {
+		return writeError(c, err)
+	}
+	buf, err := json.Marshal(out)
+	if err != nil {
+		return writeError(c, apierr.Newf(apierr.InternalFailure, "encode response: %v", err))
+	}
+	return c.Blob(http.StatusOK, contentTypeJSON11, buf)
+}
