@@ -1,0 +1,288 @@
+// Package servertest starts real Coffer regions in one process for tests
+// and benchmarks: N nodes on 127.0.0.1 with OS-assigned ports, real Raft
+// over TCP, real gossip, BoltDB stores in temporary directories, and the
+// HTTP API, with AWS SDK clients pointed at any node. Logs go to t.Log so
+// passing tests stay quiet. Helpers poll; none sleeps a fixed time.
+package servertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cofferhq/coffer/cluster"
+	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/server"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Credentials is the root key pair every test region bootstraps with.
+var Credentials = server.Credentials{AccessKeyID: "AKIATESTTESTTESTTEST", SecretAccessKey: "test/secret/key/for/coffer/tests/0123456"}
+
+// Region is the region test clusters serve.
+const Region = "us-east-1"
+
+// Options tune a test cluster.
+type Options struct {
+	// Tune changes each node's cluster config before it starts.
+	Tune func(*cluster.Config)
+}
+
+// Node is one node of a test cluster.
+type Node struct {
+	ID       string
+	DataDir  string
+	Region   *server.Region
+	Server   *server.Server
+	Endpoint string // http://127.0.0.1:port
+	running  bool
+	cfg      cluster.Config
+	apiAddr  string
+}
+
+// Cluster is a set of nodes of one region.
+type Cluster struct {
+	t       testing.TB
+	Nodes   []*Node
+	RootKey []byte
+	opts    Options
+	logOut  *testWriter
+}
+
+// New starts n nodes that find each other through gossip
+// (--bootstrap-expect n) and waits until the region serves.
+func New(t testing.TB, n int, opts ...Options) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, RootKey: crypto.RandomKey(), logOut: &testWriter{t: t}}
+	if len(opts) > 0 {
+		c.opts = opts[0]
+	}
+	t.Cleanup(c.Shutdown)
+	base := t.TempDir()
+	for i := range n {
+		node := &Node{ID: fmt.Sprintf("n%d", i+1), DataDir: filepath.Join(base, fmt.Sprintf("n%d", i+1)), apiAddr: "127.0.0.1:0"}
+		cfg := cluster.DefaultConfig()
+		cfg.NodeID, cfg.Region, cfg.DataDir = node.ID, Region, node.DataDir
+		cfg.ClusterAddr, cfg.GossipAddr, cfg.GossipLocal = "127.0.0.1:0", "127.0.0.1:0", true
+		cfg.BootstrapExpect = n
+		// The production defaults (1s, 1s, 500ms): tighter timings make
+		// leaders step down spuriously under -race on a 2-core machine.
+		cfg.RequestTimeout = 5 * time.Second
+		if i > 0 {
+			cfg.Join = []string{c.Nodes[0].Region.Node().GossipAddr()}
+		}
+		if c.opts.Tune != nil {
+			c.opts.Tune(&cfg)
+		}
+		node.cfg = cfg
+		c.Nodes = append(c.Nodes, node)
+		c.start(node)
+	}
+	c.WaitServing()
+	return c
+}
+
+func (c *Cluster) start(node *Node) {
+	c.t.Helper()
+	if err := os.MkdirAll(node.DataDir, 0o700); err != nil {
+		c.t.Fatal(err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: node.ID, Level: hclog.Info, Output: c.logOut})
+	creds := Credentials
+	r, err := server.StartRegion(server.RegionConfig{Cluster: node.cfg, RootKey: c.RootKey, Bootstrap: &creds, Logger: logger})
+	if err != nil {
+		c.t.Fatalf("start %s: %v", node.ID, err)
+	}
+	srv, err := server.New(server.Config{APIAddr: node.apiAddr, Logger: logger}, r)
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		r.Shutdown()
+		c.t.Fatalf("start %s API: %v", node.ID, err)
+	}
+	// Pin the addresses the OS chose, so a restart comes back on them and
+	// the peers' Raft configuration still points at this node.
+	node.cfg.ClusterAddr = r.Node().ClusterAddr()
+	node.cfg.GossipAddr = r.Node().GossipAddr()
+	node.apiAddr = srv.Addr()
+	node.Region, node.Server, node.Endpoint, node.running = r, srv, "http://"+srv.Addr(), true
+}
+
+// Kill stops a node abruptly: no leadership transfer, no gossip leave, as
+// if the process died. Its data stays for Restart.
+func (c *Cluster) Kill(i int) {
+	n := c.Nodes[i]
+	if !n.running {
+		return
+	}
+	n.running = false
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n.Server.Shutdown(ctx)
+	n.Region.Shutdown()
+}
+
+// Stop stops a node gracefully, as SIGTERM does.
+func (c *Cluster) Stop(i int) {
+	n := c.Nodes[i]
+	if !n.running {
+		return
+	}
+	n.running = false
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.Server.Shutdown(ctx)
+	n.Region.Leave(5 * time.Second)
+	n.Region.Shutdown()
+}
+
+// Restart starts a stopped node again on the same addresses and data.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	n := c.Nodes[i]
+	if n.running {
+		c.t.Fatalf("%s is running", n.ID)
+	}
+	n.cfg.Join = nil
+	for _, o := range c.Nodes {
+		if o != n {
+			n.cfg.Join = append(n.cfg.Join, o.cfg.GossipAddr)
+		}
+	}
+	c.start(n)
+}
+
+// Shutdown stops every node.
+func (c *Cluster) Shutdown() {
+	for i := range c.Nodes {
+		c.Kill(i)
+	}
+	c.logOut.stop()
+}
+
+// Running returns the indexes of running nodes.
+func (c *Cluster) Running() []int {
+	var out []int
+	for i, n := range c.Nodes {
+		if n.running {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Leader waits for a running node to lead with an open keyring and
+// returns its index.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	var leader int
+	c.Eventually(30*time.Second, "a leader", func() bool {
+		for _, i := range c.Running() {
+			r := c.Nodes[i].Region
+			if r.Node().IsLeader() && !r.Sealed() {
+				leader = i
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// Followers returns the indexes of running nodes that are not the leader.
+func (c *Cluster) Followers() []int {
+	l := c.Leader()
+	var out []int
+	for _, i := range c.Running() {
+		if i != l {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// WaitServing waits until there is a leader and every running node is
+// unsealed and knows it.
+func (c *Cluster) WaitServing() {
+	c.t.Helper()
+	c.Leader()
+	c.Eventually(30*time.Second, "all nodes serving", func() bool {
+		for _, i := range c.Running() {
+			st := c.Nodes[i].Region.Node().Status()
+			if st.LeaderID == "" || c.Nodes[i].Region.Sealed() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Eventually polls cond until it holds or the timeout passes.
+func (c *Cluster) Eventually(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Client returns an AWS SDK client for node i, signed with the root
+// credentials. Retries are off so tests see each answer as it is.
+func (c *Cluster) Client(i int) *secretsmanager.Client {
+	return NewClient(c.Nodes[i].Endpoint, Region, Credentials, 0)
+}
+
+// NewClient returns an SDK client for an endpoint. maxAttempts 0 disables
+// retries.
+func NewClient(endpoint, region string, creds server.Credentials, maxAttempts int) *secretsmanager.Client {
+	return secretsmanager.New(secretsmanager.Options{
+		Region:       region,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
+		Retryer: func() aws.Retryer {
+			if maxAttempts <= 1 {
+				return aws.NopRetryer{}
+			}
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = maxAttempts })
+		}(),
+	})
+}
+
+// testWriter sends log lines to t.Log until the test ends: t.Log after the
+// end of a test panics, and Raft goroutines may still log during shutdown.
+type testWriter struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+}
+
+var _ io.Writer = (*testWriter)(nil)
