@@ -60,6 +60,11 @@ func applyCreateSecret(txn *memdb.Txn, c *CreateSecret) any {
 		}
 		return apierr.Newf(apierr.ResourceExists, "The operation failed because the secret %s already exists.", c.Name)
 	}
+	if existing, _ := txn.First(tableSecrets, "id", c.ARN); existing != nil {
+		// memdb enforces uniqueness on the id index only by replacing: never
+		// let a new secret overwrite another one.
+		return apierr.New(apierr.InternalServiceError, "the generated ARN is already in use; retry the request")
+	}
 	s := &Secret{
 		ARN: c.ARN, Name: c.Name, Description: c.Description, KmsKeyID: c.KmsKeyID,
 		Tags: slices.Clone(c.Tags), TagsEverSet: len(c.Tags) > 0,
