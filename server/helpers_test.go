@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"runtime"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go/middleware"
@@ -21,3 +22,5 @@ func withHeader(key, value string) func(*secretsmanager.Options) {
 		})
 	}
 }
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

@@ -1,0 +1,39 @@
+# Coffer. `make run` starts a dev server; `make test` runs every test.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build run test lint bench fuzz clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/coffer ./cmd/coffer
+
+# A single-node dev server on 127.0.0.1:8200; it prints its credentials.
+run: build
+	./bin/coffer dev
+
+# Every test, with the race detector. Packages run one at a time (-p 1):
+# the cluster tests start real Raft clusters whose leader leases are
+# sensitive to a starved CPU on small machines.
+test:
+	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Throughput through a 3-node cluster with 64 concurrent SDK clients;
+# see docs/performance.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 5s -timeout 30m ./server/
+
+# Short fuzzing runs of every fuzz target (seeds are in testdata/fuzz).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME) ./acl/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./acl/
+
+clean:
+	rm -rf bin
