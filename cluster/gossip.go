@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -122,7 +123,12 @@ func (n *Node) gossipLoop() {
 	defer tick.Stop()
 	for {
 		select {
-		case <-n.events:
+		case ev := <-n.events:
+			if ev.Event == memberlist.NodeJoin {
+				n.leavingMu.Lock()
+				delete(n.leaving, ev.Node.Name)
+				n.leavingMu.Unlock()
+			}
 			n.maybeBootstrap()
 			n.kickReconcile()
 		case <-tick.C:
@@ -133,21 +139,18 @@ func (n *Node) gossipLoop() {
 	}
 }
 
-// members returns the alive gossip members of this node's region.
-func (n *Node) members() (alive []memberMeta, left []string) {
+// members returns the live gossip members of this node's region.
+func (n *Node) members() (alive []memberMeta) {
 	for _, m := range n.gossip.Members() {
 		var meta memberMeta
 		if json.Unmarshal(m.Meta, &meta) != nil || meta.Region != n.cfg.Region {
 			continue
 		}
-		switch m.State {
-		case memberlist.StateAlive, memberlist.StateSuspect:
+		if m.State == memberlist.StateAlive || m.State == memberlist.StateSuspect {
 			alive = append(alive, meta)
-		case memberlist.StateLeft:
-			left = append(left, meta.ID)
 		}
 	}
-	return alive, left
+	return alive
 }
 
 // maybeBootstrap is Consul's bootstrap_expect: once this many servers of
@@ -162,7 +165,7 @@ func (n *Node) maybeBootstrap() {
 		n.bootstrapped.Store(true)
 		return
 	}
-	alive, _ := n.members()
+	alive := n.members()
 	if len(alive) < n.cfg.BootstrapExpect {
 		return
 	}
@@ -206,9 +209,10 @@ func (n *Node) kickReconcile() {
 }
 
 // reconcile, on the leader, makes the Raft configuration follow the gossip
-// pool: alive servers of the region become voters, servers that left
-// gracefully are removed. Failed servers stay: a crashed node is expected
-// back, and removing it would shrink the quorum behind the operator's back.
+// pool: live servers of the region become voters. Servers that leave
+// gracefully ask the leader to remove them (Leave). Failed servers stay: a
+// crashed node is expected back, and removing it would shrink the quorum
+// behind the operator's back.
 func (n *Node) reconcile() {
 	if !n.IsLeader() {
 		return
@@ -221,8 +225,13 @@ func (n *Node) reconcile() {
 	for _, s := range f.Configuration().Servers {
 		inRaft[s.ID] = s
 	}
-	alive, left := n.members()
-	for _, m := range alive {
+	n.leavingMu.Lock()
+	leaving := maps.Clone(n.leaving)
+	n.leavingMu.Unlock()
+	for _, m := range n.members() {
+		if leaving[m.ID] {
+			continue
+		}
 		s, ok := inRaft[raft.ServerID(m.ID)]
 		if ok && s.Address == raft.ServerAddress(m.RaftAddr) && s.Suffrage == raft.Voter {
 			continue
@@ -230,15 +239,6 @@ func (n *Node) reconcile() {
 		n.logger.Info("adding voter", "id", m.ID, "address", m.RaftAddr)
 		if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.RequestTimeout).Error(); err != nil {
 			n.logger.Warn("add voter failed", "id", m.ID, "error", err)
-		}
-	}
-	for _, id := range left {
-		if _, ok := inRaft[raft.ServerID(id)]; !ok || id == n.cfg.NodeID {
-			continue
-		}
-		n.logger.Info("removing server that left", "id", id)
-		if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.RequestTimeout).Error(); err != nil {
-			n.logger.Warn("remove server failed", "id", id, "error", err)
 		}
 	}
 }

@@ -107,6 +107,10 @@ type Node struct {
 	gossip    *memberlist.Memberlist
 	events    chan memberlist.NodeEvent
 	kick      chan struct{}
+	// leaving holds servers removed at their own request; reconcile does
+	// not add them back until they join the gossip pool again.
+	leavingMu sync.Mutex
+	leaving   map[string]bool
 
 	// readyTerm is the term in which this node, as leader, has committed
 	// its own Noop: from then on its commit index is safe to hand out as a
@@ -132,7 +136,8 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		logger = hclog.NewNullLogger()
 	}
 	n := &Node{cfg: cfg, logger: logger.Named("cluster"), fsm: f,
-		events: make(chan memberlist.NodeEvent, 256), kick: make(chan struct{}, 1)}
+		events: make(chan memberlist.NodeEvent, 256), kick: make(chan struct{}, 1),
+		leaving: map[string]bool{}}
 	n.shutdownCtx, n.shutdownFn = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -411,9 +416,12 @@ func (n *Node) closeResources() {
 }
 
 // Leave exits gracefully: a leader hands leadership to another voter
-// first, then the node leaves the gossip pool so the leader removes it from
-// the Raft configuration.
+// first; then the node asks the leader to remove it from the Raft
+// configuration, so the quorum shrinks with it instead of counting a node
+// that will not return; then it leaves the gossip pool.
 func (n *Node) Leave(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(n.shutdownCtx, timeout)
+	defer cancel()
 	if n.IsLeader() && n.voterCount() > 1 {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
 			n.logger.Warn("leadership transfer failed", "error", err)
@@ -421,21 +429,23 @@ func (n *Node) Leave(timeout time.Duration) error {
 			n.logger.Info("leadership transferred before leaving")
 		}
 	}
+	// Leave the gossip pool first, so the leader's reconcile does not see
+	// this node alive and add it back after it is removed.
+	var leaveErr error
 	if n.gossip != nil {
-		if err := n.gossip.Leave(timeout); err != nil {
-			return err
+		leaveErr = n.gossip.Leave(timeout)
+	}
+	if !n.IsLeader() && n.inConfiguration() {
+		_, _, err := n.toLeader(ctx, func(context.Context) (*fsm.Result, uint64, error) {
+			return nil, 0, errNotLeader // we are not the leader: ask the one there is
+		}, &rpcRequest{Op: opRemoveServer, Data: []byte(n.cfg.NodeID)})
+		if err != nil {
+			n.logger.Warn("could not be removed from the Raft configuration", "error", err)
+		} else {
+			n.logger.Info("removed from the Raft configuration")
 		}
 	}
-	// Wait (bounded) until the leader has removed us, so the cluster's
-	// quorum shrinks with us instead of counting a node that will not return.
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if !n.inConfiguration() {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
+	return leaveErr
 }
 
 func (n *Node) voterCount() int {

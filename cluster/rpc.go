@@ -3,6 +3,8 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"errors"
+	"github.com/hashicorp/raft"
 	"net"
 	"sync"
 	"time"
@@ -21,6 +23,9 @@ type rpcOp uint8
 const (
 	opApply     rpcOp = 1
 	opReadIndex rpcOp = 2
+	// opRemoveServer: a server leaving gracefully asks the leader to
+	// remove it (Data is its node id).
+	opRemoveServer rpcOp = 3
 )
 
 type rpcRequest struct {
@@ -180,6 +185,23 @@ func (n *Node) handleRPC(ctx context.Context, req *rpcRequest) *rpcResponse {
 	case opReadIndex:
 		index, err := n.leaderReadIndex(ctx)
 		return toResponse(nil, index, err)
+	case opRemoveServer:
+		if !n.IsLeader() {
+			return &rpcResponse{NotLeader: true}
+		}
+		id := raft.ServerID(req.Data)
+		n.logger.Info("removing server that is leaving", "id", id)
+		n.leavingMu.Lock()
+		n.leaving[string(id)] = true
+		n.leavingMu.Unlock()
+		f := n.raft.RemoveServer(id, 0, n.cfg.RequestTimeout)
+		if err := f.Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return &rpcResponse{NotLeader: true}
+			}
+			return &rpcResponse{Unavailable: err.Error(), Outcome: OutcomeUnknown}
+		}
+		return &rpcResponse{Index: f.Index()}
 	}
 	return &rpcResponse{Unavailable: "unknown internal RPC", Outcome: OutcomeNotApplied}
 }

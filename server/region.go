@@ -197,7 +197,18 @@ func (r *Region) AccessKey(id string) (identity, secret string, ok bool) {
 	txn, _ := r.fsm.ReadTxn()
 	ak := fsm.LookupAccessKey(txn, id)
 	if ak == nil {
-		return "", "", false
+		// A node that just joined or restarted may not have applied the
+		// key yet: catch up with the leader once before refusing.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := r.node.ReadIndex(ctx)
+		cancel()
+		if err != nil {
+			return "", "", false
+		}
+		txn, _ = r.fsm.ReadTxn()
+		if ak = fsm.LookupAccessKey(txn, id); ak == nil {
+			return "", "", false
+		}
 	}
 	r.secretsMu.Lock()
 	c, hit := r.secrets[id]

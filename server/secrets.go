@@ -593,11 +593,12 @@ func (r *Region) apply(ctx context.Context, req *request, t fsm.CommandType, cmd
 func (r *Region) writeSecret(ctx context.Context, req *request, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, error) {
 	fresh := false
 	for {
-		txn, _ := r.fsm.ReadTxn()
+		txn, index := r.fsm.ReadTxn()
 		s := r.resolve(txn, id)
 		var res *fsm.Result
 		var err error
 		if s == nil {
+			req.index = index // the state the "not found" was read from
 			err = apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 		} else {
 			t, cmd, berr := build(s)

@@ -165,8 +165,9 @@ func (s *Server) httpError(err error, c echo.Context) {
 }
 
 func (s *Server) unknownRoute(c echo.Context) error {
-	return c.JSON(http.StatusNotFound, map[string]string{"__type": apierr.UnknownOperation,
-		"Message": "no such endpoint: " + c.Request().Method + " " + c.Request().URL.Path})
+	return writeError(c, apierr.Newf(apierr.UnknownOperation,
+		"No such endpoint: %s %s. Coffer serves the AWS API on POST / and operator endpoints under /v1/.",
+		c.Request().Method, c.Request().URL.Path))
 }
 
 // readBody reads at most MaxBodyBytes.

@@ -59,6 +59,7 @@ type Cluster struct {
 	RootKey []byte
 	opts    Options
 	logOut  *testWriter
+	base    string
 }
 
 // New starts n nodes that find each other through gossip
@@ -71,27 +72,49 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 	}
 	t.Cleanup(c.Shutdown)
 	base := t.TempDir()
-	for i := range n {
-		node := &Node{ID: fmt.Sprintf("n%d", i+1), DataDir: filepath.Join(base, fmt.Sprintf("n%d", i+1)), apiAddr: "127.0.0.1:0"}
-		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.Region, cfg.DataDir = node.ID, Region, node.DataDir
-		cfg.ClusterAddr, cfg.GossipAddr, cfg.GossipLocal = "127.0.0.1:0", "127.0.0.1:0", true
-		cfg.BootstrapExpect = n
-		// The production defaults (1s, 1s, 500ms): tighter timings make
-		// leaders step down spuriously under -race on a 2-core machine.
-		cfg.RequestTimeout = 5 * time.Second
-		if i > 0 {
-			cfg.Join = []string{c.Nodes[0].Region.Node().GossipAddr()}
-		}
-		if c.opts.Tune != nil {
-			c.opts.Tune(&cfg)
-		}
-		node.cfg = cfg
-		c.Nodes = append(c.Nodes, node)
-		c.start(node)
+	c.base = base
+	for range n {
+		c.addNode(n)
 	}
 	c.WaitServing()
 	return c
+}
+
+// addNode starts one more node that joins the first node's gossip pool.
+// expect is its --bootstrap-expect (0 for a node joining a running region).
+func (c *Cluster) addNode(expect int) *Node {
+	c.t.Helper()
+	id := fmt.Sprintf("n%d", len(c.Nodes)+1)
+	node := &Node{ID: id, DataDir: filepath.Join(c.base, id), apiAddr: "127.0.0.1:0"}
+	cfg := cluster.DefaultConfig()
+	cfg.NodeID, cfg.Region, cfg.DataDir = node.ID, Region, node.DataDir
+	cfg.ClusterAddr, cfg.GossipAddr, cfg.GossipLocal = "127.0.0.1:0", "127.0.0.1:0", true
+	cfg.BootstrapExpect = expect
+	// Raft timings stay at the production defaults (1s, 1s, 500ms):
+	// tighter ones make leaders step down spuriously under -race on a
+	// loaded 2-core machine.
+	cfg.RequestTimeout = 5 * time.Second
+	for _, o := range c.Nodes {
+		if o.running {
+			cfg.Join = append(cfg.Join, o.cfg.GossipAddr)
+		}
+	}
+	if c.opts.Tune != nil {
+		c.opts.Tune(&cfg)
+	}
+	node.cfg = cfg
+	c.Nodes = append(c.Nodes, node)
+	c.start(node)
+	return node
+}
+
+// Join starts a new node that joins the running region through gossip,
+// as `coffer server --join` without --bootstrap-expect does, and returns
+// its index.
+func (c *Cluster) Join() int {
+	c.t.Helper()
+	c.addNode(0)
+	return len(c.Nodes) - 1
 }
 
 func (c *Cluster) start(node *Node) {

@@ -1,0 +1,154 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cofferhq/coffer/acl"
+	"github.com/cofferhq/coffer/server/servertest"
+)
+
+func voters(c *servertest.Cluster, i int) []string {
+	var ids []string
+	for _, p := range c.Nodes[i].Region.Node().Status().Voters {
+		if p.Suffrage == "Voter" {
+			ids = append(ids, p.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// A node started with --join becomes a voter; a node that leaves
+// gracefully is removed from the Raft configuration; a leader that leaves
+// hands leadership over first.
+func TestCluster_JoinBecomesVoterLeaveIsRemoved(t *testing.T) {
+	c := servertest.New(t, 3)
+	ctx := ctxT(t)
+	fourth := c.Join()
+	c.Eventually(30*time.Second, "n4 to become a voter", func() bool {
+		return slices.Equal(voters(c, c.Leader()), []string{"n1", "n2", "n3", "n4"})
+	})
+	if _, err := c.Client(fourth).CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("via-n4"), SecretString: aws.String("x")}); err != nil {
+		t.Fatalf("write through the joined node: %v", err)
+	}
+
+	follower := c.Followers()[0]
+	gone := c.Nodes[follower].ID
+	c.Stop(follower)
+	c.Eventually(30*time.Second, gone+" to be removed", func() bool {
+		return !slices.Contains(voters(c, c.Leader()), gone)
+	})
+
+	old := c.Leader()
+	oldID := c.Nodes[old].ID
+	c.Stop(old)
+	next := c.Leader()
+	if next == old {
+		t.Fatal("the stopped leader still leads")
+	}
+	c.Eventually(30*time.Second, "the old leader to be removed", func() bool {
+		return !slices.Contains(voters(c, c.Leader()), oldID)
+	})
+	if got := voters(c, c.Leader()); len(got) != 2 {
+		t.Fatalf("voters after two graceful exits: %v", got)
+	}
+	// Two voters left, both up: the region still serves.
+	for _, i := range c.Running() {
+		if _, err := c.Client(i).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("via-n4")}); err != nil {
+			t.Fatalf("read on %s: %v", c.Nodes[i].ID, err)
+		}
+	}
+}
+
+// /v1/cluster/status answers the root identity with the Raft view and a
+// state digest that agrees across nodes at the same index.
+func TestCluster_StatusEndpoint(t *testing.T) {
+	c := servertest.New(t, 3)
+	ctx := ctxT(t)
+	if _, err := c.Client(0).CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("s"), SecretString: aws.String("x")}); err != nil {
+		t.Fatal(err)
+	}
+	type status struct {
+		NodeID       string `json:"node_id"`
+		State        string `json:"state"`
+		LeaderID     string `json:"leader_id"`
+		Term         uint64 `json:"term"`
+		CommitIndex  uint64 `json:"commit_index"`
+		AppliedIndex uint64 `json:"applied_index"`
+		Voters       []struct {
+			ID string `json:"id"`
+		} `json:"voters"`
+		Digest      string `json:"state_digest"`
+		DigestIndex uint64 `json:"state_digest_index"`
+	}
+	get := func(i int, secret string) (*http.Response, status) {
+		req, _ := http.NewRequest(http.MethodGet, c.Nodes[i].Endpoint+"/v1/cluster/status", nil)
+		acl.Sign(req, nil, servertest.Credentials.AccessKeyID, secret, servertest.Region, "coffer", time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st status
+		json.NewDecoder(resp.Body).Decode(&st)
+		return resp, st
+	}
+	leaderIndex := c.Nodes[c.Leader()].Region.FSM().AppliedIndex()
+	c.Eventually(10*time.Second, "all nodes applied", func() bool {
+		for _, n := range c.Nodes {
+			if n.Region.FSM().AppliedIndex() < leaderIndex {
+				return false
+			}
+		}
+		return true
+	})
+	digests := map[uint64]string{}
+	for i, n := range c.Nodes {
+		resp, st := get(i, servertest.Credentials.SecretAccessKey)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", n.ID, resp.StatusCode)
+		}
+		if st.NodeID != n.ID || st.LeaderID == "" || st.Term == 0 || st.AppliedIndex == 0 || len(st.Voters) != 3 || st.Digest == "" {
+			t.Fatalf("%s: incomplete status %+v", n.ID, st)
+		}
+		if d, ok := digests[st.DigestIndex]; ok && d != st.Digest {
+			t.Fatalf("digest at index %d differs between nodes: %s vs %s", st.DigestIndex, d, st.Digest)
+		}
+		digests[st.DigestIndex] = st.Digest
+	}
+	if resp, _ := get(0, "wrong-secret-wrong-secret-wrong-secret00"); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("wrong signature: status %d, want 400", resp.StatusCode)
+	}
+	// The API signing name is not accepted for the operator endpoint.
+	req, _ := http.NewRequest(http.MethodGet, c.Nodes[0].Endpoint+"/v1/cluster/status", nil)
+	acl.Sign(req, nil, servertest.Credentials.AccessKeyID, servertest.Credentials.SecretAccessKey, servertest.Region, "secretsmanager", time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("secretsmanager-scoped signature on the operator endpoint: status %d", resp.StatusCode)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	c := servertest.New(t, 1)
+	resp, err := http.Get(c.Nodes[0].Endpoint + "/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var raw map[string]any
+	json.NewDecoder(resp.Body).Decode(&raw)
+	if resp.StatusCode != http.StatusOK || raw["state"] != "leader" || raw["node_id"] != "n1" || raw["region"] != "us-east-1" || raw["leader_id"] != "n1" {
+		t.Fatalf("health: %d %v", resp.StatusCode, raw)
+	}
+	c.Kill(0)
+}
