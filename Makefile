@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test lint bench fuzz clean
+.PHONY: build run test lint bench fuzz clean jepsen jepsen-short
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/coffer ./cmd/coffer
@@ -34,6 +34,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./fsm/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME) ./acl/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./acl/
+
+# Consistency under faults (docs/jepsen.md): real coffer processes behind a
+# fault-injecting proxy, checked with porcupine. Results go to results/.
+# jepsen-short: baseline, kill, kill-leader, pause, partition-leader (~4 min).
+# jepsen: the same plus mixed, each 4x longer. JEPSENFLAGS adds flags.
+jepsen-short:
+	$(GO) run ./jepsen --scenario short $(JEPSENFLAGS)
+
+jepsen:
+	$(GO) run ./jepsen --scenario long --scale 4 $(JEPSENFLAGS)
 
 clean:
 	rm -rf bin

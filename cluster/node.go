@@ -52,6 +52,13 @@ type Config struct {
 	// RequestTimeout bounds one forwarded write or read-index request.
 	RequestTimeout time.Duration
 
+	// UnsafeLocalReads makes a leader hand out read indexes from its local
+	// state without confirming leadership with a quorum: a deposed or
+	// partitioned leader then answers stale data. It exists only for the jepsen harness's negative
+	// control and is set only by --unsafe-local-reads in binaries built
+	// with -tags faults. Never set it otherwise.
+	UnsafeLocalReads bool
+
 	// OnLeader runs on the leader once leadership is established (after
 	// the barrier); its context ends when leadership is lost.
 	OnLeader func(ctx context.Context)
@@ -362,6 +369,11 @@ func (n *Node) applyLocal(ctx context.Context, cmd []byte) (*fsm.Result, uint64,
 // from the leader (its commit index, confirmed by a quorum) and waits until
 // this node's state has applied it. It writes nothing to the log.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if n.cfg.UnsafeLocalReads && n.IsLeader() {
+		// The classic lease bug, on purpose: a leader that believes it
+		// still leads answers from local state without asking a quorum.
+		return n.fsm.AppliedIndex(), nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	_, index, err := n.toLeader(ctx, func(ctx context.Context) (*fsm.Result, uint64, error) {

@@ -1,0 +1,186 @@
+// Package check holds the jepsen harness's history format and its
+// checkers. Every checker is a pure function over the saved files (or
+// their decoded contents), so a run can be re-checked offline and each
+// checker is unit-tested with hand-made bad histories.
+package check
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Operation kinds.
+const (
+	KindPut    = "put"    // PutSecretValue (or the CreateSecret that made a register secret)
+	KindGet    = "get"    // GetSecretValue of AWSCURRENT
+	KindCreate = "create" // CreateSecret of the set workload
+)
+
+// Statuses of a completed operation.
+const (
+	StatusOK      = "ok"      // 2xx, or a definite answer of a read
+	StatusFail    = "fail"    // certainly did not happen (X-Coffer-Outcome: not-applied, connection refused)
+	StatusUnknown = "unknown" // may or may not have happened
+)
+
+// Op is one client operation of history.jsonl: invocation and completion
+// in one record. Times are nanoseconds since the run's base time.
+type Op struct {
+	ID      int64  `json:"id"`
+	Process int    `json:"process"` // a new process after every unknown outcome
+	Node    string `json:"node"`    // node the client talked to
+	Kind    string `json:"kind"`
+	Secret  string `json:"secret"`
+	// Put: ClientRequestToken (becomes the VersionId) and the unique value.
+	Token string `json:"token,omitempty"`
+	Value string `json:"value,omitempty"`
+	Call  int64  `json:"call"`
+	Ret   int64  `json:"ret"`
+
+	Status    string `json:"status"`
+	VersionID string `json:"version_id,omitempty"` // answer of a put or get
+	Read      string `json:"read,omitempty"`       // value a get returned
+	Err       string `json:"err,omitempty"`        // AWS error type or transport error
+	Outcome   string `json:"outcome,omitempty"`    // X-Coffer-Outcome of an error
+	Index     string `json:"index,omitempty"`      // X-Coffer-Index
+	Final     bool   `json:"final,omitempty"`      // a read of the final phase
+}
+
+// FinalRead is one record of final.jsonl: after healing, whether a
+// version (by VersionId) or a set element (by name) exists.
+type FinalRead struct {
+	Kind      string `json:"kind"` // "version" or "exists"
+	Node      string `json:"node"`
+	Secret    string `json:"secret"`
+	VersionID string `json:"version_id,omitempty"`
+	Found     bool   `json:"found"`
+	Value     string `json:"value,omitempty"`
+	Err       string `json:"err,omitempty"` // the read itself failed: nothing known
+}
+
+// Event is one record of nemesis.jsonl.
+type Event struct {
+	Time   int64  `json:"time"`
+	Phase  string `json:"phase"` // "start" or "stop"
+	Fault  string `json:"fault"` // kill, kill-leader, pause, partition-leader
+	Node   string `json:"node,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Verdicts, ordered by badness for Worst.
+const (
+	Valid   = "VALID"
+	Unknown = "UNKNOWN"
+	Invalid = "INVALID"
+)
+
+// Worst returns the worst of the verdicts.
+func Worst(vs ...string) string {
+	out := Valid
+	for _, v := range vs {
+		switch {
+		case v == Invalid:
+			return Invalid
+		case v == Unknown:
+			out = Unknown
+		}
+	}
+	return out
+}
+
+// Result is one checker's verdict.
+type Result struct {
+	Name    string   `json:"name"`
+	Verdict string   `json:"verdict"`
+	Detail  string   `json:"detail"`
+	Errors  []string `json:"errors,omitempty"` // first few offending operations
+}
+
+func (r *Result) addError(s string) {
+	if len(r.Errors) < 20 {
+		r.Errors = append(r.Errors, s)
+	}
+}
+
+// ReadJSONL decodes a file of JSON lines.
+func ReadJSONL[T any](path string) ([]T, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return DecodeJSONL[T](f)
+}
+
+// DecodeJSONL decodes JSON lines from r.
+func DecodeJSONL[T any](r io.Reader) ([]T, error) {
+	var out []T
+	dec := json.NewDecoder(bufio.NewReader(r))
+	for {
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, v)
+	}
+}
+
+// Files is a run's saved history.
+type Files struct {
+	Ops    []Op
+	Final  []FinalRead
+	Events []Event
+}
+
+// Load reads history.jsonl, final.jsonl and nemesis.jsonl from a results
+// folder. Missing final or nemesis files are empty.
+func Load(dir string) (Files, error) {
+	var f Files
+	var err error
+	if f.Ops, err = ReadJSONL[Op](filepath.Join(dir, "history.jsonl")); err != nil {
+		return f, err
+	}
+	if f.Final, err = ReadJSONL[FinalRead](filepath.Join(dir, "final.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	if f.Events, err = ReadJSONL[Event](filepath.Join(dir, "nemesis.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	return f, nil
+}
+
+// Writer appends JSON lines; safe for concurrent use.
+type Writer struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+// NewWriter returns a Writer on w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriter(w)} }
+
+// Write appends one record.
+func (w *Writer) Write(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.w.Write(b)
+	return w.w.WriteByte('\n')
+}
+
+// Flush writes buffered records.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Flush()
+}

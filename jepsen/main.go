@@ -1,0 +1,432 @@
+// Command jepsen tests Coffer's consistency claims under real faults: it
+// starts a region of real `coffer server` processes behind a
+// fault-injecting TCP proxy, drives concurrent AWS SDK clients through a
+// register and a set workload, injects faults (kill, kill-leader, pause,
+// partition-leader), heals, reads everything back and checks the recorded
+// history. See docs/jepsen.md.
+//
+//	go run ./jepsen --scenario short          # what `make jepsen-short` runs
+//	go run ./jepsen --check-only results/DIR  # re-check a saved run
+//
+// Exit status: 0 valid, 1 invalid, 2 unknown, 254 bad flags, 255 harness
+// error.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cofferhq/coffer/jepsen/check"
+)
+
+// scenario is one preset: which faults, for how long, and the verdict it
+// must come out with.
+type scenario struct {
+	name      string
+	faults    []string
+	timeLimit time.Duration
+	unsafe    bool   // server runs with --unsafe-local-reads (faults build)
+	expect    string // verdict that makes the scenario pass
+}
+
+var scenarios = map[string]scenario{
+	"baseline":         {name: "baseline", timeLimit: 20 * time.Second, expect: check.Valid},
+	"kill":             {name: "kill", faults: []string{"kill"}, timeLimit: 40 * time.Second, expect: check.Valid},
+	"kill-leader":      {name: "kill-leader", faults: []string{"kill-leader"}, timeLimit: 45 * time.Second, expect: check.Valid},
+	"pause":            {name: "pause", faults: []string{"pause"}, timeLimit: 40 * time.Second, expect: check.Valid},
+	"partition-leader": {name: "partition-leader", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, expect: check.Valid},
+	"mixed":            {name: "mixed", faults: faultKinds, timeLimit: 120 * time.Second, expect: check.Valid},
+	"negative-control": {name: "negative-control", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, unsafe: true, expect: check.Invalid},
+}
+
+var presets = map[string][]string{
+	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader"},
+	"long":  {"baseline", "kill", "kill-leader", "pause", "partition-leader", "mixed"},
+}
+
+type options struct {
+	scenarios       []scenario
+	nodes           int
+	seed            uint64
+	results         string
+	timeLimit       time.Duration
+	longFactor      int
+	rate            int
+	registerWorkers int
+	setWorkers      int
+	groups          int
+	opsPerKey       int
+	requestTimeout  time.Duration
+	checkTimeout    time.Duration
+	gap, hold       [2]time.Duration
+	bin             string
+	keepData        bool
+	serverArgs      []string
+	checkOnly       string
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func parseRange(s string) ([2]time.Duration, error) {
+	lo, hi, found := strings.Cut(s, "-")
+	a, err := time.ParseDuration(lo)
+	if err != nil {
+		return [2]time.Duration{}, err
+	}
+	if !found {
+		return [2]time.Duration{a, a}, nil
+	}
+	b, err := time.ParseDuration(hi)
+	return [2]time.Duration{a, b}, err
+}
+
+func parseFlags() (options, error) {
+	var o options
+	var scen, gap, hold, hb, el, lease string
+	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
+	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, pause, partition-leader, mixed, negative-control")
+	fs.IntVar(&o.nodes, "nodes", 3, "nodes in the region")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and op mix (0: random; printed)")
+	fs.StringVar(&o.results, "results", "results", "folder for results")
+	fs.DurationVar(&o.timeLimit, "time-limit", 0, "main phase of each scenario (0: the scenario's default)")
+	fs.IntVar(&o.longFactor, "scale", 1, "multiply every scenario's default time limit (make jepsen uses 4)")
+	fs.IntVar(&o.rate, "rate", 120, "target client operations per second, all workers together")
+	fs.IntVar(&o.registerWorkers, "register-workers", 9, "register workers (pinned round-robin to nodes)")
+	fs.IntVar(&o.setWorkers, "set-workers", 3, "set (CreateSecret) workers")
+	fs.IntVar(&o.groups, "keys", 3, "register secrets in use at once (workers per secret = register-workers/keys)")
+	fs.IntVar(&o.opsPerKey, "ops-per-key", 150, "register ops on one secret before its workers move to a fresh one")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 2*time.Second, "client timeout of one request")
+	fs.DurationVar(&o.checkTimeout, "check-timeout", 2*time.Minute, "porcupine timeout per secret")
+	fs.StringVar(&gap, "interval", "4s-8s", "healthy time before each fault (d or min-max)")
+	fs.StringVar(&hold, "fault-duration", "3s-10s", "how long a fault is held (d or min-max)")
+	fs.StringVar(&o.bin, "bin", "", "coffer binary to run (default: build ./cmd/coffer; with -tags faults for negative-control)")
+	fs.BoolVar(&o.keepData, "keep-data", false, "keep node data dirs of valid runs")
+	fs.StringVar(&hb, "raft-heartbeat-timeout", "", "passed to coffer server (default: the server's)")
+	fs.StringVar(&el, "raft-election-timeout", "", "passed to coffer server")
+	fs.StringVar(&lease, "raft-leader-lease-timeout", "", "passed to coffer server")
+	fs.StringVar(&o.checkOnly, "check-only", "", "re-check a saved results folder and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return o, err
+	}
+	var err error
+	if o.gap, err = parseRange(gap); err != nil {
+		return o, fmt.Errorf("--interval: %w", err)
+	}
+	if o.hold, err = parseRange(hold); err != nil {
+		return o, fmt.Errorf("--fault-duration: %w", err)
+	}
+	for flagName, v := range map[string]string{"--raft-heartbeat-timeout": hb, "--raft-election-timeout": el, "--raft-leader-lease-timeout": lease} {
+		if v != "" {
+			o.serverArgs = append(o.serverArgs, flagName, v)
+		}
+	}
+	for _, name := range strings.Split(scen, ",") {
+		name = strings.TrimSpace(name)
+		if p, ok := presets[name]; ok {
+			for _, s := range p {
+				o.scenarios = append(o.scenarios, scenarios[s])
+			}
+			continue
+		}
+		s, ok := scenarios[name]
+		if !ok {
+			return o, fmt.Errorf("unknown scenario %q", name)
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	if o.nodes < 1 || o.registerWorkers < 1 || o.groups < 1 || o.rate < 1 || o.opsPerKey < 2 {
+		return o, errors.New("--nodes, --register-workers, --keys, --rate and --ops-per-key must be positive")
+	}
+	if o.seed == 0 {
+		o.seed = rand.Uint64() >> 1
+	}
+	return o, nil
+}
+
+func run() int {
+	o, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "jepsen:", err)
+		return 254
+	}
+	if o.checkOnly != "" {
+		rep, err := checkDir(o.checkOnly, o.checkTimeout, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "jepsen:", err)
+			return 255
+		}
+		fmt.Print(rep.text)
+		return exitCode(rep.verdict)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root, err := os.MkdirTemp("", "coffer-jepsen-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "jepsen:", err)
+		return 255
+	}
+	defer os.RemoveAll(root)
+	bins := map[bool]string{}
+	binFor := func(unsafe bool) (string, error) {
+		if o.bin != "" {
+			return o.bin, nil
+		}
+		if b, ok := bins[unsafe]; ok {
+			return b, nil
+		}
+		dir, tags := filepath.Join(root, "release"), ""
+		if unsafe {
+			dir, tags = filepath.Join(root, "faults"), "faults"
+		}
+		os.MkdirAll(dir, 0o755)
+		fmt.Printf("building coffer (tags %q)...\n", tags)
+		b, err := buildBinary(dir, tags)
+		if err == nil {
+			bins[unsafe] = b
+		}
+		return b, err
+	}
+
+	var summaries []string
+	var anyInvalid, anyUnknown, anyError bool
+	for i, sc := range o.scenarios {
+		if ctx.Err() != nil {
+			return 255
+		}
+		bin, err := binFor(sc.unsafe)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "jepsen:", err)
+			return 255
+		}
+		seed := o.seed + uint64(i)
+		rep, err := runScenario(ctx, o, sc, bin, seed)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "jepsen: scenario %s (seed %d): %v\n", sc.name, seed, err)
+			summaries = append(summaries, fmt.Sprintf("%-18s ERROR    seed=%d  %v", sc.name, seed, err))
+			anyError = true
+			continue
+		}
+		pass := rep.verdict == sc.expect
+		mark := "pass"
+		if !pass {
+			mark = "FAIL"
+			if rep.verdict == check.Unknown {
+				anyUnknown = true
+			} else {
+				anyInvalid = true
+			}
+		}
+		summaries = append(summaries, fmt.Sprintf("%-18s %-8s %s (expected %s)  seed=%d  %s", sc.name, rep.verdict, mark, sc.expect, seed, rep.dir))
+	}
+	fmt.Println("\n== scenarios")
+	for _, s := range summaries {
+		fmt.Println(s)
+	}
+	switch {
+	case anyInvalid:
+		return 1
+	case anyError:
+		return 255
+	case anyUnknown:
+		return 2
+	}
+	return 0
+}
+
+func exitCode(verdict string) int {
+	switch verdict {
+	case check.Valid:
+		return 0
+	case check.Invalid:
+		return 1
+	}
+	return 2
+}
+
+type runInfo struct {
+	Scenario  string   `json:"scenario"`
+	Seed      uint64   `json:"seed"`
+	Nodes     int      `json:"nodes"`
+	Faults    []string `json:"faults"`
+	TimeLimit string   `json:"time_limit"`
+	Unsafe    bool     `json:"unsafe_local_reads"`
+	Rate      int      `json:"rate"`
+	Workers   int      `json:"register_workers"`
+	Keys      int      `json:"keys"`
+	OpsPerKey int      `json:"ops_per_key"`
+	Started   string   `json:"started"`
+	Bin       string   `json:"bin"`
+	Args      []string `json:"args"`
+}
+
+func runScenario(ctx context.Context, o options, sc scenario, bin string, seed uint64) (*report, error) {
+	limit := sc.timeLimit * time.Duration(o.longFactor)
+	if o.timeLimit > 0 {
+		limit = o.timeLimit
+	}
+	start := time.Now().UTC()
+	dir := filepath.Join(o.results, start.Format("20060102T150405Z")+"-"+sc.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) {
+		fmt.Printf("[%s %6.1fs] %s\n", sc.name, time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	logf("seed=%d nodes=%d faults=%v time-limit=%s results=%s", seed, o.nodes, sc.faults, limit, dir)
+	rng := rand.New(rand.NewPCG(seed, 0x6a657073656e))
+	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: o.nodes, Faults: sc.faults, TimeLimit: limit.String(),
+		Unsafe: sc.unsafe, Rate: o.rate, Workers: o.registerWorkers, Keys: o.groups, OpsPerKey: o.opsPerKey,
+		Started: start.Format(time.RFC3339), Bin: bin, Args: os.Args[1:]}
+	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
+		os.WriteFile(filepath.Join(dir, "run.json"), b, 0o644)
+	}
+
+	creds := rootCreds{AccessKeyID: fmt.Sprintf("AKIAJEPSEN%010d", seed%1e10), SecretAccessKey: fmt.Sprintf("jepsen/secret/%016x", rng.Uint64())}
+	extra := append([]string{}, o.serverArgs...)
+	if sc.unsafe {
+		extra = append(extra, "--unsafe-local-reads")
+	}
+	ns, err := setupNodes(bin, dir, o.nodes, creds, extra)
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := startProxy(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer proxy.close()
+	defer func() {
+		for _, nd := range ns.list {
+			nd.stop()
+		}
+	}()
+	for _, nd := range ns.list {
+		if err := nd.start(bin); err != nil {
+			return nil, err
+		}
+	}
+	if ns.waitLeader(ctx, 60*time.Second) == nil {
+		return nil, errors.New("no leader within 60s of start (see nodes/*/coffer.log)")
+	}
+	if _, err := ns.waitConverged(ctx, 60*time.Second); err != nil {
+		return nil, err
+	}
+	logf("cluster up: %d nodes", len(ns.list))
+
+	files := map[string]*os.File{}
+	for _, name := range []string{"history.jsonl", "final.jsonl", "nemesis.jsonl"} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		files[name] = f
+	}
+	hist, final, nem := check.NewWriter(files["history.jsonl"]), check.NewWriter(files["final.jsonl"]), check.NewWriter(files["nemesis.jsonl"])
+	rec := &recorder{base: start, w: hist}
+	w := &workload{rec: rec, run: fmt.Sprintf("%x", seed)[:min(12, len(fmt.Sprintf("%x", seed)))], timeout: o.requestTimeout,
+		groups: o.groups, perKey: o.opsPerKey}
+	for _, nd := range ns.list {
+		w.clients = append(w.clients, newClient("http://"+nd.api, creds))
+		w.nodeIDs = append(w.nodeIDs, nd.id)
+	}
+	// Enough secrets that no group wraps around (versions per secret stay
+	// well under the 100-version limit).
+	regShare := float64(o.registerWorkers) / float64(o.registerWorkers+o.setWorkers)
+	nSecrets := o.groups + int(limit.Seconds()*float64(o.rate)*regShare/float64(o.opsPerKey)) + o.groups
+	if err := w.setup(ctx, nSecrets); err != nil {
+		return nil, err
+	}
+	logf("setup: %d register secrets", nSecrets)
+
+	// Main phase.
+	mainCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	nWorkers := o.registerWorkers + o.setWorkers
+	interval := time.Duration(float64(time.Second) * float64(nWorkers) / float64(o.rate))
+	done := make(chan struct{}, nWorkers+1)
+	for k := range o.registerWorkers {
+		g, node := k%o.groups, (k/o.groups)%len(ns.list)
+		wrng := rand.New(rand.NewPCG(seed, uint64(k)))
+		go func() { w.registerWorker(mainCtx, g, node, interval, wrng); done <- struct{}{} }()
+	}
+	for k := range o.setWorkers {
+		go func() { w.setWorker(mainCtx, k%len(ns.list), interval); done <- struct{}{} }()
+	}
+	nm := &nemesis{faults: sc.faults, ns: ns, proxy: proxy, rec: rec, w: nem, rng: rng, gap: o.gap, hold: o.hold, logf: logf}
+	go func() { nm.run(mainCtx); done <- struct{}{} }()
+	for range nWorkers + 1 {
+		<-done
+	}
+	logf("main phase over; %d faults injected; healing", nm.injected)
+
+	// Heal and recover: every node up, a write succeeds, indexes converge.
+	nm.healAll()
+	liveness := check.Result{Name: "liveness after heal", Verdict: check.Valid}
+	healT := time.Now()
+	recovered := false
+	for time.Since(healT) < 60*time.Second && ctx.Err() == nil {
+		i := rng.IntN(len(w.clients))
+		if op := w.put(context.Background(), i, rec.newProcess(), w.secrets[0], false); op.Status == check.StatusOK {
+			recovered = true
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if recovered {
+		_, err = ns.waitConverged(ctx, 60*time.Second)
+	}
+	switch {
+	case !recovered:
+		liveness.Verdict, liveness.Detail = check.Invalid, "no write succeeded within 60s of healing"
+	case err != nil:
+		liveness.Verdict, liveness.Detail = check.Invalid, err.Error()
+	default:
+		liveness.Detail = fmt.Sprintf("write ok and nodes converged %.1fs after heal", time.Since(healT).Seconds())
+	}
+	logf("%s", liveness.Detail)
+
+	// Final reads.
+	hist.Flush()
+	ops, err := check.ReadJSONL[check.Op](filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	w.finalReads(ops, final)
+	hist.Flush()
+	final.Flush()
+	nem.Flush()
+	logf("final reads done")
+	for _, nd := range ns.list {
+		nd.stop()
+	}
+
+	extraResults := []check.Result{liveness}
+	if len(sc.faults) > 0 && nm.injected == 0 {
+		extraResults = append(extraResults, check.Result{Name: "coverage", Verdict: check.Unknown, Detail: "no fault was injected"})
+	}
+	rep, err := checkDir(dir, o.checkTimeout, extraResults)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Print(rep.text)
+	if rep.verdict == check.Valid && !o.keepData {
+		for _, nd := range ns.list {
+			os.RemoveAll(nd.dataDir)
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// node is one `coffer server` process with its addresses. The node binds
+// its cluster port on its own loopback address (127.0.0.(10+i)), so its
+// outbound cluster connections come from that address, and advertises
+// the address of its inbound proxy; API and gossip stay on 127.0.0.1.
+type node struct {
+	id        string
+	idx       int
+	ip        string // own loopback address, identifies it to the proxies
+	api       string // 127.0.0.1:port
+	cluster   string // real cluster listener ip:port
+	advertise string // the proxy in front of cluster
+	gossip    string
+	dataDir   string
+	logPath   string
+	args      []string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	running bool
+	paused  bool
+}
+
+type nodes struct {
+	bin   string
+	list  []*node
+	creds rootCreds
+}
+
+type rootCreds struct {
+	AccessKeyID     string `json:"AccessKeyId"`
+	SecretAccessKey string `json:"SecretAccessKey"`
+}
+
+// freePort returns a port free for TCP (and UDP, for gossip) on ip.
+func freePort(ip string, udp bool) (int, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if udp {
+			u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				continue
+			}
+			u.Close()
+		}
+		return port, nil
+	}
+	return 0, errors.New("no free port")
+}
+
+func freeAddr(ip string, udp bool) (string, error) {
+	p, err := freePort(ip, udp)
+	return net.JoinHostPort(ip, strconv.Itoa(p)), err
+}
+
+// buildBinary builds ./cmd/coffer (with the given build tags) into dir.
+func buildBinary(dir, tags string) (string, error) {
+	bin := filepath.Join(dir, "coffer")
+	args := []string{"build", "-o", bin}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command("go", append(args, "./cmd/coffer")...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/coffer: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// setupNodes prepares n nodes under dir (addresses, root key, credentials)
+// without starting them. extra is appended to every node's arguments.
+func setupNodes(bin, dir string, n int, creds rootCreds, extra []string) (*nodes, error) {
+	keyFile := filepath.Join(dir, "root.key")
+	if out, err := exec.Command(bin, "operator", "root-key", "generate", "--out", keyFile).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("root-key generate: %v: %s", err, out)
+	}
+	credFile := filepath.Join(dir, "credentials.json")
+	b, _ := json.Marshal(creds)
+	if err := os.WriteFile(credFile, b, 0o600); err != nil {
+		return nil, err
+	}
+	ns := &nodes{bin: bin, creds: creds}
+	for i := range n {
+		nd := &node{id: fmt.Sprintf("n%d", i+1), idx: i, ip: fmt.Sprintf("127.0.0.%d", 11+i)}
+		var err error
+		if nd.api, err = freeAddr("127.0.0.1", false); err != nil {
+			return nil, err
+		}
+		if nd.cluster, err = freeAddr(nd.ip, false); err != nil {
+			return nil, err
+		}
+		if nd.advertise, err = freeAddr("127.0.0.1", false); err != nil {
+			return nil, err
+		}
+		if nd.gossip, err = freeAddr("127.0.0.1", true); err != nil {
+			return nil, err
+		}
+		nd.dataDir = filepath.Join(dir, "nodes", nd.id, "data")
+		nd.logPath = filepath.Join(dir, "nodes", nd.id, "coffer.log")
+		if err := os.MkdirAll(nd.dataDir, 0o700); err != nil {
+			return nil, err
+		}
+		ns.list = append(ns.list, nd)
+	}
+	for _, nd := range ns.list {
+		var join []string
+		for _, o := range ns.list {
+			if o != nd {
+				join = append(join, o.gossip)
+			}
+		}
+		nd.args = append([]string{"server", "--node-id", nd.id, "--region", region, "--data-dir", nd.dataDir,
+			"--api-addr", nd.api, "--cluster-addr", nd.cluster, "--cluster-advertise", nd.advertise,
+			"--gossip-addr", nd.gossip, "--join", joinList(join), "--bootstrap-expect", strconv.Itoa(n),
+			"--root-key-file", keyFile, "--bootstrap-credentials-file", credFile}, extra...)
+	}
+	return ns, nil
+}
+
+func joinList(xs []string) string {
+	out := ""
+	for i, x := range xs {
+		if i > 0 {
+			out += ","
+		}
+		out += x
+	}
+	return out
+}
+
+// start launches the process (again, after a kill) with the same
+// arguments and data dir; output is appended to its log.
+func (nd *node) start(bin string) error {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.running {
+		return nil
+	}
+	logf, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "=== jepsen: start %s at %s\n", nd.id, time.Now().UTC().Format(time.RFC3339Nano))
+	cmd := exec.Command(bin, nd.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = childEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	nd.cmd, nd.done, nd.running, nd.paused = cmd, done, true, false
+	return nil
+}
+
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if len(kv) < 7 || kv[:7] != "COFFER_" {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// kill sends SIGKILL and waits for the process to exit.
+func (nd *node) kill() {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if !nd.running {
+		return
+	}
+	syscall.Kill(nd.cmd.Process.Pid, syscall.SIGKILL)
+	<-nd.done
+	nd.running, nd.paused = false, false
+}
+
+func (nd *node) signal(sig syscall.Signal) {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if !nd.running {
+		return
+	}
+	syscall.Kill(nd.cmd.Process.Pid, sig)
+	nd.paused = sig == syscall.SIGSTOP
+}
+
+// stop resumes and terminates the process: SIGTERM, then SIGKILL.
+func (nd *node) stop() {
+	nd.mu.Lock()
+	if !nd.running {
+		nd.mu.Unlock()
+		return
+	}
+	pid, done := nd.cmd.Process.Pid, nd.done
+	syscall.Kill(pid, syscall.SIGCONT)
+	syscall.Kill(pid, syscall.SIGTERM)
+	nd.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	nd.kill()
+	nd.mu.Lock()
+	nd.running = false
+	nd.mu.Unlock()
+}
+
+func (nd *node) isRunning() bool {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.running
+}
+
+// health is the part of /v1/health the harness uses.
+type health struct {
+	NodeID       string `json:"node_id"`
+	State        string `json:"state"`
+	LeaderID     string `json:"leader_id"`
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Serving      bool   `json:"serving"`
+}
+
+var healthClient = &http.Client{Timeout: time.Second}
+
+func (nd *node) health(ctx context.Context) (health, error) {
+	var h health
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.api+"/v1/health", nil)
+	if err != nil {
+		return h, err
+	}
+	resp, err := healthClient.Do(req)
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&h)
+	return h, err
+}
+
+// leader returns the node that reports itself leader with the highest
+// term, or nil.
+func (ns *nodes) leader(ctx context.Context) *node {
+	var best *node
+	var term uint64
+	for _, nd := range ns.list {
+		if !nd.isRunning() {
+			continue
+		}
+		h, err := nd.health(ctx)
+		if err == nil && h.State == "leader" && h.Term >= term {
+			best, term = nd, h.Term
+		}
+	}
+	return best
+}
+
+// waitLeader polls until some node leads.
+func (ns *nodes) waitLeader(ctx context.Context, timeout time.Duration) *node {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if l := ns.leader(ctx); l != nil {
+			return l
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// waitConverged polls until every node serves and all report the same
+// applied index (sampled twice, 200 ms apart, with no change).
+func (ns *nodes) waitConverged(ctx context.Context, timeout time.Duration) (uint64, error) {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var idx uint64
+		same := true
+		for i, nd := range ns.list {
+			h, err := nd.health(ctx)
+			if err != nil || !h.Serving {
+				same = false
+				break
+			}
+			if i == 0 {
+				idx = h.AppliedIndex
+			} else if h.AppliedIndex != idx {
+				same = false
+			}
+		}
+		if same {
+			key := strconv.FormatUint(idx, 10)
+			if key == last {
+				return idx, nil
+			}
+			last = key
+		} else {
+			last = ""
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return 0, errors.New("nodes did not converge on one applied index")
+}

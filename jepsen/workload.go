@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/cofferhq/coffer/jepsen/check"
+)
+
+const region = "us-east-1"
+
+// newClient is an SDK v2 client for one node: one HTTP attempt per call
+// (no retries), so every operation in the history is one request.
+func newClient(endpoint string, creds rootCreds) *secretsmanager.Client {
+	return secretsmanager.New(secretsmanager.Options{
+		Region:       region,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
+		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns, t.MaxIdleConnsPerHost = 64, 32
+		}),
+		Retryer: aws.NopRetryer{},
+	})
+}
+
+// recorder stamps operations and appends them to history.jsonl.
+type recorder struct {
+	base  time.Time
+	w     *check.Writer
+	ids   atomic.Int64
+	procs atomic.Int64
+}
+
+func (r *recorder) now() int64 { return time.Since(r.base).Nanoseconds() }
+
+func (r *recorder) newProcess() int { return int(r.procs.Add(1)) }
+
+// classify turns an SDK error into a status, the error type, and the
+// X-Coffer-Outcome header. Writes: ok on success; fail only when the
+// server said not-applied or the connection was refused (nothing was
+// sent); unknown otherwise (timeouts, resets, missing header). Reads are
+// never unknown: a failed read observed nothing.
+func classify(err error, write bool) (status, errType, outcome string) {
+	if err == nil {
+		return check.StatusOK, "", ""
+	}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		outcome = re.Response.Header.Get("X-Coffer-Outcome")
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		errType = ae.ErrorCode()
+	} else {
+		errType = err.Error()
+		if len(errType) > 200 {
+			errType = errType[:200]
+		}
+	}
+	switch {
+	case !write:
+		return check.StatusFail, errType, outcome
+	case outcome == "not-applied":
+		return check.StatusFail, errType, outcome
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return check.StatusFail, "connection refused", outcome
+	}
+	return check.StatusUnknown, errType, outcome
+}
+
+func indexOf(md middleware.Metadata) string {
+	if raw, ok := awsmiddleware.GetRawResponse(md).(*smithyhttp.Response); ok && raw != nil {
+		return raw.Header.Get("X-Coffer-Index")
+	}
+	return ""
+}
+
+// workload drives the register and set workloads.
+type workload struct {
+	rec      *recorder
+	run      string
+	clients  []*secretsmanager.Client // one per node
+	nodeIDs  []string
+	timeout  time.Duration
+	secrets  []string // register secrets, created in setup
+	groups   int
+	perKey   int
+	mu       sync.Mutex
+	groupOps []int // ops done per group
+	groupKey []int // current secret index per group
+	nextKey  int
+	creates  atomic.Int64
+}
+
+func (w *workload) token(id int64) string {
+	// 32-64 characters, unique in the run.
+	return fmt.Sprintf("%s-%020d", w.run, id)
+}
+
+// put writes a unique value with a unique token to secret via node i.
+func (w *workload) put(ctx context.Context, i, proc int, secret string, create bool) check.Op {
+	id := w.rec.ids.Add(1)
+	op := check.Op{ID: id, Process: proc, Node: w.nodeIDs[i], Kind: check.KindPut, Secret: secret,
+		Token: w.token(id), Value: fmt.Sprintf("jepsen/%s/%s/%d/%x", w.run, secret, id, rand.Uint64())}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	op.Call = w.rec.now()
+	var err error
+	var md middleware.Metadata
+	var vid string
+	if create {
+		var out *secretsmanager.CreateSecretOutput
+		out, err = w.clients[i].CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(secret),
+			SecretString: aws.String(op.Value), ClientRequestToken: aws.String(op.Token)})
+		if err == nil {
+			md, vid = out.ResultMetadata, aws.ToString(out.VersionId)
+		}
+	} else {
+		var out *secretsmanager.PutSecretValueOutput
+		out, err = w.clients[i].PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(secret),
+			SecretString: aws.String(op.Value), ClientRequestToken: aws.String(op.Token)})
+		if err == nil {
+			md, vid = out.ResultMetadata, aws.ToString(out.VersionId)
+		}
+	}
+	op.Ret = w.rec.now()
+	op.Status, op.Err, op.Outcome = classify(err, true)
+	if err == nil {
+		op.VersionID, op.Index = vid, indexOf(md)
+	}
+	w.rec.w.Write(op)
+	return op
+}
+
+// get reads AWSCURRENT of secret via node i.
+func (w *workload) get(ctx context.Context, i, proc int, secret string, final bool) check.Op {
+	op := check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindGet, Secret: secret, Final: final}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	op.Call = w.rec.now()
+	out, err := w.clients[i].GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secret)})
+	op.Ret = w.rec.now()
+	op.Status, op.Err, op.Outcome = classify(err, false)
+	if err == nil {
+		op.VersionID, op.Read, op.Index = aws.ToString(out.VersionId), aws.ToString(out.SecretString), indexOf(out.ResultMetadata)
+	} else if op.Err == "ResourceNotFoundException" {
+		op.Status = check.StatusOK // a definite answer the model checks
+	}
+	w.rec.w.Write(op)
+	return op
+}
+
+// create adds a unique element to the set workload.
+func (w *workload) create(ctx context.Context, i, proc int) check.Op {
+	id := w.rec.ids.Add(1)
+	name := fmt.Sprintf("set-%s-%d", w.run, w.creates.Add(1))
+	op := check.Op{ID: id, Process: proc, Node: w.nodeIDs[i], Kind: check.KindCreate, Secret: name, Token: w.token(id), Value: "x"}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	op.Call = w.rec.now()
+	out, err := w.clients[i].CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name),
+		SecretString: aws.String(op.Value), ClientRequestToken: aws.String(op.Token)})
+	op.Ret = w.rec.now()
+	op.Status, op.Err, op.Outcome = classify(err, true)
+	if err == nil {
+		op.VersionID, op.Index = aws.ToString(out.VersionId), indexOf(out.ResultMetadata)
+	}
+	w.rec.w.Write(op)
+	return op
+}
+
+// setup creates the register secrets (no faults yet); each create is
+// recorded as the secret's first put.
+func (w *workload) setup(ctx context.Context, n int) error {
+	for k := range n {
+		name := fmt.Sprintf("reg-%s-%03d", w.run, k)
+		var op check.Op
+		for attempt := 0; ; attempt++ {
+			op = w.put(ctx, k%len(w.clients), w.rec.newProcess(), name, true)
+			if op.Status == check.StatusOK {
+				break
+			}
+			if attempt > 20 || op.Status == check.StatusUnknown {
+				return fmt.Errorf("setup: create %s: %s %s", name, op.Status, op.Err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		w.secrets = append(w.secrets, name)
+	}
+	w.groupOps = make([]int, w.groups)
+	w.groupKey = make([]int, w.groups)
+	for g := range w.groups {
+		w.groupKey[g] = g
+	}
+	w.nextKey = w.groups
+	return nil
+}
+
+// key returns the secret a worker of group g uses next: each group works
+// on one secret for perKey operations, then moves to a fresh one (so
+// porcupine's search stays small).
+func (w *workload) key(g int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.groupOps[g]++
+	if w.groupOps[g] > w.perKey {
+		w.groupOps[g] = 1
+		w.groupKey[g] = w.nextKey % len(w.secrets)
+		w.nextKey++
+	}
+	return w.secrets[w.groupKey[g]]
+}
+
+// registerWorker runs puts and gets (half each) against its node until
+// ctx ends, pacing itself to one op per interval.
+func (w *workload) registerWorker(ctx context.Context, g, i int, interval time.Duration, rng *rand.Rand) {
+	proc := w.rec.newProcess()
+	for ctx.Err() == nil {
+		start := time.Now()
+		secret := w.key(g)
+		var op check.Op
+		if rng.IntN(2) == 0 {
+			op = w.put(context.Background(), i, proc, secret, false)
+		} else {
+			op = w.get(context.Background(), i, proc, secret, false)
+		}
+		if op.Status == check.StatusUnknown {
+			proc = w.rec.newProcess()
+		}
+		pace(ctx, start, interval)
+	}
+}
+
+func (w *workload) setWorker(ctx context.Context, i int, interval time.Duration) {
+	proc := w.rec.newProcess()
+	for ctx.Err() == nil {
+		start := time.Now()
+		if op := w.create(context.Background(), i, proc); op.Status == check.StatusUnknown {
+			proc = w.rec.newProcess()
+		}
+		pace(ctx, start, interval)
+	}
+}
+
+func pace(ctx context.Context, start time.Time, interval time.Duration) {
+	d := interval - time.Since(start)
+	if d <= 0 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
