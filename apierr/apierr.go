@@ -56,6 +56,9 @@ const (
 	MsgWindowAndForce       = "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."
 	MsgBadSignature         = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 	MsgUnknownAccessKey     = "The security token included in the request is invalid."
+	MsgMalformedPolicy      = "This policy has invalid syntax."
+	// MsgPublicPolicy is the PublicPolicyException text of AWS's service model.
+	MsgPublicPolicy = "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret."
 )
 
 // Error is an AWS-typed error: a code from the list above and a message a

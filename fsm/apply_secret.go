@@ -69,6 +69,7 @@ func applyCreateSecret(txn *memdb.Txn, c *CreateSecret) any {
 		ARN: c.ARN, Name: c.Name, Description: c.Description, KmsKeyID: c.KmsKeyID,
 		Tags: slices.Clone(c.Tags), TagsEverSet: len(c.Tags) > 0,
 		CreatedDate: c.Date, LastChangedDate: c.Date, ListKey: ListKey(c.Date, c.ARN),
+		Type: c.Type,
 	}
 	res := &Result{ARN: s.ARN, Name: s.Name}
 	if c.Version != nil {

@@ -22,6 +22,16 @@ const (
 	CmdDeleteSecret   CommandType = 4
 	CmdRestoreSecret  CommandType = 5
 	CmdNoop           CommandType = 6
+	CmdResetRegion    CommandType = 7
+
+	CmdUpdateSecret             CommandType = 8
+	CmdUpdateSecretVersionStage CommandType = 9
+	CmdTagResource              CommandType = 10
+	CmdUntagResource            CommandType = 11
+	CmdPutResourcePolicy        CommandType = 12
+	CmdDeleteResourcePolicy     CommandType = 13
+	CmdPurgeSecrets             CommandType = 14
+	CmdRecordAccess             CommandType = 15
 )
 
 var commandNames = map[CommandType]string{
@@ -31,6 +41,16 @@ var commandNames = map[CommandType]string{
 	CmdDeleteSecret:   "DeleteSecret",
 	CmdRestoreSecret:  "RestoreSecret",
 	CmdNoop:           "Noop",
+	CmdResetRegion:    "ResetRegion",
+
+	CmdUpdateSecret:             "UpdateSecret",
+	CmdUpdateSecretVersionStage: "UpdateSecretVersionStage",
+	CmdTagResource:              "TagResource",
+	CmdUntagResource:            "UntagResource",
+	CmdPutResourcePolicy:        "PutResourcePolicy",
+	CmdDeleteResourcePolicy:     "DeleteResourcePolicy",
+	CmdPurgeSecrets:             "PurgeSecrets",
+	CmdRecordAccess:             "RecordAccess",
 }
 
 func (t CommandType) String() string {
@@ -68,6 +88,7 @@ type CreateSecret struct {
 	Tags        []Tag
 	Version     *NewVersion
 	Date        int64
+	Type        string
 }
 
 // PutSecretValue adds a version to the secret with this ARN and moves the
@@ -99,6 +120,88 @@ type RestoreSecret struct {
 // that read-index waits for.
 type Noop struct {
 	Term uint64
+}
+
+// ResetRegion empties a region: every secret goes, in one transaction;
+// the region record (keyring, account) and the access keys stay. Only
+// `coffer dev` writes it (POST /v1/dev/reset); Region must name the region
+// it is applied to.
+type ResetRegion struct {
+	Region string
+	Date   int64
+}
+
+// UpdateSecret changes a secret's metadata and, when Version is set, adds
+// a value exactly as PutSecretValue with the default stages. A nil field
+// leaves that attribute as it is; a pointer to "" clears it.
+type UpdateSecret struct {
+	ARN         string
+	Description *string
+	KmsKeyID    *string
+	Type        *string
+	Version     *NewVersion
+	Date        int64
+}
+
+// UpdateSecretVersionStage moves (or removes) one staging label: off
+// RemoveFrom, onto MoveTo; either may be "".
+type UpdateSecretVersionStage struct {
+	ARN        string
+	Stage      string
+	RemoveFrom string
+	MoveTo     string
+	Date       int64
+}
+
+// TagResource adds tags, replacing the value of keys the secret has.
+type TagResource struct {
+	ARN  string
+	Tags []Tag
+	Date int64
+}
+
+// UntagResource removes the tags with these keys; unknown keys are ignored.
+type UntagResource struct {
+	ARN  string
+	Keys []string
+	Date int64
+}
+
+// PutResourcePolicy attaches a resource policy (validated by the node
+// that received the request) to a secret, replacing any other.
+type PutResourcePolicy struct {
+	ARN    string
+	Policy string
+	Date   int64
+}
+
+// DeleteResourcePolicy removes a secret's resource policy, if any.
+type DeleteResourcePolicy struct {
+	ARN  string
+	Date int64
+}
+
+// PurgeSecrets removes for good the secrets with these ARNs whose recovery
+// window ended at or before Now. The leader's purge loop writes it; Apply
+// re-checks each secret against Now and skips any that is not due (restored,
+// re-scheduled, already gone).
+type PurgeSecrets struct {
+	ARNs []string
+	Now  int64
+}
+
+// RecordAccess sets LastAccessedDate to Day (midnight UTC, milliseconds) on
+// the secrets and versions read that day. Nodes batch the reads they
+// served and send one such command now and then; a read never writes.
+type RecordAccess struct {
+	Day     int64
+	Secrets []AccessedSecret
+}
+
+// AccessedSecret is a secret and the versions of it that were read.
+type AccessedSecret struct {
+	ARN        string
+	VersionIDs []string
 }
 
 // msgpackHandle encodes commands and snapshot records. Canonical sorts map
@@ -140,6 +243,24 @@ func Decode(buf []byte) (t CommandType, cmd any, err error) {
 		cmd = new(RestoreSecret)
 	case CmdNoop:
 		cmd = new(Noop)
+	case CmdResetRegion:
+		cmd = new(ResetRegion)
+	case CmdUpdateSecret:
+		cmd = new(UpdateSecret)
+	case CmdUpdateSecretVersionStage:
+		cmd = new(UpdateSecretVersionStage)
+	case CmdTagResource:
+		cmd = new(TagResource)
+	case CmdUntagResource:
+		cmd = new(UntagResource)
+	case CmdPutResourcePolicy:
+		cmd = new(PutResourcePolicy)
+	case CmdDeleteResourcePolicy:
+		cmd = new(DeleteResourcePolicy)
+	case CmdPurgeSecrets:
+		cmd = new(PurgeSecrets)
+	case CmdRecordAccess:
+		cmd = new(RecordAccess)
 	default:
 		return t, nil, fmt.Errorf("unknown command type %d", buf[0])
 	}

@@ -3,6 +3,7 @@ package fsm_test
 import (
 	"bytes"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -21,7 +22,7 @@ func sampleCommands() map[fsm.CommandType]any {
 	env := crypto.Envelope{KEKID: "kek-1", WrappedKey: []byte{1, 2, 3}, Ciphertext: []byte{4, 5, 6, 7}}
 	nv := fsm.NewVersion{VersionID: "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE", Binary: true, Value: env, Digest: []byte{8, 9}}
 	arn := arnOf("MyTestDatabaseSecret", "a1b2c3")
-	return map[fsm.CommandType]any{
+	cmds := map[fsm.CommandType]any{
 		fsm.CmdInitRegion: &fsm.InitRegion{Region: testRegion, AccountID: testAccount, KEKID: "kek-1",
 			SealedKeyring: []byte("sealed keyring"),
 			RootKey:       fsm.AccessKey{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", Identity: "root", SealedSecret: []byte{0, 255}, CreatedDate: t0},
@@ -33,6 +34,8 @@ func sampleCommands() map[fsm.CommandType]any {
 		fsm.CmdRestoreSecret:  &fsm.RestoreSecret{ARN: arn, Date: t0 + 3},
 		fsm.CmdNoop:           &fsm.Noop{Term: 42},
 	}
+	maps.Copy(cmds, secretOpsSamples(arn, nv))
+	return cmds
 }
 
 func TestEncodeDecode_RoundTrip(t *testing.T) {
@@ -234,6 +237,9 @@ func FuzzApply(f *testing.F) {
 		{fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: c, Date: t0 + 10}},
 		{fsm.CmdNoop, &fsm.Noop{}},
 	} {
+		f.Add(encode(f, seed.ct, seed.cmd))
+	}
+	for _, seed := range secretOpsFuzzSeeds(a, b, c) {
 		f.Add(encode(f, seed.ct, seed.cmd))
 	}
 	f.Add([]byte{200})

@@ -31,6 +31,8 @@ type Result struct {
 	VersionID     string
 	VersionStages []string
 	DeletionDate  int64
+	// Purged lists the secrets a PurgeSecrets removed.
+	Purged []string
 }
 
 // FSM implements raft.FSM and raft.ConfigurationStore.
@@ -109,6 +111,24 @@ func (f *FSM) applyCommand(txn *memdb.Txn, l *raft.Log) (resp any) {
 		return applyRestoreSecret(txn, c)
 	case *Noop:
 		return &Result{}
+	case *ResetRegion:
+		return applyResetRegion(txn, c)
+	case *UpdateSecret:
+		return applyUpdateSecret(txn, c)
+	case *UpdateSecretVersionStage:
+		return applyUpdateSecretVersionStage(txn, c)
+	case *TagResource:
+		return applyTagResource(txn, c)
+	case *UntagResource:
+		return applyUntagResource(txn, c)
+	case *PutResourcePolicy:
+		return applyPutResourcePolicy(txn, c)
+	case *DeleteResourcePolicy:
+		return applyDeleteResourcePolicy(txn, c)
+	case *PurgeSecrets:
+		return applyPurgeSecrets(txn, c)
+	case *RecordAccess:
+		return applyRecordAccess(txn, c)
 	}
 	return apierr.Newf(apierr.InternalServiceError, "no handler for command %s", t)
 }

@@ -211,6 +211,7 @@ func buildMixedLog(h *harness) {
 	h.ok(fsm.CmdCreateSecret, createCmd("d", "dddddd", nil, t0+10))
 	h.ok(fsm.CmdDeleteSecret, &fsm.DeleteSecret{ARN: arnOf("d", "dddddd"), Force: true, Date: t0 + 11})
 	h.ok(fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: a, Date: t0 + 12})
+	buildSecretOpsLog(h)
 	h.applyRaw([]byte{200, 1, 2})
 	h.ok(fsm.CmdNoop, &fsm.Noop{Term: 3})
 }

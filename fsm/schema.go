@@ -25,6 +25,9 @@ func schema() *memdb.DBSchema {
 				"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ARN"}},
 				"name": {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 				"list": {Name: "list", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ListKey"}},
+				// deletion orders the secrets scheduled for deletion by the
+				// end of their recovery window, for the purge.
+				"deletion": {Name: "deletion", AllowMissing: true, Indexer: deletionIndex{}},
 			},
 		},
 		tableAccessKeys: {

@@ -43,6 +43,11 @@ type Secret struct {
 	Versions         []*Version
 	// ListKey orders ListSecrets by creation time, ties broken by ARN.
 	ListKey string
+	// Type is the managed external secret type (stored and echoed).
+	Type string
+	// ResourcePolicy is the resource policy document exactly as it was
+	// put; "" means none.
+	ResourcePolicy string
 }
 
 // Tag is a secret's tag.

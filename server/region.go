@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,12 @@ type RegionConfig struct {
 	Bootstrap   *Credentials
 	OnGenerated func(region string, c Credentials)
 	Logger      hclog.Logger
+	// PurgeInterval is how often the leader looks for secrets whose
+	// recovery window ended (default 1 minute).
+	PurgeInterval time.Duration
+	// AccessFlushInterval is how often a node sends the reads it served
+	// to the leader for LastAccessedDate (default 30 seconds).
+	AccessFlushInterval time.Duration
 }
 
 // Region is one Coffer region served by this process: its Raft node, its
@@ -52,6 +59,13 @@ type Region struct {
 	// sealed form is compared so a replaced key is not served from cache.
 	secretsMu sync.Mutex
 	secrets   map[string]cachedSecret
+
+	// access notes the reads this node served, for LastAccessedDate.
+	access accessLog
+	// bg ends when the region shuts down; loops are the goroutines on it.
+	bg     context.Context
+	stopBG context.CancelFunc
+	loops  sync.WaitGroup
 }
 
 type cachedSecret struct {
@@ -70,6 +84,8 @@ func StartRegion(cfg RegionConfig) (*Region, error) {
 	if cfg.AccountID == "" {
 		cfg.AccountID = DefaultAccountID
 	}
+	// The region keeps its own copy: callers zero theirs once it started.
+	cfg.RootKey = slices.Clone(cfg.RootKey)
 	logger := cfg.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -84,6 +100,10 @@ func StartRegion(cfg RegionConfig) (*Region, error) {
 		return nil, err
 	}
 	r.node = node
+	r.access.flushing = make(chan struct{}, 1)
+	r.bg, r.stopBG = context.WithCancel(context.Background())
+	r.loops.Add(1)
+	go r.accessFlusher()
 	return r, nil
 }
 
@@ -96,17 +116,31 @@ func (r *Region) Node() *cluster.Node { return r.node }
 // FSM is the region's state machine.
 func (r *Region) FSM() *fsm.FSM { return r.fsm }
 
-// Leave exits the cluster gracefully.
-func (r *Region) Leave(timeout time.Duration) error { return r.node.Leave(timeout) }
+// Leave exits the cluster gracefully, after sending the reads noted for
+// LastAccessedDate.
+func (r *Region) Leave(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), min(timeout/2, 2*time.Second))
+	if err := r.FlushAccess(ctx); err != nil {
+		r.logger.Warn("LastAccessedDate batch lost on leave", "error", err)
+	}
+	cancel()
+	return r.node.Leave(timeout)
+}
 
-// Shutdown stops the region's node.
-func (r *Region) Shutdown() error { return r.node.Shutdown() }
+// Shutdown stops the region's background loops and its node.
+func (r *Region) Shutdown() error {
+	r.stopBG()
+	r.loops.Wait()
+	return r.node.Shutdown()
+}
 
-// onLeader runs leader-only work; today, bootstrapping the region.
+// onLeader runs leader-only work: bootstrapping the region, then the
+// purge of secrets whose recovery window ended (purge.go).
 func (r *Region) onLeader(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := r.initRegion(ctx)
 		if err == nil {
+			r.purgeLoop(ctx)
 			return
 		}
 		r.logger.Warn("region bootstrap failed; retrying", "error", err)

@@ -75,9 +75,9 @@ func validateTags(tags []tagJSON, v *validator) error {
 		if v.required(t.Key, path+".key") {
 			v.length(t.Key, path+".key", 1, 128)
 		}
-		if v.required(t.Value, path+".value") {
-			v.length(t.Value, path+".value", 0, 256)
-		}
+		// Value is optional in AWS's model (the CLI's --tags Key=k sends
+		// none); it means the empty string.
+		v.length(t.Value, path+".value", 0, 256)
 	}
 	if err := v.err(); err != nil {
 		return err
@@ -147,9 +147,10 @@ func createSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	cmd := &fsm.CreateSecret{
 		ARN:  r.arnPrefix() + *in.Name + "-" + randomString(6, arnSuffixAlphabet),
 		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), Date: now,
+		Type: deref(in.Type),
 	}
 	for _, t := range in.Tags {
-		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: *t.Value})
+		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
 	if in.present() {
 		nv, err := in.seal(kr, cmd.ARN, *in.ClientRequestToken)
@@ -265,27 +266,46 @@ func getSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
+	return r.readValue(kr, s, in.VersionID, in.VersionStage)
+}
+
+// secretValueOut is GetSecretValue's answer and an entry of
+// BatchGetSecretValue's SecretValues.
+type secretValueOut struct {
+	ARN           string   `json:"ARN"`
+	Name          string   `json:"Name"`
+	VersionID     string   `json:"VersionId"`
+	SecretString  *string  `json:"SecretString,omitempty"`
+	SecretBinary  []byte   `json:"SecretBinary,omitempty"`
+	VersionStages []string `json:"VersionStages,omitempty"`
+	CreatedDate   epoch    `json:"CreatedDate"`
+}
+
+// readValue is GetSecretValue on a resolved secret: it picks the version
+// by id and/or label (AWSCURRENT by default), decrypts it, and notes the
+// access for LastAccessedDate (a note in memory; see access.go).
+func (r *Region) readValue(kr *crypto.Keyring, s *fsm.Secret, versionID, stage *string) (*secretValueOut, error) {
 	if s.Scheduled() {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
 	}
 	var ver *fsm.Version
 	switch {
-	case in.VersionID != nil:
-		ver = s.Version(*in.VersionID)
+	case versionID != nil:
+		ver = s.Version(*versionID)
 		if ver == nil || !ver.HasValue() {
-			return nil, apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret value for VersionId: %s", *in.VersionID)
+			return nil, apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret value for VersionId: %s", *versionID)
 		}
-		if in.VersionStage != nil && !slices.Contains(ver.Stages, *in.VersionStage) {
+		if stage != nil && !slices.Contains(ver.Stages, *stage) {
 			return nil, apierr.New(apierr.InvalidRequest, apierr.MsgVersionStageMismatch)
 		}
 	default:
-		stage := fsm.StageCurrent
-		if in.VersionStage != nil {
-			stage = *in.VersionStage
+		label := fsm.StageCurrent
+		if stage != nil {
+			label = *stage
 		}
-		ver = s.Staged(stage)
+		ver = s.Staged(label)
 		if ver == nil || !ver.HasValue() {
-			return nil, apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret value for staging label: %s", stage)
+			return nil, apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret value for staging label: %s", label)
 		}
 	}
 	plain, err := kr.Decrypt(ver.Value, crypto.ValueAAD(s.ARN, ver.VersionID))
@@ -293,15 +313,8 @@ func getSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 		r.logger.Error("stored value does not decrypt", "arn", s.ARN, "version", ver.VersionID, "error", err)
 		return nil, apierr.New(apierr.DecryptionFailure, "Secrets Manager can't decrypt the protected secret text using the provided key.")
 	}
-	out := struct {
-		ARN           string   `json:"ARN"`
-		Name          string   `json:"Name"`
-		VersionID     string   `json:"VersionId"`
-		SecretString  *string  `json:"SecretString,omitempty"`
-		SecretBinary  []byte   `json:"SecretBinary,omitempty"`
-		VersionStages []string `json:"VersionStages,omitempty"`
-		CreatedDate   epoch    `json:"CreatedDate"`
-	}{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: ver.Stages, CreatedDate: epoch(ver.CreatedDate)}
+	r.access.note(s, ver, time.Now())
+	out := &secretValueOut{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: ver.Stages, CreatedDate: epoch(ver.CreatedDate)}
 	if ver.Binary {
 		out.SecretBinary = plain
 	} else {
@@ -318,6 +331,7 @@ type secretEntry struct {
 	Name                   string              `json:"Name"`
 	Description            string              `json:"Description,omitempty"`
 	KmsKeyID               string              `json:"KmsKeyId,omitempty"`
+	Type                   string              `json:"Type,omitempty"`
 	CreatedDate            epoch               `json:"CreatedDate"`
 	LastChangedDate        epoch               `json:"LastChangedDate"`
 	LastAccessedDate       epoch               `json:"LastAccessedDate,omitempty"`
@@ -333,7 +347,7 @@ type tagOut struct {
 }
 
 func entryOf(s *fsm.Secret) secretEntry {
-	e := secretEntry{ARN: s.ARN, Name: s.Name, Description: s.Description, KmsKeyID: s.KmsKeyID,
+	e := secretEntry{ARN: s.ARN, Name: s.Name, Description: s.Description, KmsKeyID: s.KmsKeyID, Type: s.Type,
 		CreatedDate: epoch(s.CreatedDate), LastChangedDate: epoch(s.LastChangedDate),
 		LastAccessedDate: epoch(s.LastAccessedDate), DeletedDate: epoch(s.DeletedDate)}
 	if s.TagsEverSet {

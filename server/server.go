@@ -89,6 +89,7 @@ func New(cfg Config, regions ...*Region) (*Server, error) {
 	e.POST("/", s.handleAPI)
 	e.GET("/v1/health", s.handleHealth)
 	e.GET("/v1/cluster/status", s.handleClusterStatus)
+	e.POST("/v1/dev/reset", s.handleDevReset) // 404 unless cfg.Dev (dev.go)
 	e.Any("/*", s.unknownRoute)
 	s.echo = e
 	return s, nil
@@ -220,20 +221,31 @@ var operations = map[string]operation{
 	"ListSecrets":    listSecrets,
 	"DeleteSecret":   deleteSecret,
 	"RestoreSecret":  restoreSecret,
+
+	"UpdateSecret":             updateSecret,
+	"UpdateSecretVersionStage": updateSecretVersionStage,
+	"ListSecretVersionIds":     listSecretVersionIDs,
+	"TagResource":              tagResource,
+	"UntagResource":            untagResource,
+	"PutResourcePolicy":        putResourcePolicy,
+	"GetResourcePolicy":        getResourcePolicy,
+	"DeleteResourcePolicy":     deleteResourcePolicy,
+	"ValidateResourcePolicy":   validateResourcePolicy,
+	"GetRandomPassword":        getRandomPassword,
+	"BatchGetSecretValue":      batchGetSecretValue,
 }
 
 // notYet lists the AWS operations Coffer does not serve yet; they are
 // refused by name so a client learns what is missing.
-var notYet = []string{"BatchGetSecretValue", "CancelRotateSecret", "DeleteResourcePolicy",
-	"GetRandomPassword", "GetResourcePolicy", "ListSecretVersionIds", "PutResourcePolicy",
-	"RemoveRegionsFromReplication", "ReplicateSecretToRegions", "RotateSecret",
-	"StopReplicationToReplica", "TagResource", "UntagResource", "UpdateSecret",
-	"UpdateSecretVersionStage", "ValidateResourcePolicy"}
+var notYet = []string{"CancelRotateSecret", "RemoveRegionsFromReplication",
+	"ReplicateSecretToRegions", "RotateSecret", "StopReplicationToReplica"}
 
 // request is the decoded context of one API call.
 type request struct {
 	body   []byte
 	header http.Header
+	// identity is the authenticated caller (RootIdentity for now).
+	identity string
 	// index is set by the handler to the Raft index the answer reflects.
 	index uint64
 	stale bool
@@ -244,7 +256,7 @@ func (s *Server) handleAPI(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	region, _, err := s.authenticate(c, &s.verifier, body)
+	region, identity, err := s.authenticate(c, &s.verifier, body)
 	if err != nil {
 		return writeError(c, err)
 	}
@@ -261,7 +273,7 @@ func (s *Server) handleAPI(c echo.Context) error {
 		}
 		return writeError(c, apierr.Newf(apierr.UnknownOperation, "Unknown operation %q.", target))
 	}
-	req := &request{body: body, header: c.Request().Header,
+	req := &request{body: body, header: c.Request().Header, identity: identity,
 		stale: strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale")}
 	out, err := op(c.Request().Context(), region, req)
 	if req.index != 0 {

@@ -60,7 +60,7 @@ func TestMain(m *testing.M) {
 }
 
 // cofferBinary builds ./cmd/coffer once per test run and returns its path.
-func cofferBinary(t *testing.T) string {
+func cofferBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the coffer binary; skipped with -short")
@@ -127,7 +127,7 @@ var (
 
 // freeAddr returns 127.0.0.1:port for a port that was free for TCP and UDP
 // (gossip uses both) and that this test run has not handed out before.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()

@@ -71,7 +71,7 @@ leader then removes it from the Raft configuration).`,
 	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new region once this many servers are in the gossip pool")
 	fl.StringVar(&f.rootKeyFile, "root-key-file", "", "file holding the region's root key (coffer operator root-key generate) (required)")
 	fl.StringVar(&f.bootstrapCredentialsFile, "bootstrap-credentials-file", "", "JSON root access key pair to install when the region bootstraps")
-	fl.StringVar(&f.accountID, "account-id", server.DefaultAccountID, "12-digit account id used in ARNs")
+	fl.StringVar(&f.accountID, "account-id", server.DefaultAccountID, "12-digit account id in every ARN the region returns and accepts")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	d := cluster.DefaultConfig()
 	fl.DurationVar(&f.heartbeat, "raft-heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
@@ -94,6 +94,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if !accountIDPattern.MatchString(f.accountID) {
 		return fmt.Errorf("--account-id must be 12 digits, got %q", f.accountID)
 	}
+	sigs := notifyShutdown()
 	rootKey, err := crypto.LoadRootKey(f.rootKeyFile)
 	if err != nil {
 		return err
@@ -114,6 +115,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	cc.Join, cc.BootstrapExpect, cc.APIAddr = f.join, f.bootstrapExpect, f.apiAddr
 	cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = f.heartbeat, f.election, f.lease
 	cc.SnapshotThreshold, cc.SnapshotInterval, cc.TrailingLogs = f.snapshotThreshold, f.snapshotInterval, f.trailingLogs
+	applyFaults(&cc)
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return err
 	}
@@ -139,7 +141,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	}
 	logger.Info("coffer server started", "node_id", f.nodeID, "region", f.region, "api", srv.Addr(),
 		"cluster", region.Node().ClusterAddr(), "gossip", region.Node().GossipAddr())
-	waitForSignal(logger)
+	waitForSignal(logger, sigs)
 	shutdown(logger, srv, region)
 	return nil
 }
@@ -163,9 +165,16 @@ func shutdown(logger hclog.Logger, srv *server.Server, regions ...*server.Region
 	logger.Info("coffer stopped")
 }
 
-func waitForSignal(logger hclog.Logger) {
+// notifyShutdown starts catching SIGINT and SIGTERM. Call it before the
+// API can answer, so a signal sent as soon as a client got an answer
+// shuts down gracefully instead of killing the process.
+func notifyShutdown() chan os.Signal {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	return ch
+}
+
+func waitForSignal(logger hclog.Logger, ch chan os.Signal) {
 	sig := <-ch
 	signal.Stop(ch)
 	logger.Info("shutting down", "signal", sig.String())
@@ -175,7 +184,25 @@ func newLogger(w io.Writer, level string) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "coffer", Level: hclog.LevelFromString(level), Output: w})
 }
 
+// readCredentials reads a `coffer server` --bootstrap-credentials-file:
+// the pair must have the strength of a real one.
 func readCredentials(path string) (server.Credentials, error) {
+	c, err := loadCredentials(path)
+	if err != nil {
+		return c, err
+	}
+	if len(c.AccessKeyID) < 16 || len(c.AccessKeyID) > 128 || strings.ContainsAny(c.AccessKeyID, "/ \t\n") {
+		return c, fmt.Errorf("credentials file %s: AccessKeyId must be 16-128 characters without '/' or spaces", path)
+	}
+	if len(c.SecretAccessKey) < 16 {
+		return c, errors.New("credentials file " + path + ": SecretAccessKey must be at least 16 characters")
+	}
+	return c, nil
+}
+
+// loadCredentials parses a credentials file,
+// {"AccessKeyId": "...", "SecretAccessKey": "..."}, without judging the keys.
+func loadCredentials(path string) (server.Credentials, error) {
 	var c server.Credentials
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -183,12 +210,6 @@ func readCredentials(path string) (server.Credentials, error) {
 	}
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return c, fmt.Errorf("credentials file %s: %w", path, err)
-	}
-	if len(c.AccessKeyID) < 16 || len(c.AccessKeyID) > 128 || strings.ContainsAny(c.AccessKeyID, "/ \t\n") {
-		return c, fmt.Errorf("credentials file %s: AccessKeyId must be 16-128 characters without '/' or spaces", path)
-	}
-	if len(c.SecretAccessKey) < 16 {
-		return c, errors.New("credentials file " + path + ": SecretAccessKey must be at least 16 characters")
 	}
 	return c, nil
 }

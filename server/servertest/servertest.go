@@ -38,6 +38,9 @@ const Region = "us-east-1"
 type Options struct {
 	// Tune changes each node's cluster config before it starts.
 	Tune func(*cluster.Config)
+	// TuneRegion changes each node's region config before it starts
+	// (e.g. a short purge or access-flush interval).
+	TuneRegion func(*server.RegionConfig)
 }
 
 // Node is one node of a test cluster.
@@ -124,7 +127,11 @@ func (c *Cluster) start(node *Node) {
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: node.ID, Level: hclog.Info, Output: c.logOut})
 	creds := Credentials
-	r, err := server.StartRegion(server.RegionConfig{Cluster: node.cfg, RootKey: c.RootKey, Bootstrap: &creds, Logger: logger})
+	rc := server.RegionConfig{Cluster: node.cfg, RootKey: c.RootKey, Bootstrap: &creds, Logger: logger}
+	if c.opts.TuneRegion != nil {
+		c.opts.TuneRegion(&rc)
+	}
+	r, err := server.StartRegion(rc)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}

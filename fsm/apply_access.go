@@ -1,0 +1,42 @@
+package fsm
+
+import (
+	"slices"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// applyRecordAccess moves LastAccessedDate forward to c.Day on each listed
+// secret and version. It never moves a date back, so batches may arrive in
+// any order and more than once; a secret or version that is gone is
+// skipped. Reading is not a change: LastChangedDate stays.
+func applyRecordAccess(txn *memdb.Txn, c *RecordAccess) any {
+	for _, a := range c.Secrets {
+		raw, err := txn.First(tableSecrets, "id", a.ARN)
+		if err != nil {
+			return internal(err)
+		}
+		if raw == nil {
+			continue
+		}
+		cur := raw.(*Secret)
+		due := cur.LastAccessedDate < c.Day
+		for _, v := range cur.Versions {
+			due = due || (v.LastAccessedDate < c.Day && slices.Contains(a.VersionIDs, v.VersionID))
+		}
+		if !due {
+			continue // already marked for this day: no write at all
+		}
+		s := cur.clone()
+		s.LastAccessedDate = max(s.LastAccessedDate, c.Day)
+		for _, v := range s.Versions {
+			if slices.Contains(a.VersionIDs, v.VersionID) {
+				v.LastAccessedDate = max(v.LastAccessedDate, c.Day)
+			}
+		}
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	return &Result{}
+}

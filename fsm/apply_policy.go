@@ -1,0 +1,43 @@
+package fsm
+
+import (
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/hashicorp/go-memdb"
+)
+
+// MaxPolicyLength bounds a resource policy, in characters (shared/spec §6).
+const MaxPolicyLength = 20480
+
+func applyPutResourcePolicy(txn *memdb.Txn, c *PutResourcePolicy) any {
+	s, errResp := writableSecret(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	if c.Policy == "" {
+		// "" means "no policy" in state; the server never sends it.
+		return apierr.New(apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy)
+	}
+	if s.ResourcePolicy != c.Policy {
+		s.ResourcePolicy = c.Policy
+		s.LastChangedDate = c.Date
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	return &Result{ARN: s.ARN, Name: s.Name}
+}
+
+func applyDeleteResourcePolicy(txn *memdb.Txn, c *DeleteResourcePolicy) any {
+	s, errResp := writableSecret(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	if s.ResourcePolicy != "" {
+		s.ResourcePolicy = ""
+		s.LastChangedDate = c.Date
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	return &Result{ARN: s.ARN, Name: s.Name}
+}

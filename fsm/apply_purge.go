@@ -1,0 +1,32 @@
+package fsm
+
+import (
+	"github.com/hashicorp/go-memdb"
+)
+
+// applyPurgeSecrets removes the listed secrets whose recovery window ended
+// at or before c.Now. Each one is re-checked here, against the state the
+// command applies to: a secret restored, force-deleted or re-created under
+// the same name since the leader picked it is left alone. The answer's
+// VersionStages lists the ARNs actually removed.
+func applyPurgeSecrets(txn *memdb.Txn, c *PurgeSecrets) any {
+	res := &Result{}
+	for _, arn := range c.ARNs {
+		raw, err := txn.First(tableSecrets, "id", arn)
+		if err != nil {
+			return internal(err)
+		}
+		if raw == nil {
+			continue
+		}
+		s := raw.(*Secret)
+		if !s.Scheduled() || s.DeletionDate > c.Now {
+			continue
+		}
+		if err := txn.Delete(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+		res.Purged = append(res.Purged, arn)
+	}
+	return res
+}

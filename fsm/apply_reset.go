@@ -1,0 +1,39 @@
+package fsm
+
+import (
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/hashicorp/go-memdb"
+)
+
+// Every table is either wiped by ResetRegion or kept by it; a test fails
+// when a table is in neither list, so a new table gets a decision. Wipe
+// what belongs to secrets (their versions, labels, tags, and later their
+// rotation and replication state); keep what makes the region and its
+// callers: the keyring, the account, the access keys.
+var (
+	resetTables = []string{tableSecrets}
+	keptTables  = []string{tableRegion, tableAccessKeys, tableMeta}
+)
+
+// applyResetRegion empties the region in the command's transaction, so a
+// reader sees the state before or after, never part of it. It refuses a
+// region that has not bootstrapped or whose name differs from the one the
+// command was built for.
+func applyResetRegion(txn *memdb.Txn, c *ResetRegion) any {
+	raw, err := txn.First(tableRegion, "id", regionID)
+	if err != nil {
+		return internal(err)
+	}
+	if raw == nil {
+		return apierr.New(apierr.InvalidRequest, "the region is not initialized")
+	}
+	if name := raw.(*Region).Name; name != c.Region {
+		return apierr.Newf(apierr.InvalidRequest, "a reset of region %q cannot apply to region %q", c.Region, name)
+	}
+	for _, table := range resetTables {
+		if _, err := txn.DeleteAll(table, "id"); err != nil {
+			return internal(err)
+		}
+	}
+	return &Result{}
+}

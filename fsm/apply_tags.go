@@ -1,0 +1,65 @@
+package fsm
+
+import (
+	"slices"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/hashicorp/go-memdb"
+)
+
+// MaxTags is the number of tags a secret can have (shared/spec §6).
+const MaxTags = 50
+
+func applyTagResource(txn *memdb.Txn, c *TagResource) any {
+	s, errResp := writableSecret(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	changed := false
+	for _, t := range c.Tags {
+		if t.Key == "" {
+			return apierr.New(apierr.InvalidParameter, "A tag key must not be empty.")
+		}
+		i := slices.IndexFunc(s.Tags, func(have Tag) bool { return have.Key == t.Key })
+		switch {
+		case i < 0:
+			// New keys go at the end; existing ones keep their place.
+			s.Tags = append(s.Tags, t)
+			changed = true
+		case s.Tags[i].Value != t.Value:
+			s.Tags[i].Value = t.Value
+			changed = true
+		}
+	}
+	if len(s.Tags) > MaxTags {
+		return apierr.Newf(apierr.InvalidParameter,
+			"A secret can have at most %d tags; this request would leave it with %d.", MaxTags, len(s.Tags))
+	}
+	if len(c.Tags) > 0 && !s.TagsEverSet {
+		s.TagsEverSet = true
+		changed = true
+	}
+	if changed {
+		s.LastChangedDate = c.Date
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	return &Result{ARN: s.ARN, Name: s.Name}
+}
+
+func applyUntagResource(txn *memdb.Txn, c *UntagResource) any {
+	s, errResp := writableSecret(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	n := len(s.Tags)
+	s.Tags = slices.DeleteFunc(s.Tags, func(t Tag) bool { return slices.Contains(c.Keys, t.Key) })
+	if len(s.Tags) != n {
+		s.LastChangedDate = c.Date
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	return &Result{ARN: s.ARN, Name: s.Name}
+}

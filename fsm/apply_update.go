@@ -1,0 +1,111 @@
+package fsm
+
+import (
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/hashicorp/go-memdb"
+)
+
+// Messages of UpdateSecretVersionStage's refusals (shared/spec §4.9).
+const (
+	MsgStageNoVersion       = "You must specify MoveToVersionId, RemoveFromVersionId or both."
+	MsgStageCurrentNoTarget = "You can't remove the staging label AWSCURRENT from a version without moving it to another: specify MoveToVersionId."
+)
+
+func errNotAVersion(id string) *apierr.Error {
+	return apierr.Newf(apierr.InvalidParameter, "Not a valid version: %s", id)
+}
+
+func applyUpdateSecret(txn *memdb.Txn, c *UpdateSecret) any {
+	s, errResp := writableSecret(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	res := &Result{ARN: s.ARN, Name: s.Name}
+	if c.Version != nil {
+		// A value is exactly a PutSecretValue with the default stages,
+		// token idempotency included; it writes the secret itself.
+		put := applyPutSecretValue(txn, &PutSecretValue{ARN: c.ARN, Version: *c.Version, Date: c.Date})
+		pr, ok := put.(*Result)
+		if !ok {
+			return put
+		}
+		res.VersionID, res.VersionStages = pr.VersionID, pr.VersionStages
+		if s, errResp = secretByARN(txn, c.ARN); errResp != nil {
+			return errResp
+		}
+	}
+	changed := false
+	set := func(field *string, to *string) {
+		if to != nil && *field != *to {
+			*field = *to
+			changed = true
+		}
+	}
+	set(&s.Description, c.Description)
+	set(&s.KmsKeyID, c.KmsKeyID)
+	set(&s.Type, c.Type)
+	if changed {
+		s.LastChangedDate = c.Date
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	return res
+}
+
+func applyUpdateSecretVersionStage(txn *memdb.Txn, c *UpdateSecretVersionStage) any {
+	s, errResp := writableSecret(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	if c.Stage == "" {
+		return apierr.New(apierr.InvalidParameter, "The staging label must not be empty.")
+	}
+	if c.RemoveFrom == "" && c.MoveTo == "" {
+		return apierr.New(apierr.InvalidParameter, MsgStageNoVersion)
+	}
+	var from, to *Version
+	if c.RemoveFrom != "" {
+		if from = s.Version(c.RemoveFrom); from == nil {
+			return errNotAVersion(c.RemoveFrom)
+		}
+	}
+	if c.MoveTo != "" {
+		if to = s.Version(c.MoveTo); to == nil {
+			return errNotAVersion(c.MoveTo)
+		}
+	}
+	holder := s.Staged(c.Stage)
+	if from != nil && holder != from {
+		return apierr.Newf(apierr.InvalidParameter,
+			"The staging label %s is not attached to version %s, so it can't be removed from it.", c.Stage, c.RemoveFrom)
+	}
+	if to != nil && holder != nil && holder != to && from == nil {
+		return apierr.Newf(apierr.InvalidParameter,
+			"The parameter RemoveFromVersionId can't be empty. Staging label %s is currently attached to version %s, so you must explicitly reference that version in RemoveFromVersionId.",
+			c.Stage, holder.VersionID)
+	}
+	if c.Stage == StageCurrent && to == nil {
+		return apierr.New(apierr.InvalidParameter, MsgStageCurrentNoTarget)
+	}
+	switch {
+	case to != nil && holder == to:
+		// Already there: nothing moves, nothing changes.
+		return &Result{ARN: s.ARN, Name: s.Name}
+	case to != nil:
+		// moveLabel takes the label off its holder (RemoveFrom, checked
+		// above) and hands AWSPREVIOUS to the old AWSCURRENT version.
+		// AWSPENDING is never touched implicitly (shared/spec §3.4).
+		moveLabel(s, c.Stage, to)
+	default:
+		from.Stages = removeLabel(from.Stages, c.Stage)
+	}
+	if e := checkLimits(s, c.Date); e != nil {
+		return e
+	}
+	s.LastChangedDate = c.Date
+	if err := txn.Insert(tableSecrets, s); err != nil {
+		return internal(err)
+	}
+	return &Result{ARN: s.ARN, Name: s.Name}
+}

@@ -1,0 +1,126 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cofferhq/coffer/fsm"
+)
+
+// Unit tests of the pieces behind GetRandomPassword and LastAccessedDate
+// that the SDK tests cannot see.
+
+func TestUniform_NoBias(t *testing.T) {
+	for _, n := range []int{1, 2, 7, 94} {
+		const perBucket = 5000
+		counts := make([]int, n)
+		for range n * perBucket {
+			x := uniform(n)
+			if x < 0 || x >= n {
+				t.Fatalf("uniform(%d) = %d", n, x)
+			}
+			counts[x]++
+		}
+		// Each count is binomial around perBucket; 6 standard deviations.
+		for v, c := range counts {
+			if d := c - perBucket; n > 1 && (d > 6*71 || d < -6*71) {
+				t.Fatalf("uniform(%d): value %d drawn %d times, expected about %d", n, v, c, perBucket)
+			}
+		}
+	}
+}
+
+func TestRandomPassword_Classes(t *testing.T) {
+	all := classLower + classUpper + classDigits + classPunctuation
+	if len(classPunctuation) != 32 {
+		t.Fatalf("%d punctuation characters, want 32", len(classPunctuation))
+	}
+	// Every character of the union appears, so none is unreachable.
+	seen := map[rune]bool{}
+	pw, err := randomPassword(passwordOptions{length: 4096, requireAll: true, space: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range pw {
+		seen[r] = true
+	}
+	for _, r := range all + " " {
+		if !seen[r] {
+			t.Fatalf("%q never drawn in 4096 characters", r)
+		}
+	}
+	// Required types with the shortest possible length: one of each.
+	for range 200 {
+		pw, err := randomPassword(passwordOptions{length: 4, requireAll: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, class := range []string{classLower, classUpper, classDigits, classPunctuation} {
+			if !strings.ContainsAny(pw, class) {
+				t.Fatalf("%q lacks a character of %q", pw, class)
+			}
+		}
+	}
+	// ExcludeCharacters with characters outside every class is harmless.
+	if _, err := randomPassword(passwordOptions{length: 8, exclude: "é€\x00", requireAll: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Space alone.
+	pw, err = randomPassword(passwordOptions{length: 3, noLower: true, noUpper: true, noDigits: true, noPunct: true, space: true, requireAll: true})
+	if err != nil || pw != "   " {
+		t.Fatalf("space only: %q %v", pw, err)
+	}
+}
+
+func TestDayOf(t *testing.T) {
+	for _, tc := range []struct {
+		at   time.Time
+		want time.Time
+	}{
+		{time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 3, 4, 23, 59, 59, 999e6, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 3, 4, 1, 0, 0, 0, time.FixedZone("UTC+2", 7200)), time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)},
+		{time.Date(1969, 12, 31, 12, 0, 0, 0, time.UTC), time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)},
+	} {
+		if got := dayOf(tc.at); got != tc.want.UnixMilli() {
+			t.Errorf("dayOf(%v) = %v, want %v", tc.at, time.UnixMilli(got).UTC(), tc.want)
+		}
+	}
+}
+
+func TestAccessLog(t *testing.T) {
+	var a accessLog
+	now := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	day := dayOf(now)
+	v1, v2 := &fsm.Version{VersionID: "v1"}, &fsm.Version{VersionID: "v2"}
+	s := &fsm.Secret{ARN: "arn:b", Versions: []*fsm.Version{v1, v2}}
+	a.note(s, v2, now)
+	a.note(s, v2, now)
+	a.note(s, v1, now)
+	a.note(&fsm.Secret{ARN: "arn:a"}, &fsm.Version{VersionID: "x"}, now.Add(-24*time.Hour))
+	// Already marked today in the state: nothing to note.
+	a.note(&fsm.Secret{ARN: "arn:c", LastAccessedDate: day}, &fsm.Version{VersionID: "y", LastAccessedDate: day}, now)
+	cmds := a.take()
+	got := fmt.Sprint(len(cmds), cmds[0].Day == day-24*3600*1000, cmds[0].Secrets, cmds[1].Day == day, cmds[1].Secrets)
+	if want := "2 true [{arn:a [x]}] true [{arn:b [v1 v2]}]"; got != want {
+		t.Fatalf("take: %s, want %s", got, want)
+	}
+	if more := a.take(); len(more) != 0 {
+		t.Fatalf("second take: %v", more)
+	}
+	// A failed flush puts its commands back.
+	a.putBack(cmds)
+	if again := a.take(); fmt.Sprint(again[0].Secrets, again[1].Secrets) != fmt.Sprint(cmds[0].Secrets, cmds[1].Secrets) {
+		t.Fatalf("after putBack: %v", again)
+	}
+	// Batches of at most accessBatch secrets.
+	for i := range accessBatch + 1 {
+		a.note(&fsm.Secret{ARN: fmt.Sprintf("arn:%04d", i)}, &fsm.Version{VersionID: "v"}, now)
+	}
+	cmds = a.take()
+	if len(cmds) != 2 || len(cmds[0].Secrets) != accessBatch || len(cmds[1].Secrets) != 1 {
+		t.Fatalf("%d commands", len(cmds))
+	}
+}

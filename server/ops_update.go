@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/fsm"
+)
+
+// UpdateSecret and UpdateSecretVersionStage (shared/spec §4.5, §4.9).
+
+// requireSecretID checks the SecretId member every secret operation has.
+func requireSecretID(v *validator, id *string) {
+	if v.required(id, "secretId") {
+		v.length(id, "secretId", 1, 2048)
+	}
+}
+
+type arnName struct {
+	ARN  string `json:"ARN"`
+	Name string `json:"Name"`
+}
+
+func updateSecret(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID           *string `json:"SecretId"`
+		ClientRequestToken *string `json:"ClientRequestToken"`
+		Description        *string `json:"Description"`
+		KmsKeyID           *string `json:"KmsKeyId"`
+		Type               *string `json:"Type"`
+		secretValue
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	requireSecretID(&v, in.SecretID)
+	v.length(in.ClientRequestToken, "clientRequestToken", 32, 64)
+	v.length(in.Description, "description", 0, 2048)
+	v.length(in.KmsKeyID, "kmsKeyId", 0, 2048)
+	v.length(in.Type, "type", 0, 256)
+	in.secretValue.validate(&v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := in.bothValues(); err != nil {
+		return nil, err
+	}
+	// The SDKs send a token on every UpdateSecret; it only matters, and is
+	// only required, with a value.
+	if in.present() && in.ClientRequestToken == nil {
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgTokenMissing)
+	}
+	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		cmd := &fsm.UpdateSecret{ARN: s.ARN, Description: in.Description, KmsKeyID: in.KmsKeyID, Type: in.Type,
+			Date: time.Now().UnixMilli()}
+		if in.present() {
+			kr, err := r.Keyring()
+			if err != nil {
+				return 0, nil, err
+			}
+			nv, err := in.seal(kr, s.ARN, *in.ClientRequestToken)
+			if err != nil {
+				return 0, nil, err
+			}
+			cmd.Version = &nv
+		}
+		return fsm.CmdUpdateSecret, cmd, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ARN       string `json:"ARN"`
+		Name      string `json:"Name"`
+		VersionID string `json:"VersionId,omitempty"`
+	}{res.ARN, res.Name, res.VersionID}, nil
+}
+
+func updateSecretVersionStage(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID            *string `json:"SecretId"`
+		VersionStage        *string `json:"VersionStage"`
+		RemoveFromVersionID *string `json:"RemoveFromVersionId"`
+		MoveToVersionID     *string `json:"MoveToVersionId"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	requireSecretID(&v, in.SecretID)
+	if v.required(in.VersionStage, "versionStage") {
+		v.length(in.VersionStage, "versionStage", 1, 256)
+	}
+	v.length(in.RemoveFromVersionID, "removeFromVersionId", 32, 64)
+	v.length(in.MoveToVersionID, "moveToVersionId", 32, 64)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if in.RemoveFromVersionID == nil && in.MoveToVersionID == nil {
+		return nil, apierr.New(apierr.InvalidParameter, fsm.MsgStageNoVersion)
+	}
+	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdUpdateSecretVersionStage, &fsm.UpdateSecretVersionStage{ARN: s.ARN, Stage: *in.VersionStage,
+			RemoveFrom: deref(in.RemoveFromVersionID), MoveTo: deref(in.MoveToVersionID), Date: time.Now().UnixMilli()}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return arnName{res.ARN, res.Name}, nil
+}
