@@ -7,9 +7,12 @@ package servertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -291,10 +294,28 @@ func NewClient(endpoint, region string, creds server.Credentials, maxAttempts in
 		}),
 		Retryer: func() aws.Retryer {
 			if maxAttempts <= 1 {
-				return aws.NopRetryer{}
+				return closedConnRetryer()
 			}
 			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = maxAttempts })
 		}(),
+	})
+}
+
+// closedConnRetryer retries only a request whose connection the client's
+// own transport closed under it (net.ErrClosed), as the SDK's default
+// retryer does since aws/aws-sdk-go-v2#2949 (issue #2737): that is a
+// client-side race, not an answer from Coffer. Every answer from the
+// server, error or not, reaches the test as it is.
+func closedConnRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 3
+		o.RateLimiter = ratelimit.None
+		o.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if errors.Is(err, net.ErrClosed) {
+				return aws.TrueTernary
+			}
+			return aws.FalseTernary
+		})}
 	})
 }
 
