@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,4 +152,24 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("health: %d %v", resp.StatusCode, raw)
 	}
 	c.Kill(0)
+}
+
+// A node configured with another account than the one its region was
+// bootstrapped with stays sealed instead of serving every secret under new
+// ARNs.
+func TestRegion_AccountMismatchSeals(t *testing.T) {
+	c := servertest.New(t, 1)
+	if c.Nodes[0].Region.Sealed() {
+		t.Fatal("fresh region sealed")
+	}
+	c.Kill(0)
+	c.Nodes[0].AccountID = "123456789012"
+	c.Restart(0)
+	c.Eventually(10*time.Second, "the state to be replayed", func() bool {
+		return c.Nodes[0].Region.FSM().AppliedIndex() > 0
+	})
+	_, err := c.Nodes[0].Region.Keyring()
+	if err == nil || !strings.Contains(err.Error(), "bootstrapped with account id 000000000000") {
+		t.Fatalf("keyring with another account: %v", err)
+	}
 }

@@ -207,6 +207,11 @@ func (r *Region) Keyring() (*crypto.Keyring, error) {
 	if rec == nil {
 		return nil, errSealed("the region has not finished bootstrapping")
 	}
+	if rec.AccountID != r.cfg.AccountID {
+		// ARNs carry the account: serving under another one would
+		// silently rename every secret.
+		return nil, errSealed(fmt.Sprintf("the region was bootstrapped with account id %s, but this node is configured with %s", rec.AccountID, r.cfg.AccountID))
+	}
 	kr, err := crypto.OpenKeyring(r.cfg.RootKey, rec.SealedKeyring, r.name, rec.KEKID)
 	if err != nil {
 		return nil, errSealed("the root key does not open this region's keyring")

@@ -94,6 +94,9 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if !accountIDPattern.MatchString(f.accountID) {
 		return fmt.Errorf("--account-id must be 12 digits, got %q", f.accountID)
 	}
+	if !regionName.MatchString(f.region) || len(f.region) > 128 {
+		return fmt.Errorf("--region must be a region name such as us-east-1, got %q", f.region)
+	}
 	sigs := notifyShutdown()
 	rootKey, err := crypto.LoadRootKey(f.rootKeyFile)
 	if err != nil {

@@ -48,14 +48,17 @@ type Options struct {
 
 // Node is one node of a test cluster.
 type Node struct {
-	ID       string
-	DataDir  string
-	Region   *server.Region
-	Server   *server.Server
-	Endpoint string // http://127.0.0.1:port
-	running  bool
-	cfg      cluster.Config
-	apiAddr  string
+	ID string
+	// AccountID is the account the node is configured with (default
+	// 000000000000); set it before Restart to change it.
+	AccountID string
+	DataDir   string
+	Region    *server.Region
+	Server    *server.Server
+	Endpoint  string // http://127.0.0.1:port
+	running   bool
+	cfg       cluster.Config
+	apiAddr   string
 }
 
 // Cluster is a set of nodes of one region.
@@ -130,7 +133,7 @@ func (c *Cluster) start(node *Node) {
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: node.ID, Level: hclog.Info, Output: c.logOut})
 	creds := Credentials
-	rc := server.RegionConfig{Cluster: node.cfg, RootKey: c.RootKey, Bootstrap: &creds, Logger: logger}
+	rc := server.RegionConfig{Cluster: node.cfg, AccountID: node.AccountID, RootKey: c.RootKey, Bootstrap: &creds, Logger: logger}
 	if c.opts.TuneRegion != nil {
 		c.opts.TuneRegion(&rc)
 	}
