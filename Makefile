@@ -38,7 +38,8 @@ fuzz:
 # Consistency under faults (docs/jepsen.md): real coffer processes behind a
 # fault-injecting proxy, checked with porcupine. Results go to results/.
 # jepsen-short: baseline, kill, kill-leader, pause, partition-leader (~4 min).
-# jepsen: the same plus mixed, each 4x longer. JEPSENFLAGS adds flags.
+# jepsen: the same plus partition (halves, one), partition-ring and
+# partition-bridge on 5 nodes, and mixed; each 4x longer. JEPSENFLAGS adds flags.
 jepsen-short:
 	$(GO) run ./jepsen --scenario short $(JEPSENFLAGS)
 

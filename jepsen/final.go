@@ -12,8 +12,8 @@ import (
 	"github.com/cofferhq/coffer/jepsen/check"
 )
 
-// finalReads runs after healing: a get of AWSCURRENT of every register
-// secret on every node (recorded in the history, so linearizability
+// finalReads runs after healing: a get of AWSCURRENT and of AWSPREVIOUS
+// of every register secret on every node (recorded in the history, so linearizability
 // covers them), then, for every put that was not a definite failure, a
 // GetSecretValue by VersionId, and for every attempted create a
 // DescribeSecret, each on one node (rotating), retried a few times on
@@ -23,7 +23,13 @@ func (w *workload) finalReads(ops []check.Op, out *check.Writer) {
 	for _, s := range w.secrets {
 		for i := range w.clients {
 			for attempt := 0; attempt < 5; attempt++ {
-				if op := w.get(context.Background(), i, proc, s, true); op.Status == check.StatusOK {
+				if op := w.get(context.Background(), i, proc, s, "", true); op.Status == check.StatusOK {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			for attempt := 0; attempt < 5; attempt++ {
+				if op := w.get(context.Background(), i, proc, s, check.StagePrevious, true); op.Status == check.StatusOK {
 					break
 				}
 				time.Sleep(200 * time.Millisecond)
@@ -77,6 +83,7 @@ func (w *workload) finalRead(i int, kind, secret, version string) check.FinalRea
 		out, err = w.clients[i].GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secret), VersionId: aws.String(version)})
 		if err == nil {
 			fr.Found, fr.Value = true, aws.ToString(out.SecretString)
+			fr.Stages, fr.Index = nonNil(out.VersionStages), indexOf(out.ResultMetadata)
 			if got := aws.ToString(out.VersionId); got != version {
 				fr.Value = "version id mismatch: " + got
 			}

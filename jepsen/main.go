@@ -1,9 +1,10 @@
 // Command jepsen tests Coffer's consistency claims under real faults: it
 // starts a region of real `coffer server` processes behind a
 // fault-injecting TCP proxy, drives concurrent AWS SDK clients through a
-// register and a set workload, injects faults (kill, kill-leader, pause,
-// partition-leader), heals, reads everything back and checks the recorded
-// history. See docs/jepsen.md.
+// register workload (puts, reads by label, label moves) and a set
+// workload, injects faults (kill, kill-leader, pause, partition-leader,
+// partition: halves, one, ring, bridge), heals, reads everything back and
+// checks the recorded history. See docs/jepsen.md.
 //
 //	go run ./jepsen --scenario short          # what `make jepsen-short` runs
 //	go run ./jepsen --check-only results/DIR  # re-check a saved run
@@ -37,6 +38,14 @@ type scenario struct {
 	timeLimit time.Duration
 	unsafe    bool   // server runs with --unsafe-local-reads (faults build)
 	expect    string // verdict that makes the scenario pass
+	shapes    []string
+	nodes     int              // 0: --nodes
+	hold      [2]time.Duration // zero: --fault-duration
+	// sticky starts every node with 5 s Raft timeouts, then restarts the
+	// followers with the default ones: the first leader keeps believing
+	// it leads for 5-10 s after it is cut off, while the others elect a
+	// new leader within about 2 s.
+	sticky bool
 }
 
 var scenarios = map[string]scenario{
@@ -46,12 +55,16 @@ var scenarios = map[string]scenario{
 	"pause":            {name: "pause", faults: []string{"pause"}, timeLimit: 40 * time.Second, expect: check.Valid},
 	"partition-leader": {name: "partition-leader", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, expect: check.Valid},
 	"mixed":            {name: "mixed", faults: faultKinds, timeLimit: 120 * time.Second, expect: check.Valid},
-	"negative-control": {name: "negative-control", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, unsafe: true, expect: check.Invalid},
+	"partition":        {name: "partition", faults: []string{"partition"}, shapes: []string{"halves", "one"}, timeLimit: 60 * time.Second, expect: check.Valid},
+	"partition-ring":   {name: "partition-ring", faults: []string{"partition"}, shapes: []string{"ring"}, nodes: 5, timeLimit: 60 * time.Second, expect: check.Valid},
+	"partition-bridge": {name: "partition-bridge", faults: []string{"partition"}, shapes: []string{"bridge"}, nodes: 5, timeLimit: 60 * time.Second, expect: check.Valid},
+	"negative-control": {name: "negative-control", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, unsafe: true, expect: check.Invalid,
+		sticky: true, hold: [2]time.Duration{6 * time.Second, 10 * time.Second}},
 }
 
 var presets = map[string][]string{
 	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader"},
-	"long":  {"baseline", "kill", "kill-leader", "pause", "partition-leader", "mixed"},
+	"long":  {"baseline", "kill", "kill-leader", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge", "mixed"},
 }
 
 type options struct {
@@ -73,6 +86,11 @@ type options struct {
 	keepData        bool
 	serverArgs      []string
 	checkOnly       string
+	nemesis         []string // overrides every scenario's faults
+	shapes          []string // overrides every scenario's partition shapes
+	labelMoves      bool
+	holdSet         bool // --fault-duration given
+	nodesSet        bool // --nodes given
 }
 
 func main() {
@@ -94,9 +112,9 @@ func parseRange(s string) ([2]time.Duration, error) {
 
 func parseFlags() (options, error) {
 	var o options
-	var scen, gap, hold, hb, el, lease string
+	var scen, gap, hold, hb, el, lease, nem, shapes string
 	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
-	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, pause, partition-leader, mixed, negative-control")
+	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, pause, partition-leader, partition, partition-ring, partition-bridge, mixed, negative-control")
 	fs.IntVar(&o.nodes, "nodes", 3, "nodes in the region")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and op mix (0: random; printed)")
 	fs.StringVar(&o.results, "results", "results", "folder for results")
@@ -117,6 +135,9 @@ func parseFlags() (options, error) {
 	fs.StringVar(&el, "raft-election-timeout", "", "passed to coffer server")
 	fs.StringVar(&lease, "raft-leader-lease-timeout", "", "passed to coffer server")
 	fs.StringVar(&o.checkOnly, "check-only", "", "re-check a saved results folder and exit")
+	fs.StringVar(&nem, "nemesis", "", "faults to draw from, overriding the scenario's: "+strings.Join(faultKinds, ","))
+	fs.StringVar(&shapes, "partition", "", "shapes for the partition fault, overriding the scenario's: "+strings.Join(partitionShapes, ",")+" (ring needs --nodes 5)")
+	fs.BoolVar(&o.labelMoves, "label-moves", true, "register workers also read AWSPREVIOUS and move AWSCURRENT with UpdateSecretVersionStage (compare-and-set on RemoveFromVersionId)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return o, err
 	}
@@ -126,6 +147,30 @@ func parseFlags() (options, error) {
 	}
 	if o.hold, err = parseRange(hold); err != nil {
 		return o, fmt.Errorf("--fault-duration: %w", err)
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "fault-duration":
+			o.holdSet = true
+		case "nodes":
+			o.nodesSet = true
+		}
+	})
+	if nem != "" {
+		for _, x := range strings.Split(nem, ",") {
+			if !contains(faultKinds, strings.TrimSpace(x)) {
+				return o, fmt.Errorf("--nemesis: unknown fault %q", x)
+			}
+			o.nemesis = append(o.nemesis, strings.TrimSpace(x))
+		}
+	}
+	if shapes != "" {
+		for _, x := range strings.Split(shapes, ",") {
+			if !contains(partitionShapes, strings.TrimSpace(x)) {
+				return o, fmt.Errorf("--partition: unknown shape %q", x)
+			}
+			o.shapes = append(o.shapes, strings.TrimSpace(x))
+		}
 	}
 	for flagName, v := range map[string]string{"--raft-heartbeat-timeout": hb, "--raft-election-timeout": el, "--raft-leader-lease-timeout": lease} {
 		if v != "" {
@@ -246,6 +291,15 @@ func run() int {
 	return 0
 }
 
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
 func exitCode(verdict string) int {
 	switch verdict {
 	case check.Valid:
@@ -257,25 +311,43 @@ func exitCode(verdict string) int {
 }
 
 type runInfo struct {
-	Scenario  string   `json:"scenario"`
-	Seed      uint64   `json:"seed"`
-	Nodes     int      `json:"nodes"`
-	Faults    []string `json:"faults"`
-	TimeLimit string   `json:"time_limit"`
-	Unsafe    bool     `json:"unsafe_local_reads"`
-	Rate      int      `json:"rate"`
-	Workers   int      `json:"register_workers"`
-	Keys      int      `json:"keys"`
-	OpsPerKey int      `json:"ops_per_key"`
-	Started   string   `json:"started"`
-	Bin       string   `json:"bin"`
-	Args      []string `json:"args"`
+	Scenario   string   `json:"scenario"`
+	Seed       uint64   `json:"seed"`
+	Nodes      int      `json:"nodes"`
+	Faults     []string `json:"faults"`
+	Shapes     []string `json:"partition_shapes,omitempty"`
+	LabelMoves bool     `json:"label_moves,omitempty"`
+	TimeLimit  string   `json:"time_limit"`
+	Unsafe     bool     `json:"unsafe_local_reads"`
+	Rate       int      `json:"rate"`
+	Workers    int      `json:"register_workers"`
+	Keys       int      `json:"keys"`
+	OpsPerKey  int      `json:"ops_per_key"`
+	Started    string   `json:"started"`
+	Bin        string   `json:"bin"`
+	Args       []string `json:"args"`
 }
 
 func runScenario(ctx context.Context, o options, sc scenario, bin string, seed uint64) (*report, error) {
 	limit := sc.timeLimit * time.Duration(o.longFactor)
 	if o.timeLimit > 0 {
 		limit = o.timeLimit
+	}
+	if o.nemesis != nil {
+		sc.faults = o.nemesis
+	}
+	if o.shapes != nil {
+		sc.shapes = o.shapes
+	}
+	if len(sc.shapes) == 0 {
+		sc.shapes = []string{"halves", "one"}
+	}
+	if sc.nodes == 0 || o.nodesSet {
+		sc.nodes = o.nodes
+	}
+	o.nodes = sc.nodes
+	if sc.hold == ([2]time.Duration{}) || o.holdSet {
+		sc.hold = o.hold
 	}
 	start := time.Now().UTC()
 	dir := filepath.Join(o.results, start.Format("20060102T150405Z")+"-"+sc.name)
@@ -287,7 +359,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	}
 	logf("seed=%d nodes=%d faults=%v time-limit=%s results=%s", seed, o.nodes, sc.faults, limit, dir)
 	rng := rand.New(rand.NewPCG(seed, 0x6a657073656e))
-	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: o.nodes, Faults: sc.faults, TimeLimit: limit.String(),
+	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: o.nodes, Faults: sc.faults, Shapes: sc.shapes, LabelMoves: o.labelMoves, TimeLimit: limit.String(),
 		Unsafe: sc.unsafe, Rate: o.rate, Workers: o.registerWorkers, Keys: o.groups, OpsPerKey: o.opsPerKey,
 		Started: start.Format(time.RFC3339), Bin: bin, Args: os.Args[1:]}
 	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
@@ -298,6 +370,10 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	extra := append([]string{}, o.serverArgs...)
 	if sc.unsafe {
 		extra = append(extra, "--unsafe-local-reads")
+	}
+	sticky := []string{"--raft-heartbeat-timeout", "5s", "--raft-election-timeout", "5s", "--raft-leader-lease-timeout", "5s"}
+	if sc.sticky {
+		extra = append(extra, sticky...)
 	}
 	ns, err := setupNodes(bin, dir, o.nodes, creds, extra)
 	if err != nil {
@@ -325,6 +401,30 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 		return nil, err
 	}
 	logf("cluster up: %d nodes", len(ns.list))
+	if sc.sticky {
+		l := ns.leader(ctx)
+		if l == nil {
+			return nil, errors.New("sticky: no leader")
+		}
+		for _, nd := range ns.list {
+			if nd == l {
+				continue
+			}
+			nd.kill()
+			nd.args = nd.args[:len(nd.args)-len(sticky)]
+			if err := nd.start(bin); err != nil {
+				return nil, err
+			}
+			if _, err := ns.waitConverged(ctx, 60*time.Second); err != nil {
+				return nil, err
+			}
+		}
+		now := ns.leader(ctx)
+		if now != l {
+			return nil, errors.New("sticky: leadership moved while restarting the followers")
+		}
+		logf("sticky leader %s (5s lease); followers restarted with default Raft timeouts", l.id)
+	}
 
 	files := map[string]*os.File{}
 	for _, name := range []string{"history.jsonl", "final.jsonl", "nemesis.jsonl"} {
@@ -338,7 +438,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	hist, final, nem := check.NewWriter(files["history.jsonl"]), check.NewWriter(files["final.jsonl"]), check.NewWriter(files["nemesis.jsonl"])
 	rec := &recorder{base: start, w: hist}
 	w := &workload{rec: rec, run: fmt.Sprintf("%x", seed)[:min(12, len(fmt.Sprintf("%x", seed)))], timeout: o.requestTimeout,
-		groups: o.groups, perKey: o.opsPerKey}
+		groups: o.groups, perKey: o.opsPerKey, moves: o.labelMoves}
 	for _, nd := range ns.list {
 		w.clients = append(w.clients, newClient("http://"+nd.api, creds))
 		w.nodeIDs = append(w.nodeIDs, nd.id)
@@ -359,14 +459,18 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	interval := time.Duration(float64(time.Second) * float64(nWorkers) / float64(o.rate))
 	done := make(chan struct{}, nWorkers+1)
 	for k := range o.registerWorkers {
-		g, node := k%o.groups, (k/o.groups)%len(ns.list)
+		// Group g's workers go to consecutive nodes starting at g, so each
+		// secret is used from several nodes and, with 5 nodes, every node
+		// has clients.
+		g := k % o.groups
+		node := (k/o.groups + g) % len(ns.list)
 		wrng := rand.New(rand.NewPCG(seed, uint64(k)))
 		go func() { w.registerWorker(mainCtx, g, node, interval, wrng); done <- struct{}{} }()
 	}
 	for k := range o.setWorkers {
-		go func() { w.setWorker(mainCtx, k%len(ns.list), interval); done <- struct{}{} }()
+		go func() { w.setWorker(mainCtx, (o.registerWorkers+k)%len(ns.list), interval); done <- struct{}{} }()
 	}
-	nm := &nemesis{faults: sc.faults, ns: ns, proxy: proxy, rec: rec, w: nem, rng: rng, gap: o.gap, hold: o.hold, logf: logf}
+	nm := &nemesis{faults: sc.faults, ns: ns, proxy: proxy, rec: rec, w: nem, rng: rng, gap: o.gap, hold: sc.hold, logf: logf, shapes: sc.shapes}
 	go func() { nm.run(mainCtx); done <- struct{}{} }()
 	for range nWorkers + 1 {
 		<-done

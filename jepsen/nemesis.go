@@ -11,7 +11,7 @@ import (
 )
 
 // Faults the nemesis can inject.
-var faultKinds = []string{"kill", "kill-leader", "pause", "partition-leader"}
+var faultKinds = []string{"kill", "kill-leader", "pause", "partition-leader", "partition"}
 
 // nemesis injects one fault at a time: wait a healthy gap, inject, hold,
 // heal. Every start and stop goes to nemesis.jsonl.
@@ -26,6 +26,7 @@ type nemesis struct {
 	hold     [2]time.Duration // how long a fault is held
 	logf     func(string, ...any)
 	injected int
+	shapes   []string // partition shapes to draw from
 }
 
 func (n *nemesis) between(r [2]time.Duration) time.Duration {
@@ -91,6 +92,19 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		nd, how = n.pick(ctx, fault == "pause" && n.rng.IntN(2) == 0)
 	case "kill-leader", "partition-leader":
 		nd, how = n.pick(ctx, true)
+	case "partition":
+		cuts, desc, err := shape(n.shapes[n.rng.IntN(len(n.shapes))], len(n.ns.list), n.rng)
+		if err != nil {
+			n.logf("nemesis: %v; skipped", err)
+			return sleepCtx(ctx, time.Second)
+		}
+		n.event("start", fault, nil, fmt.Sprintf("%s, held %s", desc, hold.Round(time.Millisecond)))
+		n.injected++
+		n.proxy.grudge(cuts)
+		ok := sleepCtx(ctx, hold)
+		n.proxy.healAll()
+		n.event("stop", fault, nil, "")
+		return ok
 	}
 	if nd == nil {
 		n.logf("nemesis: no leader found for %s; skipped", fault)

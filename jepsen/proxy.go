@@ -176,3 +176,25 @@ func (p *netProxy) close() {
 	}
 	p.mu.Unlock()
 }
+
+// grudge cuts exactly the given links (and heals every other one).
+func (p *netProxy) grudge(cuts [][2]int) {
+	want := map[[2]int]bool{}
+	for _, c := range cuts {
+		want[link(c[0], c[1])] = true
+	}
+	p.mu.Lock()
+	var heal [][2]int
+	for l, c := range p.cut {
+		if c && !want[l] {
+			heal = append(heal, l)
+		}
+	}
+	p.mu.Unlock()
+	for _, l := range heal {
+		p.setCut(l[0], l[1], false)
+	}
+	for l := range want {
+		p.setCut(l[0], l[1], true)
+	}
+}

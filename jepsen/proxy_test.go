@@ -94,3 +94,35 @@ func TestProxyCutAndHeal(t *testing.T) {
 		t.Fatalf("0->1 after heal: %v", err)
 	}
 }
+
+func TestProxyGrudge(t *testing.T) {
+	ns := &nodes{}
+	ips := []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
+	for i := range 3 {
+		adv, err := freeAddr("127.0.0.1", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.list = append(ns.list, &node{idx: i, ip: ips[i], cluster: echo(t), advertise: adv})
+	}
+	p, err := startProxy(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	up := func(a, b int) bool { return roundTrip(dialFrom(t, ips[a], ns.list[b].advertise)) == nil }
+	// Bridge on 3 nodes: 0 and 2 cut, 1 sees both.
+	p.grudge([][2]int{{2, 0}})
+	if up(0, 2) || up(2, 0) || !up(0, 1) || !up(1, 2) {
+		t.Fatal("bridge grudge not applied as given")
+	}
+	// A new grudge heals the links it does not name.
+	p.grudge([][2]int{{0, 1}})
+	if !up(0, 2) || up(1, 0) || !up(1, 2) {
+		t.Fatal("second grudge did not replace the first")
+	}
+	p.healAll()
+	if !up(0, 1) || !up(0, 2) || !up(1, 2) {
+		t.Fatal("heal")
+	}
+}

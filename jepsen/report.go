@@ -97,6 +97,15 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", k, c[0]+c[1]+c[2], c[0], c[1], c[2])
 	}
 	tw.Flush()
+	if c := counts[check.KindMove]; c != nil {
+		refused := 0
+		for _, o := range f.Ops {
+			if o.Kind == check.KindMove && o.Status == check.StatusOK && o.Err != "" && !o.Final {
+				refused++
+			}
+		}
+		fmt.Fprintf(&sb, "(move ok includes %d compare-and-sets refused with InvalidParameterException)\n", refused)
+	}
 	sb.WriteString("\n")
 	tw = tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "check\tverdict\tdetail\t")

@@ -105,6 +105,8 @@ type workload struct {
 	groupKey []int // current secret index per group
 	nextKey  int
 	creates  atomic.Int64
+	moves    bool                 // label-move workload on the register secrets
+	seen     map[string][2]string // secret -> last seen AWSCURRENT, AWSPREVIOUS holders
 }
 
 func (w *workload) token(id int64) string {
@@ -136,30 +138,103 @@ func (w *workload) put(ctx context.Context, i, proc int, secret string, create b
 			SecretString: aws.String(op.Value), ClientRequestToken: aws.String(op.Token)})
 		if err == nil {
 			md, vid = out.ResultMetadata, aws.ToString(out.VersionId)
+			op.Stages = nonNil(out.VersionStages)
 		}
 	}
 	op.Ret = w.rec.now()
 	op.Status, op.Err, op.Outcome = classify(err, true)
 	if err == nil {
 		op.VersionID, op.Index = vid, indexOf(md)
+		w.observe(secret, vid, "")
 	}
 	w.rec.w.Write(op)
 	return op
 }
 
-// get reads AWSCURRENT of secret via node i.
-func (w *workload) get(ctx context.Context, i, proc int, secret string, final bool) check.Op {
-	op := check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindGet, Secret: secret, Final: final}
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}
+
+// get reads secret by label (stage; "" is the default, AWSCURRENT) via
+// node i.
+func (w *workload) get(ctx context.Context, i, proc int, secret, stage string, final bool) check.Op {
+	op := check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindGet, Secret: secret, Final: final, Stage: stage}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(secret)}
+	if stage != "" {
+		in.VersionStage = aws.String(stage)
+	}
 	op.Call = w.rec.now()
-	out, err := w.clients[i].GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secret)})
+	out, err := w.clients[i].GetSecretValue(ctx, in)
 	op.Ret = w.rec.now()
 	op.Status, op.Err, op.Outcome = classify(err, false)
 	if err == nil {
 		op.VersionID, op.Read, op.Index = aws.ToString(out.VersionId), aws.ToString(out.SecretString), indexOf(out.ResultMetadata)
+		op.Stages = nonNil(out.VersionStages)
+		if op.ReadStage() == check.StageCurrent {
+			w.observe(secret, op.VersionID, "")
+		} else if op.ReadStage() == check.StagePrevious {
+			w.observe(secret, "", op.VersionID)
+		}
 	} else if op.Err == "ResourceNotFoundException" {
 		op.Status = check.StatusOK // a definite answer the model checks
+	}
+	w.rec.w.Write(op)
+	return op
+}
+
+// observe remembers the latest AWSCURRENT / AWSPREVIOUS holder a worker
+// saw for secret; label moves use it as their guess (a compare-and-set
+// that may fail).
+func (w *workload) observe(secret, cur, prev string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen == nil {
+		w.seen = map[string][2]string{}
+	}
+	s := w.seen[secret]
+	if cur != "" {
+		if s[0] != "" && s[0] != cur {
+			s[1] = s[0]
+		}
+		s[0] = cur
+	}
+	if prev != "" {
+		s[1] = prev
+	}
+	w.seen[secret] = s
+}
+
+// move is UpdateSecretVersionStage: AWSCURRENT from the version the
+// worker last saw holding it to the one it last saw as AWSPREVIOUS. An
+// InvalidParameterException is a definite answer (the compare-and-set
+// failed, or a version does not exist) that the model checks.
+func (w *workload) move(ctx context.Context, i, proc int, secret string) check.Op {
+	w.mu.Lock()
+	guess := w.seen[secret]
+	w.mu.Unlock()
+	op := check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindMove, Secret: secret,
+		Stage: check.StageCurrent, RemoveFrom: guess[0], MoveTo: guess[1]}
+	if op.MoveTo == "" || op.RemoveFrom == "" {
+		return w.get(ctx, i, proc, secret, check.StagePrevious, false)
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	op.Call = w.rec.now()
+	out, err := w.clients[i].UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(secret),
+		VersionStage: aws.String(op.Stage), RemoveFromVersionId: aws.String(op.RemoveFrom), MoveToVersionId: aws.String(op.MoveTo)})
+	op.Ret = w.rec.now()
+	op.Status, op.Err, op.Outcome = classify(err, true)
+	switch {
+	case err == nil:
+		op.Index = indexOf(out.ResultMetadata)
+		w.observe(secret, op.MoveTo, op.RemoveFrom)
+	case op.Err == "InvalidParameterException":
+		op.Status = check.StatusOK // the state refused the compare-and-set
 	}
 	w.rec.w.Write(op)
 	return op
@@ -227,17 +302,24 @@ func (w *workload) key(g int) string {
 }
 
 // registerWorker runs puts and gets (half each) against its node until
-// ctx ends, pacing itself to one op per interval.
+// ctx ends, pacing itself to one op per interval. With label moves: 40%
+// puts, 30% gets of AWSCURRENT, 15% gets of AWSPREVIOUS, 15% moves of
+// AWSCURRENT (UpdateSecretVersionStage with RemoveFromVersionId).
 func (w *workload) registerWorker(ctx context.Context, g, i int, interval time.Duration, rng *rand.Rand) {
 	proc := w.rec.newProcess()
 	for ctx.Err() == nil {
 		start := time.Now()
 		secret := w.key(g)
 		var op check.Op
-		if rng.IntN(2) == 0 {
+		switch x := rng.IntN(20); {
+		case !w.moves && x < 10, w.moves && x < 8:
 			op = w.put(context.Background(), i, proc, secret, false)
-		} else {
-			op = w.get(context.Background(), i, proc, secret, false)
+		case !w.moves, x < 14:
+			op = w.get(context.Background(), i, proc, secret, "", false)
+		case x < 17:
+			op = w.get(context.Background(), i, proc, secret, check.StagePrevious, false)
+		default:
+			op = w.move(context.Background(), i, proc, secret)
 		}
 		if op.Status == check.StatusUnknown {
 			proc = w.rec.newProcess()

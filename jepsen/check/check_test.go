@@ -49,6 +49,9 @@ func good() Files {
 			FinalRead{Kind: "version", Node: "n1", Secret: "s", VersionID: "t3"},
 			FinalRead{Kind: "exists", Node: "n1", Secret: "set-1", Found: true}),
 		Events: []Event{{Time: 45, Phase: "start", Fault: "kill", Node: "n1"}, {Time: 65, Phase: "stop", Fault: "kill", Node: "n1"}},
+		Leaders: []LeaderClaim{{Node: "n1", Leader: "n1", Term: 2, Source: "acquired"}, {Node: "n2", Leader: "n1", Term: 2, Source: "observed"},
+			{Node: "n2", Leader: "n2", Term: 3, Source: "acquired"}, {Node: "n1", Leader: "n2", Term: 3, Source: "observed"}},
+		LogsRead: 3,
 	}
 }
 

@@ -194,5 +194,5 @@ func Count(ops []Op) Counts {
 
 // All runs every checker over a loaded run.
 func All(f Files, timeout time.Duration, htmlDir string) []Result {
-	return []Result{Linearizable(f, timeout, htmlDir), NoLostWrites(f), NoPhantoms(f)}
+	return []Result{Linearizable(f, timeout, htmlDir), NoLostWrites(f), NoPhantoms(f), LabelInvariants(f), OneLeaderPerTerm(f)}
 }

@@ -8,17 +8,27 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 )
 
 // Operation kinds.
 const (
 	KindPut    = "put"    // PutSecretValue (or the CreateSecret that made a register secret)
-	KindGet    = "get"    // GetSecretValue of AWSCURRENT
+	KindGet    = "get"    // GetSecretValue by VersionStage (Stage; "" means AWSCURRENT)
 	KindCreate = "create" // CreateSecret of the set workload
+	KindMove   = "move"   // UpdateSecretVersionStage of Stage from RemoveFrom to MoveTo
+)
+
+// Staging labels the workloads use.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePrevious = "AWSPREVIOUS"
+	StagePending  = "AWSPENDING"
 )
 
 // Statuses of a completed operation.
@@ -49,6 +59,23 @@ type Op struct {
 	Outcome   string `json:"outcome,omitempty"`    // X-Coffer-Outcome of an error
 	Index     string `json:"index,omitempty"`      // X-Coffer-Index
 	Final     bool   `json:"final,omitempty"`      // a read of the final phase
+	// Get and move: the staging label asked for ("" on a get means
+	// AWSCURRENT). Move: RemoveFromVersionId and MoveToVersionId.
+	Stage      string `json:"stage,omitempty"`
+	RemoveFrom string `json:"remove_from,omitempty"`
+	MoveTo     string `json:"move_to,omitempty"`
+	// Stages is the VersionStages a get or put returned. nil (field
+	// absent, as in histories recorded before it existed) means not
+	// recorded; an answer without stages is recorded as [].
+	Stages []string `json:"stages"`
+}
+
+// ReadStage is the label a get asked for.
+func (o Op) ReadStage() string {
+	if o.Stage == "" {
+		return StageCurrent
+	}
+	return o.Stage
 }
 
 // FinalRead is one record of final.jsonl: after healing, whether a
@@ -61,6 +88,10 @@ type FinalRead struct {
 	Found     bool   `json:"found"`
 	Value     string `json:"value,omitempty"`
 	Err       string `json:"err,omitempty"` // the read itself failed: nothing known
+	// A version read: its VersionStages (nil: not recorded) and the
+	// X-Coffer-Index it was served at.
+	Stages []string `json:"stages"`
+	Index  string   `json:"index,omitempty"`
 }
 
 // Event is one record of nemesis.jsonl.
@@ -138,6 +169,10 @@ type Files struct {
 	Ops    []Op
 	Final  []FinalRead
 	Events []Event
+	// Leaders holds the leadership claims of the nodes' logs
+	// (nodes/<id>/coffer.log); LogsRead counts the logs read.
+	Leaders  []LeaderClaim
+	LogsRead int
 }
 
 // Load reads history.jsonl, final.jsonl and nemesis.jsonl from a results
@@ -153,6 +188,21 @@ func Load(dir string) (Files, error) {
 	}
 	if f.Events, err = ReadJSONL[Event](filepath.Join(dir, "nemesis.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return f, err
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "nodes", "*", "coffer.log"))
+	sort.Strings(logs)
+	for _, path := range logs {
+		fh, err := os.Open(path)
+		if err != nil {
+			return f, err
+		}
+		claims, err := ParseLeaderLog(filepath.Base(filepath.Dir(path)), fh)
+		fh.Close()
+		if err != nil {
+			return f, fmt.Errorf("%s: %w", path, err)
+		}
+		f.Leaders = append(f.Leaders, claims...)
+		f.LogsRead++
 	}
 	return f, nil
 }

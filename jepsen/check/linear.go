@@ -8,87 +8,245 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 )
 
-// The register model of one secret, written from the API spec (not from
-// fsm): a put of value v with ClientRequestToken t creates version t and
-// moves AWSCURRENT to it; a get of AWSCURRENT returns the current version
-// id and value, or ResourceNotFoundException before the first version. A
-// put whose outcome is unknown may take effect at any point after its call
-// or never.
+// The model of one secret: versions with staging labels (research
+// §2.3), written from shared/spec/secretsmanager-api.md (§3.4, §4.2,
+// §4.4, §4.9), not from fsm:
+//
+//   - PutSecretValue with token t and the default stages creates version
+//     t and moves AWSCURRENT to it; whenever AWSCURRENT moves from P to
+//     N, AWSPREVIOUS moves to P (and leaves N), and a move by a new value
+//     drops AWSPENDING. The first version always gets AWSCURRENT. A known
+//     token with the same value is a no-op; with another value it is
+//     ResourceExistsException.
+//   - GetSecretValue by label L returns the version holding L, its value
+//     and all its labels (when recorded), or ResourceNotFoundException
+//     when no version holds L.
+//   - UpdateSecretVersionStage(L, RemoveFrom r, MoveTo m) is a
+//     compare-and-set: a given id that is not a version, r given but not
+//     the holder of L, m given while L is on another version and r not
+//     given, or AWSCURRENT with no m, is InvalidParameterException and
+//     changes nothing; otherwise L leaves r and goes to m (AWSCURRENT
+//     drags AWSPREVIOUS; AWSPENDING is untouched).
+//
+// An operation whose outcome is unknown may take effect at any point
+// after its call, or never.
 
-type regState struct{ VersionID, Value string }
-
-type regInput struct {
-	Kind         string
-	Token, Value string
+type secState struct {
+	versions map[string]string // VersionId -> value
+	labels   map[string]string // label -> VersionId
 }
 
-type regOutput struct {
+type secInput struct {
+	Kind         string
+	Token, Value string // put
+	Stage        string // get (the label read), move
+	RemoveFrom   string // move
+	MoveTo       string // move
+}
+
+type secOutput struct {
 	Unknown   bool
 	Err       string
 	VersionID string
 	Value     string
+	Stages    []string // nil: not recorded
 }
 
-const errNotFound = "ResourceNotFoundException"
+const (
+	errNotFound     = "ResourceNotFoundException"
+	errInvalidParam = "InvalidParameterException"
+	errExists       = "ResourceExistsException"
+)
 
-func regStep(st, in, out interface{}) (bool, interface{}) {
-	s, i, o := st.(regState), in.(regInput), out.(regOutput)
+func (s secState) stagesOf(id string) []string {
+	var out []string
+	for l, v := range s.labels {
+		if v == id {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func copyMap(m map[string]string, extra int) map[string]string {
+	out := make(map[string]string, len(m)+extra)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// attach moves label l to version id in labels (mutated), applying the
+// AWSCURRENT rules; byValue is true for a move caused by a new value.
+func attach(labels map[string]string, l, id string, byValue bool) {
+	old, had := labels[l]
+	labels[l] = id
+	if l != StageCurrent || (had && old == id) {
+		return
+	}
+	if byValue {
+		delete(labels, StagePending)
+	}
+	if had {
+		labels[StagePrevious] = old
+	} else if labels[StagePrevious] == id {
+		delete(labels, StagePrevious)
+	}
+}
+
+func (s secState) put(token, value string) secState {
+	n := secState{versions: copyMap(s.versions, 1), labels: copyMap(s.labels, 1)}
+	n.versions[token] = value
+	attach(n.labels, StageCurrent, token, true)
+	return n
+}
+
+// move returns the state after UpdateSecretVersionStage and the error
+// type it must answer ("" for success).
+func (s secState) move(l, r, m string) (secState, string) {
+	if _, ok := s.versions[m]; m != "" && !ok {
+		return s, errInvalidParam
+	}
+	if _, ok := s.versions[r]; r != "" && !ok {
+		return s, errInvalidParam
+	}
+	h, held := s.labels[l]
+	switch {
+	case m == "" && r == "":
+		return s, errInvalidParam
+	case r != "" && (!held || h != r):
+		return s, errInvalidParam
+	case m != "" && held && h != m && r == "":
+		return s, errInvalidParam
+	case l == StageCurrent && m == "":
+		return s, errInvalidParam
+	}
+	n := secState{versions: s.versions, labels: copyMap(s.labels, 1)}
+	if r != "" && n.labels[l] == r {
+		delete(n.labels, l)
+	}
+	if m != "" {
+		if l == StageCurrent && held {
+			n.labels[l] = h // attach sees where AWSCURRENT came from
+		}
+		attach(n.labels, l, m, false)
+	}
+	return n, ""
+}
+
+func secStep(st, in, out interface{}) (bool, interface{}) {
+	s, i, o := st.(secState), in.(secInput), out.(secOutput)
 	switch i.Kind {
 	case KindPut:
-		next := regState{VersionID: i.Token, Value: i.Value}
+		if v, ok := s.versions[i.Token]; ok { // a retry of a known token
+			switch {
+			case o.Unknown:
+				return true, s
+			case v == i.Value:
+				return o.Err == "" && o.VersionID == i.Token && (o.Stages == nil || sameSet(o.Stages, s.stagesOf(i.Token))), s
+			}
+			return o.Err == errExists, s
+		}
+		n := s.put(i.Token, i.Value)
 		if o.Unknown {
-			return true, next
+			return true, n
 		}
-		return o.Err == "" && o.VersionID == i.Token, next
+		return o.Err == "" && o.VersionID == i.Token && (o.Stages == nil || sameSet(o.Stages, n.stagesOf(i.Token))), n
 	case KindGet:
+		id, ok := s.labels[i.Stage]
 		if o.Err == errNotFound {
-			return s.VersionID == "", s
+			return !ok, s
 		}
-		return o.Err == "" && o.VersionID == s.VersionID && o.Value == s.Value, s
+		return ok && o.Err == "" && o.VersionID == id && o.Value == s.versions[id] &&
+			(o.Stages == nil || sameSet(o.Stages, s.stagesOf(id))), s
+	case KindMove:
+		n, want := s.move(i.Stage, i.RemoveFrom, i.MoveTo)
+		if o.Unknown {
+			return true, n
+		}
+		return o.Err == want, n
 	}
 	return false, s
 }
 
-// RegisterModel is the porcupine model of one secret's AWSCURRENT.
-var RegisterModel = porcupine.Model{
-	Init: func() interface{} { return regState{} },
-	Step: regStep,
+// SecretModel is the porcupine model of one secret's versions and
+// staging labels.
+var SecretModel = porcupine.Model{
+	Init: func() interface{} { return secState{versions: map[string]string{}, labels: map[string]string{}} },
+	Step: secStep,
+	Equal: func(a, b interface{}) bool {
+		x, y := a.(secState), b.(secState)
+		if len(x.labels) != len(y.labels) || len(x.versions) != len(y.versions) {
+			return false
+		}
+		for k, v := range x.labels {
+			if y.labels[k] != v {
+				return false
+			}
+		}
+		for k, v := range x.versions {
+			if w, ok := y.versions[k]; !ok || w != v {
+				return false
+			}
+		}
+		return true
+	},
 	Hash: func(st interface{}) uint64 {
+		s := st.(secState)
 		h := fnv.New64a()
-		s := st.(regState)
-		h.Write([]byte(s.VersionID))
-		h.Write([]byte{0})
-		h.Write([]byte(s.Value))
+		ls := make([]string, 0, len(s.labels))
+		for l, v := range s.labels {
+			ls = append(ls, l+"="+v)
+		}
+		sort.Strings(ls)
+		for _, l := range ls {
+			h.Write([]byte(l))
+			h.Write([]byte{0})
+		}
+		fmt.Fprintf(h, "%d", len(s.versions))
 		return h.Sum64()
 	},
 	DescribeOperation: func(in, out interface{}) string {
-		i, o := in.(regInput), out.(regOutput)
-		res := "ok " + short(o.VersionID)
+		i, o := in.(secInput), out.(secOutput)
+		res := "ok"
 		switch {
 		case o.Unknown:
 			res = "unknown"
 		case o.Err != "":
 			res = o.Err
 		}
-		if i.Kind == KindPut {
+		switch i.Kind {
+		case KindPut:
 			return fmt.Sprintf("put(%s) -> %s", short(i.Token), res)
+		case KindMove:
+			return fmt.Sprintf("move(%s: %s->%s) -> %s", i.Stage, short(i.RemoveFrom), short(i.MoveTo), res)
 		}
 		if o.Err == "" && !o.Unknown {
-			res += " " + short(o.Value)
+			res += " " + short(o.VersionID)
+			if o.Stages != nil {
+				res += fmt.Sprint(o.Stages)
+			}
 		}
-		return "get() -> " + res
+		return fmt.Sprintf("get(%s) -> %s", i.Stage, res)
 	},
 	DescribeState: func(st interface{}) string {
-		s := st.(regState)
-		if s.VersionID == "" {
+		s := st.(secState)
+		if len(s.versions) == 0 {
 			return "(no version)"
 		}
-		return "AWSCURRENT=" + short(s.VersionID)
+		ls := make([]string, 0, len(s.labels))
+		for l, v := range s.labels {
+			ls = append(ls, l+"="+short(v))
+		}
+		sort.Strings(ls)
+		return fmt.Sprintf("%d versions {%s}", len(s.versions), strings.Join(ls, " "))
 	},
 }
 
@@ -99,22 +257,38 @@ func short(s string) string {
 	return s
 }
 
-// RegisterHistories turns the register operations into one porcupine
-// history per secret. Failed and unknown reads are dropped (they observed
-// nothing); failed puts are dropped; an unknown put that no read observed
-// (no get and no final version read returned its version) is dropped, and
-// one that was observed ends when the first read that saw it ended (or
-// never, if none did).
-func RegisterHistories(ops []Op, final []FinalRead) map[string][]porcupine.Operation {
-	firstSeen := map[string]int64{} // secret/version -> earliest return of an ok read that saw it
+// SecretHistories turns the operations into one porcupine history per
+// secret. Failed and unknown reads are dropped (they observed nothing);
+// failed writes are dropped; an unknown put that no read observed (no
+// get, no successful label move naming it and no final version read
+// returned its version) is dropped, and one that was observed ends when
+// the first observation ended (or never, if only a final read saw it).
+// An unknown label move may take effect at any time after its call, or
+// never. Label moves answered InvalidParameterException are definite
+// answers the model checks.
+func SecretHistories(ops []Op, final []FinalRead) map[string][]porcupine.Operation {
+	firstSeen := map[string]int64{} // secret/version -> earliest return of an ok op that saw it
 	seen := map[string]bool{}
+	saw := func(secret, version string, ret int64) {
+		if version == "" {
+			return
+		}
+		k := secret + "\x00" + version
+		if t, ok := firstSeen[k]; !ok || ret < t {
+			firstSeen[k] = ret
+		}
+		seen[k] = true
+	}
 	for _, o := range ops {
-		if o.Kind == KindGet && o.Status == StatusOK && o.Err == "" {
-			k := o.Secret + "\x00" + o.VersionID
-			if t, ok := firstSeen[k]; !ok || o.Ret < t {
-				firstSeen[k] = o.Ret
-			}
-			seen[k] = true
+		if o.Status != StatusOK || o.Err != "" {
+			continue
+		}
+		switch o.Kind {
+		case KindGet:
+			saw(o.Secret, o.VersionID, o.Ret)
+		case KindMove:
+			saw(o.Secret, o.MoveTo, o.Ret)
+			saw(o.Secret, o.RemoveFrom, o.Ret)
 		}
 	}
 	for _, f := range final {
@@ -138,27 +312,34 @@ func RegisterHistories(ops []Op, final []FinalRead) map[string][]porcupine.Opera
 	}
 	out := map[string][]porcupine.Operation{}
 	for _, o := range ops {
-		var in regInput
-		var res regOutput
+		var in secInput
+		var res secOutput
 		ret := o.Ret
 		switch {
 		case o.Kind == KindPut && o.Status == StatusOK:
-			in = regInput{Kind: KindPut, Token: o.Token, Value: o.Value}
-			res = regOutput{VersionID: o.VersionID}
+			in = secInput{Kind: KindPut, Token: o.Token, Value: o.Value}
+			res = secOutput{Err: o.Err, VersionID: o.VersionID, Stages: o.Stages}
 		case o.Kind == KindPut && o.Status == StatusUnknown:
 			k := o.Secret + "\x00" + o.Token
 			if !seen[k] {
 				continue
 			}
-			in = regInput{Kind: KindPut, Token: o.Token, Value: o.Value}
-			res = regOutput{Unknown: true}
+			in = secInput{Kind: KindPut, Token: o.Token, Value: o.Value}
+			res = secOutput{Unknown: true}
 			ret = math.MaxInt64
 			if t, ok := firstSeen[k]; ok && t >= o.Call {
 				ret = t
 			}
 		case o.Kind == KindGet && o.Status == StatusOK:
-			in = regInput{Kind: KindGet}
-			res = regOutput{Err: o.Err, VersionID: o.VersionID, Value: o.Read}
+			in = secInput{Kind: KindGet, Stage: o.ReadStage()}
+			res = secOutput{Err: o.Err, VersionID: o.VersionID, Value: o.Read, Stages: o.Stages}
+		case o.Kind == KindMove && o.Status == StatusOK:
+			in = secInput{Kind: KindMove, Stage: o.Stage, RemoveFrom: o.RemoveFrom, MoveTo: o.MoveTo}
+			res = secOutput{Err: o.Err}
+		case o.Kind == KindMove && o.Status == StatusUnknown:
+			in = secInput{Kind: KindMove, Stage: o.Stage, RemoveFrom: o.RemoveFrom, MoveTo: o.MoveTo}
+			res = secOutput{Unknown: true}
+			ret = math.MaxInt64
 		default:
 			continue
 		}
@@ -177,7 +358,7 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 // A secret whose check times out makes the verdict UNKNOWN.
 func Linearizable(f Files, timeout time.Duration, htmlDir string) Result {
 	r := Result{Name: "linearizable (per secret)"}
-	hs := RegisterHistories(f.Ops, f.Final)
+	hs := SecretHistories(f.Ops, f.Final)
 	secrets := make([]string, 0, len(hs))
 	for s := range hs {
 		secrets = append(secrets, s)
@@ -187,7 +368,7 @@ func Linearizable(f Files, timeout time.Duration, htmlDir string) Result {
 	for _, s := range secrets {
 		h := hs[s]
 		nops += len(h)
-		res, info := porcupine.CheckOperationsVerbose(RegisterModel, h, timeout)
+		res, info := porcupine.CheckOperationsVerbose(SecretModel, h, timeout)
 		switch res {
 		case porcupine.Ok:
 			ok++
@@ -198,7 +379,7 @@ func Linearizable(f Files, timeout time.Duration, htmlDir string) Result {
 				info.AddAnnotations(annotations(f.Events))
 				path := filepath.Join(htmlDir, "linear-"+unsafeName.ReplaceAllString(s, "_")+".html")
 				if err := os.MkdirAll(htmlDir, 0o755); err == nil {
-					if err := porcupine.VisualizePath(RegisterModel, info, path); err == nil {
+					if err := porcupine.VisualizePath(SecretModel, info, path); err == nil {
 						msg += "; see " + path
 					}
 				}
