@@ -33,6 +33,7 @@ func sampleCommands() map[fsm.CommandType]any {
 		fsm.CmdDeleteSecret:   &fsm.DeleteSecret{ARN: arn, Force: true, DeletionDate: t0 + 30*day, Date: t0 + 2},
 		fsm.CmdRestoreSecret:  &fsm.RestoreSecret{ARN: arn, Date: t0 + 3},
 		fsm.CmdNoop:           &fsm.Noop{Term: 42},
+		fsm.CmdResetRegion:    &fsm.ResetRegion{Region: testRegion, Date: t0 + 4},
 	}
 	maps.Copy(cmds, secretOpsSamples(arn, nv))
 	return cmds
