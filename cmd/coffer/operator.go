@@ -10,7 +10,7 @@ import (
 )
 
 func operatorCmd() *cobra.Command {
-	op := &cobra.Command{Use: "operator", Short: "Operator commands: keys, cluster membership, snapshots"}
+	op := &cobra.Command{Use: "operator", Short: "Operator commands (today: generating a root key)"}
 	rk := &cobra.Command{Use: "root-key", Short: "Manage root keys"}
 	var out string
 	gen := &cobra.Command{
