@@ -13,8 +13,9 @@ import (
 )
 
 // finalReads runs after healing: a get of AWSCURRENT and of AWSPREVIOUS
-// of every register secret on every node (recorded in the history, so linearizability
-// covers them), then, for every put that was not a definite failure, a
+// of every register secret on every node and a DescribeSecret of every
+// churn name on every node (recorded in the history, so the
+// linearizability checks cover them), then, for every put that was not a definite failure, a
 // GetSecretValue by VersionId, and for every attempted create a
 // DescribeSecret, each on one node (rotating), retried a few times on
 // errors. Results go to final.jsonl.
@@ -30,6 +31,16 @@ func (w *workload) finalReads(ops []check.Op, out *check.Writer) {
 			}
 			for attempt := 0; attempt < 5; attempt++ {
 				if op := w.get(context.Background(), i, proc, s, check.StagePrevious, true); op.Status == check.StatusOK {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+	for _, name := range w.churnList {
+		for i := range w.clients {
+			for attempt := 0; attempt < 5; attempt++ {
+				if op := w.describe(context.Background(), i, proc, name, true); op.Status == check.StatusOK {
 					break
 				}
 				time.Sleep(200 * time.Millisecond)
@@ -60,10 +71,15 @@ func (w *workload) finalReads(ops []check.Op, out *check.Writer) {
 			}
 		}()
 	}
+	asked := map[[2]string]bool{}
 	for _, o := range ops {
 		switch {
 		case o.Status == check.StatusFail || o.Final:
 		case o.Kind == check.KindPut:
+			if asked[[2]string{o.Secret, o.Token}] {
+				continue // a retry of a token already queued
+			}
+			asked[[2]string{o.Secret, o.Token}] = true
 			jobs <- job{"version", o.Secret, o.Token}
 		case o.Kind == check.KindCreate:
 			jobs <- job{"exists", o.Secret, ""}

@@ -1,10 +1,13 @@
 // Command jepsen tests Coffer's consistency claims under real faults: it
 // starts a region of real `coffer server` processes behind a
 // fault-injecting TCP proxy, drives concurrent AWS SDK clients through a
-// register workload (puts, reads by label, label moves) and a set
+// register workload (puts, reads by label, label moves, idempotent
+// retries of unknown puts), a set workload and a create/delete churn
 // workload, injects faults (kill, kill-leader, pause, partition-leader,
-// partition: halves, one, ring, bridge), heals, reads everything back and
-// checks the recorded history. See docs/jepsen.md.
+// partition: halves, one, ring, bridge), heals, reads everything back,
+// compares the nodes' state digests, scans the nodes' files for
+// plaintext values and their logs for panics, and checks the recorded
+// history. See docs/jepsen.md.
 //
 //	go run ./jepsen --scenario short          # what `make jepsen-short` runs
 //	go run ./jepsen --check-only results/DIR  # re-check a saved run
@@ -46,6 +49,7 @@ type scenario struct {
 	// it leads for 5-10 s after it is cut off, while the others elect a
 	// new leader within about 2 s.
 	sticky bool
+	churn  int // churn workers (0: none unless --churn-workers)
 }
 
 var scenarios = map[string]scenario{
@@ -58,13 +62,14 @@ var scenarios = map[string]scenario{
 	"partition":        {name: "partition", faults: []string{"partition"}, shapes: []string{"halves", "one"}, timeLimit: 60 * time.Second, expect: check.Valid},
 	"partition-ring":   {name: "partition-ring", faults: []string{"partition"}, shapes: []string{"ring"}, nodes: 5, timeLimit: 60 * time.Second, expect: check.Valid},
 	"partition-bridge": {name: "partition-bridge", faults: []string{"partition"}, shapes: []string{"bridge"}, nodes: 5, timeLimit: 60 * time.Second, expect: check.Valid},
+	"churn":            {name: "churn", faults: []string{"kill", "partition"}, shapes: []string{"halves", "one"}, timeLimit: 60 * time.Second, expect: check.Valid, churn: 6},
 	"negative-control": {name: "negative-control", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, unsafe: true, expect: check.Invalid,
 		sticky: true, hold: [2]time.Duration{6 * time.Second, 10 * time.Second}},
 }
 
 var presets = map[string][]string{
 	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader"},
-	"long":  {"baseline", "kill", "kill-leader", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge", "mixed"},
+	"long":  {"baseline", "kill", "kill-leader", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge", "churn", "mixed"},
 }
 
 type options struct {
@@ -77,6 +82,9 @@ type options struct {
 	rate            int
 	registerWorkers int
 	setWorkers      int
+	churnWorkers    int // -1: the scenario's
+	churnNames      int
+	churnPerName    int
 	groups          int
 	opsPerKey       int
 	requestTimeout  time.Duration
@@ -89,6 +97,7 @@ type options struct {
 	nemesis         []string // overrides every scenario's faults
 	shapes          []string // overrides every scenario's partition shapes
 	labelMoves      bool
+	retries         bool
 	holdSet         bool // --fault-duration given
 	nodesSet        bool // --nodes given
 }
@@ -114,7 +123,7 @@ func parseFlags() (options, error) {
 	var o options
 	var scen, gap, hold, hb, el, lease, nem, shapes string
 	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
-	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, pause, partition-leader, partition, partition-ring, partition-bridge, mixed, negative-control")
+	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, pause, partition-leader, partition, partition-ring, partition-bridge, churn, mixed, negative-control")
 	fs.IntVar(&o.nodes, "nodes", 3, "nodes in the region")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and op mix (0: random; printed)")
 	fs.StringVar(&o.results, "results", "results", "folder for results")
@@ -123,6 +132,9 @@ func parseFlags() (options, error) {
 	fs.IntVar(&o.rate, "rate", 120, "target client operations per second, all workers together")
 	fs.IntVar(&o.registerWorkers, "register-workers", 9, "register workers (pinned round-robin to nodes)")
 	fs.IntVar(&o.setWorkers, "set-workers", 3, "set (CreateSecret) workers")
+	fs.IntVar(&o.churnWorkers, "churn-workers", -1, "create/delete churn workers (-1: the scenario's; 6 in churn, 0 elsewhere)")
+	fs.IntVar(&o.churnNames, "churn-names", 4, "churn names in use at once")
+	fs.IntVar(&o.churnPerName, "churn-ops-per-name", 40, "churn ops per name (on average) before the churn workers move to fresh names")
 	fs.IntVar(&o.groups, "keys", 3, "register secrets in use at once (workers per secret = register-workers/keys)")
 	fs.IntVar(&o.opsPerKey, "ops-per-key", 150, "register ops on one secret before its workers move to a fresh one")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 2*time.Second, "client timeout of one request")
@@ -138,6 +150,7 @@ func parseFlags() (options, error) {
 	fs.StringVar(&nem, "nemesis", "", "faults to draw from, overriding the scenario's: "+strings.Join(faultKinds, ","))
 	fs.StringVar(&shapes, "partition", "", "shapes for the partition fault, overriding the scenario's: "+strings.Join(partitionShapes, ",")+" (ring needs --nodes 5)")
 	fs.BoolVar(&o.labelMoves, "label-moves", true, "register workers also read AWSPREVIOUS and move AWSCURRENT with UpdateSecretVersionStage (compare-and-set on RemoveFromVersionId)")
+	fs.BoolVar(&o.retries, "retry-unknown", true, "register workers resend a put whose outcome was unknown with the same token and value until it is acknowledged (idempotent retries)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return o, err
 	}
@@ -191,8 +204,8 @@ func parseFlags() (options, error) {
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
-	if o.nodes < 1 || o.registerWorkers < 1 || o.groups < 1 || o.rate < 1 || o.opsPerKey < 2 {
-		return o, errors.New("--nodes, --register-workers, --keys, --rate and --ops-per-key must be positive")
+	if o.nodes < 1 || o.registerWorkers < 1 || o.groups < 1 || o.rate < 1 || o.opsPerKey < 2 || o.churnNames < 1 || o.churnPerName < 1 {
+		return o, errors.New("--nodes, --register-workers, --keys, --rate, --ops-per-key, --churn-names and --churn-ops-per-name must be positive")
 	}
 	if o.seed == 0 {
 		o.seed = rand.Uint64() >> 1
@@ -317,10 +330,12 @@ type runInfo struct {
 	Faults     []string `json:"faults"`
 	Shapes     []string `json:"partition_shapes,omitempty"`
 	LabelMoves bool     `json:"label_moves,omitempty"`
+	Retries    bool     `json:"retry_unknown,omitempty"`
 	TimeLimit  string   `json:"time_limit"`
 	Unsafe     bool     `json:"unsafe_local_reads"`
 	Rate       int      `json:"rate"`
 	Workers    int      `json:"register_workers"`
+	Churn      int      `json:"churn_workers,omitempty"`
 	Keys       int      `json:"keys"`
 	OpsPerKey  int      `json:"ops_per_key"`
 	Started    string   `json:"started"`
@@ -346,6 +361,9 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 		sc.nodes = o.nodes
 	}
 	o.nodes = sc.nodes
+	if o.churnWorkers >= 0 {
+		sc.churn = o.churnWorkers
+	}
 	if sc.hold == ([2]time.Duration{}) || o.holdSet {
 		sc.hold = o.hold
 	}
@@ -359,8 +377,8 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	}
 	logf("seed=%d nodes=%d faults=%v time-limit=%s results=%s", seed, o.nodes, sc.faults, limit, dir)
 	rng := rand.New(rand.NewPCG(seed, 0x6a657073656e))
-	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: o.nodes, Faults: sc.faults, Shapes: sc.shapes, LabelMoves: o.labelMoves, TimeLimit: limit.String(),
-		Unsafe: sc.unsafe, Rate: o.rate, Workers: o.registerWorkers, Keys: o.groups, OpsPerKey: o.opsPerKey,
+	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: o.nodes, Faults: sc.faults, Shapes: sc.shapes, LabelMoves: o.labelMoves, Retries: o.retries, TimeLimit: limit.String(),
+		Unsafe: sc.unsafe, Rate: o.rate, Workers: o.registerWorkers, Churn: sc.churn, Keys: o.groups, OpsPerKey: o.opsPerKey,
 		Started: start.Format(time.RFC3339), Bin: bin, Args: os.Args[1:]}
 	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(dir, "run.json"), b, 0o644)
@@ -438,14 +456,15 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	hist, final, nem := check.NewWriter(files["history.jsonl"]), check.NewWriter(files["final.jsonl"]), check.NewWriter(files["nemesis.jsonl"])
 	rec := &recorder{base: start, w: hist}
 	w := &workload{rec: rec, run: fmt.Sprintf("%x", seed)[:min(12, len(fmt.Sprintf("%x", seed)))], timeout: o.requestTimeout,
-		groups: o.groups, perKey: o.opsPerKey, moves: o.labelMoves}
+		groups: o.groups, perKey: o.opsPerKey, moves: o.labelMoves, retries: o.retries,
+		churnNames: o.churnNames, churnPerName: o.churnPerName, churnSeen: map[string]bool{}}
 	for _, nd := range ns.list {
 		w.clients = append(w.clients, newClient("http://"+nd.api, creds))
 		w.nodeIDs = append(w.nodeIDs, nd.id)
 	}
 	// Enough secrets that no group wraps around (versions per secret stay
 	// well under the 100-version limit).
-	regShare := float64(o.registerWorkers) / float64(o.registerWorkers+o.setWorkers)
+	regShare := float64(o.registerWorkers) / float64(o.registerWorkers+o.setWorkers+sc.churn)
 	nSecrets := o.groups + int(limit.Seconds()*float64(o.rate)*regShare/float64(o.opsPerKey)) + o.groups
 	if err := w.setup(ctx, nSecrets); err != nil {
 		return nil, err
@@ -455,7 +474,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	// Main phase.
 	mainCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	nWorkers := o.registerWorkers + o.setWorkers
+	nWorkers := o.registerWorkers + o.setWorkers + sc.churn
 	interval := time.Duration(float64(time.Second) * float64(nWorkers) / float64(o.rate))
 	done := make(chan struct{}, nWorkers+1)
 	for k := range o.registerWorkers {
@@ -469,6 +488,13 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	}
 	for k := range o.setWorkers {
 		go func() { w.setWorker(mainCtx, (o.registerWorkers+k)%len(ns.list), interval); done <- struct{}{} }()
+	}
+	for k := range sc.churn {
+		wrng := rand.New(rand.NewPCG(seed, uint64(1000+k)))
+		go func() {
+			w.churnWorker(mainCtx, (o.registerWorkers+o.setWorkers+k)%len(ns.list), interval, wrng)
+			done <- struct{}{}
+		}()
 	}
 	nm := &nemesis{faults: sc.faults, ns: ns, proxy: proxy, rec: rec, w: nem, rng: rng, gap: o.gap, hold: sc.hold, logf: logf, shapes: sc.shapes}
 	go func() { nm.run(mainCtx); done <- struct{}{} }()
@@ -514,9 +540,31 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	final.Flush()
 	nem.Flush()
 	logf("final reads done")
+
+	// Convergence: every node at one applied index with one state digest.
+	sf, err := os.Create(filepath.Join(dir, "status.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer sf.Close()
+	sw := check.NewWriter(sf)
+	conv, polls := ns.pollDigests(ctx, rec, sw, 30*time.Second)
+	sw.Flush()
+	logf("state digests: converged=%v after %d polls", conv, polls)
 	for _, nd := range ns.list {
 		nd.stop()
 	}
+
+	// Plaintext: no value marker in any node's data dir or log.
+	var roots []string
+	for _, nd := range ns.list {
+		roots = append(roots, nd.dataDir, nd.logPath)
+	}
+	scan := check.ScanForMarker(w.marker(), roots...)
+	if b, err := json.MarshalIndent(scan, "", "  "); err == nil {
+		os.WriteFile(filepath.Join(dir, "plaintext.json"), b, 0o644)
+	}
+	logf("plaintext scan: %d files, %d hits", scan.Files, len(scan.Hits))
 
 	extraResults := []check.Result{liveness}
 	if len(sc.faults) > 0 && nm.injected == 0 {

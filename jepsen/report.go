@@ -106,6 +106,20 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 		}
 		fmt.Fprintf(&sb, "(move ok includes %d compare-and-sets refused with InvalidParameterException)\n", refused)
 	}
+	churnErrs := map[string]int{}
+	for _, o := range f.Ops {
+		if check.IsChurn(o.Kind) && o.Status == check.StatusOK && o.Err != "" && !o.Final {
+			churnErrs[strings.TrimSuffix(o.Err, "Exception")]++
+		}
+	}
+	if len(churnErrs) > 0 {
+		var es []string
+		for e, n := range churnErrs {
+			es = append(es, fmt.Sprintf("%d %s", n, e))
+		}
+		sort.Strings(es)
+		fmt.Fprintf(&sb, "(churn ok includes definite error answers: %s)\n", strings.Join(es, ", "))
+	}
 	sb.WriteString("\n")
 	tw = tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "check\tverdict\tdetail\t")

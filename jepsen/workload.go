@@ -106,8 +106,21 @@ type workload struct {
 	nextKey  int
 	creates  atomic.Int64
 	moves    bool                 // label-move workload on the register secrets
+	retries  bool                 // retry unknown puts with the same token and value
 	seen     map[string][2]string // secret -> last seen AWSCURRENT, AWSPREVIOUS holders
+
+	// churn: names in use at once, ops per name before the workers move
+	// to a fresh batch of names (keeps porcupine's search small), and
+	// every name used.
+	churnNames, churnPerName int
+	churnCount               atomic.Int64
+	churnSeen                map[string]bool
+	churnList                []string
 }
+
+// marker starts every value the workloads write (and nothing else they
+// send), so the plaintext scan can look for it in the nodes' files.
+func (w *workload) marker() string { return "jepsen/" + w.run + "/" }
 
 func (w *workload) token(id int64) string {
 	// 32-64 characters, unique in the run.
@@ -118,7 +131,25 @@ func (w *workload) token(id int64) string {
 func (w *workload) put(ctx context.Context, i, proc int, secret string, create bool) check.Op {
 	id := w.rec.ids.Add(1)
 	op := check.Op{ID: id, Process: proc, Node: w.nodeIDs[i], Kind: check.KindPut, Secret: secret,
-		Token: w.token(id), Value: fmt.Sprintf("jepsen/%s/%s/%d/%x", w.run, secret, id, rand.Uint64())}
+		Token: w.token(id), Value: fmt.Sprintf("%s%s/%d/%x", w.marker(), secret, id, rand.Uint64())}
+	return w.send(ctx, i, op, create)
+}
+
+// retryPut sends the PutSecretValue of orig again, with the same token
+// and value, through node i (research §7, kill: an idempotent retry
+// after an unknown outcome must end ok with that VersionId, never
+// ResourceExistsException).
+func (w *workload) retryPut(ctx context.Context, i, proc int, orig check.Op) check.Op {
+	op := check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindPut, Secret: orig.Secret,
+		Token: orig.Token, Value: orig.Value, RetryOf: orig.ID}
+	if orig.RetryOf != 0 {
+		op.RetryOf = orig.RetryOf
+	}
+	return w.send(ctx, i, op, false)
+}
+
+func (w *workload) send(ctx context.Context, i int, op check.Op, create bool) check.Op {
+	secret := op.Secret
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	op.Call = w.rec.now()
@@ -244,7 +275,7 @@ func (w *workload) move(ctx context.Context, i, proc int, secret string) check.O
 func (w *workload) create(ctx context.Context, i, proc int) check.Op {
 	id := w.rec.ids.Add(1)
 	name := fmt.Sprintf("set-%s-%d", w.run, w.creates.Add(1))
-	op := check.Op{ID: id, Process: proc, Node: w.nodeIDs[i], Kind: check.KindCreate, Secret: name, Token: w.token(id), Value: "x"}
+	op := check.Op{ID: id, Process: proc, Node: w.nodeIDs[i], Kind: check.KindCreate, Secret: name, Token: w.token(id), Value: w.marker() + name}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	op.Call = w.rec.now()
@@ -323,9 +354,32 @@ func (w *workload) registerWorker(ctx context.Context, g, i int, interval time.D
 		}
 		if op.Status == check.StatusUnknown {
 			proc = w.rec.newProcess()
+			if op.Kind == check.KindPut && w.retries {
+				proc = w.retryUntilKnown(ctx, i, proc, op)
+			}
 		}
 		pace(ctx, start, interval)
 	}
+}
+
+// retryUntilKnown retries an unknown put with the same token and value,
+// on the next node each time (the first may be dead), every 250 ms,
+// until it is acknowledged or definitely refused, at most 20 times or
+// until ctx ends. It returns the process to continue with.
+func (w *workload) retryUntilKnown(ctx context.Context, i, proc int, orig check.Op) int {
+	for attempt := 1; attempt <= 20 && ctx.Err() == nil; attempt++ {
+		time.Sleep(250 * time.Millisecond)
+		op := w.retryPut(context.Background(), (i+attempt)%len(w.clients), proc, orig)
+		switch {
+		case op.Status == check.StatusOK:
+			return proc
+		case op.Status == check.StatusUnknown:
+			proc = w.rec.newProcess()
+		case op.Err != "connection refused" && op.Err != "ServiceUnavailable":
+			return proc // a definite answer (ResourceExistsException would be a bug the checker reports)
+		}
+	}
+	return proc
 }
 
 func (w *workload) setWorker(ctx context.Context, i int, interval time.Duration) {
@@ -347,5 +401,116 @@ func pace(ctx context.Context, start time.Time, interval time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
+	}
+}
+
+// churnOp runs one operation of the create/delete churn workload on one
+// of the names of the current batch: 30% CreateSecret (unique token and
+// value), 15% DeleteSecret with ForceDeleteWithoutRecovery, 15%
+// DeleteSecret with a 7-day window, 15% RestoreSecret, 25%
+// DescribeSecret. Error answers the model defines
+// (ResourceExistsException, ResourceNotFoundException,
+// InvalidRequestException) are definite answers, recorded ok with the
+// error.
+func (w *workload) churnOp(ctx context.Context, i, proc int, rng *rand.Rand) check.Op {
+	n := w.churnCount.Add(1) - 1
+	batch := n / int64(w.churnNames*w.churnPerName)
+	name := fmt.Sprintf("churn-%s-%d-%d", w.run, batch, rng.IntN(w.churnNames))
+	w.mu.Lock()
+	if !w.churnSeen[name] {
+		w.churnSeen[name] = true
+		w.churnList = append(w.churnList, name)
+	}
+	w.mu.Unlock()
+	x := rng.IntN(20)
+	if x >= 15 {
+		return w.describe(ctx, i, proc, name, false)
+	}
+	id := w.rec.ids.Add(1)
+	op := check.Op{ID: id, Process: proc, Node: w.nodeIDs[i], Secret: name}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	var err error
+	var md middleware.Metadata
+	op.Call = w.rec.now()
+	switch {
+	case x < 6:
+		op.Kind, op.Token, op.Value = check.KindChurnCreate, w.token(id), fmt.Sprintf("%s%s/%d", w.marker(), name, id)
+		var out *secretsmanager.CreateSecretOutput
+		out, err = w.clients[i].CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name),
+			SecretString: aws.String(op.Value), ClientRequestToken: aws.String(op.Token)})
+		if err == nil {
+			md, op.VersionID = out.ResultMetadata, aws.ToString(out.VersionId)
+		}
+	case x < 12:
+		op.Kind, op.Force = check.KindChurnDelete, x < 9
+		in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(name)}
+		if op.Force {
+			in.ForceDeleteWithoutRecovery = aws.Bool(true)
+		} else {
+			in.RecoveryWindowInDays = aws.Int64(7)
+		}
+		var out *secretsmanager.DeleteSecretOutput
+		if out, err = w.clients[i].DeleteSecret(ctx, in); err == nil {
+			md = out.ResultMetadata
+		}
+	default:
+		op.Kind = check.KindChurnRestore
+		var out *secretsmanager.RestoreSecretOutput
+		if out, err = w.clients[i].RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: aws.String(name)}); err == nil {
+			md = out.ResultMetadata
+		}
+	}
+	op.Ret = w.rec.now()
+	op.Status, op.Err, op.Outcome = classify(err, true)
+	if err == nil {
+		op.Index = indexOf(md)
+	} else if op.Status == check.StatusFail && modelError(op.Err) {
+		op.Status = check.StatusOK
+	}
+	w.rec.w.Write(op)
+	return op
+}
+
+// modelError is an error answer the churn model defines.
+func modelError(t string) bool {
+	return t == "ResourceExistsException" || t == "ResourceNotFoundException" || t == "InvalidRequestException"
+}
+
+// describe is DescribeSecret of a churn name: whether it exists, whether
+// it is scheduled for deletion, and which version holds AWSCURRENT.
+func (w *workload) describe(ctx context.Context, i, proc int, name string, final bool) check.Op {
+	op := check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindChurnDescribe, Secret: name, Final: final}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	op.Call = w.rec.now()
+	out, err := w.clients[i].DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
+	op.Ret = w.rec.now()
+	op.Status, op.Err, op.Outcome = classify(err, false)
+	switch {
+	case err == nil:
+		op.Index, op.Scheduled = indexOf(out.ResultMetadata), out.DeletedDate != nil
+		for v, stages := range out.VersionIdsToStages {
+			for _, s := range stages {
+				if s == check.StageCurrent {
+					op.VersionID = v
+				}
+			}
+		}
+	case op.Err == "ResourceNotFoundException":
+		op.Status = check.StatusOK
+	}
+	w.rec.w.Write(op)
+	return op
+}
+
+func (w *workload) churnWorker(ctx context.Context, i int, interval time.Duration, rng *rand.Rand) {
+	proc := w.rec.newProcess()
+	for ctx.Err() == nil {
+		start := time.Now()
+		if op := w.churnOp(context.Background(), i, proc, rng); op.Status == check.StatusUnknown {
+			proc = w.rec.newProcess()
+		}
+		pace(ctx, start, interval)
 	}
 }

@@ -194,5 +194,71 @@ func Count(ops []Op) Counts {
 
 // All runs every checker over a loaded run.
 func All(f Files, timeout time.Duration, htmlDir string) []Result {
-	return []Result{Linearizable(f, timeout, htmlDir), NoLostWrites(f), NoPhantoms(f), LabelInvariants(f), OneLeaderPerTerm(f)}
+	out := []Result{Linearizable(f, timeout, htmlDir), NoLostWrites(f), NoPhantoms(f), LabelInvariants(f), IdempotentRetries(f), OneLeaderPerTerm(f), NoPanics(f)}
+	if r, ok := ChurnLinearizable(f, timeout, htmlDir); ok {
+		out = append(out, r)
+	}
+	if r, ok := ChurnSet(f); ok {
+		out = append(out, r)
+	}
+	if r, ok := Convergence(f); ok {
+		out = append(out, r)
+	}
+	if f.Disk != nil {
+		out = append(out, Plaintext(*f.Disk))
+	}
+	return out
+}
+
+// IdempotentRetries checks the puts the workload resent with the same
+// token and value after an unknown outcome (research §7, kill): a retry
+// answered ResourceExistsException, or acknowledged with another
+// VersionId than its token, is INVALID. A chain (the unknown put and its
+// retries) with no acknowledged attempt is reported as unresolved (the
+// retries stop when the main phase ends), not judged.
+func IdempotentRetries(f Files) Result {
+	r := Result{Name: "idempotent retries"}
+	type chain struct {
+		attempts int
+		ok       bool
+	}
+	chains := map[int64]*chain{}
+	var order []int64
+	bad := 0
+	for _, o := range f.Ops {
+		if o.Kind != KindPut || o.RetryOf == 0 {
+			continue
+		}
+		c := chains[o.RetryOf]
+		if c == nil {
+			c = &chain{}
+			chains[o.RetryOf] = c
+			order = append(order, o.RetryOf)
+		}
+		c.attempts++
+		switch {
+		case o.Err == errExists:
+			bad++
+			r.addError(fmt.Sprintf("op %d on %s: retry of op %d (token %s, same value) answered ResourceExistsException", o.ID, o.Node, o.RetryOf, o.Token))
+		case o.Status == StatusOK && o.VersionID != o.Token:
+			bad++
+			r.addError(fmt.Sprintf("op %d on %s: retry of op %d acknowledged with VersionId %s, want %s", o.ID, o.Node, o.RetryOf, o.VersionID, o.Token))
+		case o.Status == StatusOK:
+			c.ok = true
+		}
+	}
+	resolved, attempts := 0, 0
+	for _, id := range order {
+		attempts += chains[id].attempts
+		if chains[id].ok {
+			resolved++
+		}
+	}
+	r.Detail = fmt.Sprintf("%d unknown puts retried (%d attempts): %d acknowledged with their token, %d unresolved, %d bad answers",
+		len(order), attempts, resolved, len(order)-resolved, bad)
+	r.Verdict = Valid
+	if bad > 0 {
+		r.Verdict = Invalid
+	}
+	return r
 }

@@ -6,6 +6,7 @@ package check
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,6 +69,13 @@ type Op struct {
 	// absent, as in histories recorded before it existed) means not
 	// recorded; an answer without stages is recorded as [].
 	Stages []string `json:"stages"`
+	// RetryOf is, on a put that resends an earlier put's token and value
+	// after an unknown outcome, the id of the first attempt.
+	RetryOf int64 `json:"retry_of,omitempty"`
+	// Churn: a DeleteSecret with ForceDeleteWithoutRecovery; a
+	// DescribeSecret that showed DeletedDate.
+	Force     bool `json:"force,omitempty"`
+	Scheduled bool `json:"scheduled,omitempty"`
 }
 
 // ReadStage is the label a get asked for.
@@ -173,10 +181,19 @@ type Files struct {
 	// (nodes/<id>/coffer.log); LogsRead counts the logs read.
 	Leaders  []LeaderClaim
 	LogsRead int
+	// Panics are the crash lines of the same logs.
+	Panics []PanicLine
+	// Statuses are the /v1/cluster/status polls after healing
+	// (status.jsonl; nil in older runs).
+	Statuses []NodeStatus
+	// Disk is the plaintext scan of the nodes' data (plaintext.json;
+	// nil in older runs).
+	Disk *DiskScan
 }
 
-// Load reads history.jsonl, final.jsonl and nemesis.jsonl from a results
-// folder. Missing final or nemesis files are empty.
+// Load reads history.jsonl, final.jsonl, nemesis.jsonl, status.jsonl,
+// plaintext.json and nodes/*/coffer.log from a results folder. Missing
+// files other than the history are empty.
 func Load(dir string) (Files, error) {
 	var f Files
 	var err error
@@ -189,19 +206,36 @@ func Load(dir string) (Files, error) {
 	if f.Events, err = ReadJSONL[Event](filepath.Join(dir, "nemesis.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return f, err
 	}
+	if f.Statuses, err = ReadJSONL[NodeStatus](filepath.Join(dir, "status.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "plaintext.json")); err == nil {
+		var d DiskScan
+		if err := json.Unmarshal(b, &d); err != nil {
+			return f, fmt.Errorf("plaintext.json: %w", err)
+		}
+		f.Disk = &d
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
 	logs, _ := filepath.Glob(filepath.Join(dir, "nodes", "*", "coffer.log"))
 	sort.Strings(logs)
 	for _, path := range logs {
-		fh, err := os.Open(path)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return f, err
 		}
-		claims, err := ParseLeaderLog(filepath.Base(filepath.Dir(path)), fh)
-		fh.Close()
+		node := filepath.Base(filepath.Dir(path))
+		claims, err := ParseLeaderLog(node, bytes.NewReader(b))
 		if err != nil {
 			return f, fmt.Errorf("%s: %w", path, err)
 		}
 		f.Leaders = append(f.Leaders, claims...)
+		panics, err := ScanLogForPanics(node, bytes.NewReader(b))
+		if err != nil {
+			return f, fmt.Errorf("%s: %w", path, err)
+		}
+		f.Panics = append(f.Panics, panics...)
 		f.LogsRead++
 	}
 	return f, nil

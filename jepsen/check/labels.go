@@ -21,7 +21,9 @@ type labelObs struct {
 //   - a version's VersionStages never repeat a label and never hold both
 //     AWSCURRENT and AWSPREVIOUS;
 //   - a get by label L returns a version whose stages include L, and a
-//     put with the default stages returns stages including AWSCURRENT;
+//     put with the default stages returns stages including AWSCURRENT
+//     (unless it is a retry of a token, which answers the stages the
+//     version has by then);
 //   - at one X-Coffer-Index the state of a secret is one state, whatever
 //     node answered: a label is on one version (a label seen on two
 //     versions at the same index is invalid) and a version has one set
@@ -56,6 +58,17 @@ func LabelInvariants(f Files) Result {
 			// register secret is a put too.
 			ob := labelObs{what: what, secret: o.Secret, index: o.Index, version: o.Token, stages: o.Stages,
 				holds: map[string]string{StageCurrent: o.Token}}
+			if o.RetryOf != 0 {
+				// A retry of a token already applied changes nothing and
+				// answers the version's stages as they are now.
+				if o.Stages == nil {
+					continue
+				}
+				ob.holds = map[string]string{}
+				for _, s := range o.Stages {
+					ob.holds[s] = o.Token
+				}
+			}
 			obs = append(obs, ob)
 		case KindMove:
 			ob := labelObs{what: what, secret: o.Secret, index: o.Index, holds: map[string]string{}}
