@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test lint bench fuzz clean jepsen jepsen-short
+.PHONY: build run test e2e lint bench fuzz clean jepsen jepsen-short
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/coffer ./cmd/coffer
@@ -17,6 +17,11 @@ run: build
 # sensitive to a starved CPU on small machines.
 test:
 	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
+
+# The AWS CLI v2 (Debian package awscli, at /usr/bin/aws) and jq against a
+# `coffer dev` started from the freshly built bin/coffer; see scripts/e2e.sh.
+e2e:
+	./scripts/e2e.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -2,9 +2,10 @@ package cluster
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -116,21 +117,15 @@ func (n *Node) GossipAddr() string {
 }
 
 // gossipLoop reacts to membership changes: it bootstraps the cluster when
-// enough servers are seen, and asks the leader to reconcile.
+// enough servers are seen.
 func (n *Node) gossipLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case ev := <-n.events:
-			if ev.Event == memberlist.NodeJoin {
-				n.leavingMu.Lock()
-				delete(n.leaving, ev.Node.Name)
-				n.leavingMu.Unlock()
-			}
+		case <-n.events:
 			n.maybeBootstrap()
-			n.kickReconcile()
 		case <-tick.C:
 			n.maybeBootstrap()
 		case <-n.shutdownCtx.Done():
@@ -200,45 +195,79 @@ func (n *Node) Bootstrap() error {
 	return err
 }
 
-// kickReconcile asks the leader loop to reconcile soon; kicks coalesce.
-func (n *Node) kickReconcile() {
-	select {
-	case n.kick <- struct{}{}:
-	default:
+// requestMembership asks, once at start, to be a voter: to the leader if
+// this node knows one, else through any live member of the region's gossip
+// pool, which forwards it. A server joins the Raft configuration only at
+// its own request, so the leader never re-adds a server that is gone or
+// leaving because gossip has not caught up; the request is idempotent, so
+// a node already in the configuration asks at no cost.
+func (n *Node) requestMembership() {
+	defer n.wg.Done()
+	req := &rpcRequest{Op: opAddServer, Data: []byte(n.cfg.NodeID + "\x00" + n.cfg.ClusterAdvertise)}
+	backoff := 200 * time.Millisecond
+	for {
+		if n.askToJoin(req) {
+			return
+		}
+		select {
+		case <-n.shutdownCtx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-// reconcile, on the leader, makes the Raft configuration follow the gossip
-// pool: live servers of the region become voters. Servers that leave
-// gracefully ask the leader to remove them (Leave). Failed servers stay: a
-// crashed node is expected back, and removing it would shrink the quorum
-// behind the operator's back.
-func (n *Node) reconcile() {
+func (n *Node) askToJoin(req *rpcRequest) bool {
+	if n.IsLeader() {
+		_, err := n.addVoter(raft.ServerID(n.cfg.NodeID), raft.ServerAddress(n.cfg.ClusterAdvertise))
+		return err == nil
+	}
+	var targets []string
+	if addr, _ := n.raft.LeaderWithID(); addr != "" {
+		targets = append(targets, string(addr))
+	}
+	for _, m := range n.members() {
+		if m.ID != n.cfg.NodeID {
+			targets = append(targets, m.RaftAddr)
+		}
+	}
+	for _, addr := range targets {
+		ctx, cancel := context.WithTimeout(n.shutdownCtx, 3*time.Second)
+		resp, err := n.pool.call(ctx, addr, req)
+		cancel()
+		if err == nil {
+			if _, _, err = fromResponse(resp); err == nil {
+				n.logger.Info("member of the Raft configuration", "via", addr)
+				return true
+			}
+		}
+		n.logger.Debug("membership request not answered yet", "via", addr, "error", err)
+	}
+	return false
+}
+
+// addVoter, on the leader, makes id a voter at addr unless it already is.
+func (n *Node) addVoter(id raft.ServerID, addr raft.ServerAddress) (uint64, error) {
 	if !n.IsLeader() {
-		return
+		return 0, errNotLeader
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		return
+		return 0, errNotLeader
 	}
-	inRaft := map[raft.ServerID]raft.Server{}
 	for _, s := range f.Configuration().Servers {
-		inRaft[s.ID] = s
-	}
-	n.leavingMu.Lock()
-	leaving := maps.Clone(n.leaving)
-	n.leavingMu.Unlock()
-	for _, m := range n.members() {
-		if leaving[m.ID] {
-			continue
-		}
-		s, ok := inRaft[raft.ServerID(m.ID)]
-		if ok && s.Address == raft.ServerAddress(m.RaftAddr) && s.Suffrage == raft.Voter {
-			continue
-		}
-		n.logger.Info("adding voter", "id", m.ID, "address", m.RaftAddr)
-		if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.RequestTimeout).Error(); err != nil {
-			n.logger.Warn("add voter failed", "id", m.ID, "error", err)
+		if s.ID == id && s.Address == addr && s.Suffrage == raft.Voter {
+			return f.Index(), nil
 		}
 	}
+	n.logger.Info("adding voter at its request", "id", id, "address", addr)
+	af := n.raft.AddVoter(id, addr, 0, n.cfg.RequestTimeout)
+	if err := af.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, errNotLeader
+		}
+		return 0, unavailable(err.Error(), OutcomeUnknown)
+	}
+	return af.Index(), nil
 }

@@ -67,22 +67,10 @@ func (n *Node) leadership(ctx context.Context) {
 	}
 	n.readyTerm.Store(term)
 	n.logger.Info("leadership established; serving reads", "term", term)
-	n.reconcile()
 	if n.cfg.OnLeader != nil {
 		go n.cfg.OnLeader(ctx)
 	}
-	tick := time.NewTicker(10 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			n.reconcile()
-		case <-n.kick:
-			n.reconcile()
-		}
-	}
+	<-ctx.Done()
 }
 
 func (n *Node) establish(ctx context.Context, term uint64) error {

@@ -113,11 +113,6 @@ type Node struct {
 	stores    []interface{ Close() error }
 	gossip    *memberlist.Memberlist
 	events    chan memberlist.NodeEvent
-	kick      chan struct{}
-	// leaving holds servers removed at their own request; reconcile does
-	// not add them back until they join the gossip pool again.
-	leavingMu sync.Mutex
-	leaving   map[string]bool
 
 	// readyTerm is the term in which this node, as leader, has committed
 	// its own Noop: from then on its commit index is safe to hand out as a
@@ -143,8 +138,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		logger = hclog.NewNullLogger()
 	}
 	n := &Node{cfg: cfg, logger: logger.Named("cluster"), fsm: f,
-		events: make(chan memberlist.NodeEvent, 256), kick: make(chan struct{}, 1),
-		leaving: map[string]bool{}}
+		events: make(chan memberlist.NodeEvent, 256)}
 	n.shutdownCtx, n.shutdownFn = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -175,8 +169,9 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	if err := n.startGossip(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.gossipLoop()
+	go n.requestMembership()
 	ok = true
 	return n, nil
 }
@@ -441,8 +436,8 @@ func (n *Node) Leave(timeout time.Duration) error {
 			n.logger.Info("leadership transferred before leaving")
 		}
 	}
-	// Leave the gossip pool first, so the leader's reconcile does not see
-	// this node alive and add it back after it is removed.
+	// Leave the gossip pool first: peers stop counting this node for
+	// bootstrap and stop sending it gossip.
 	var leaveErr error
 	if n.gossip != nil {
 		leaveErr = n.gossip.Leave(timeout)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"github.com/hashicorp/raft"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ const (
 	// opRemoveServer: a server leaving gracefully asks the leader to
 	// remove it (Data is its node id).
 	opRemoveServer rpcOp = 3
+	// opAddServer: a server asks to be a voter (Data is "id\x00address").
+	// Any node accepts it and forwards it to the leader.
+	opAddServer rpcOp = 4
 )
 
 type rpcRequest struct {
@@ -185,15 +189,22 @@ func (n *Node) handleRPC(ctx context.Context, req *rpcRequest) *rpcResponse {
 	case opReadIndex:
 		index, err := n.leaderReadIndex(ctx)
 		return toResponse(nil, index, err)
+	case opAddServer:
+		id, addr, ok := strings.Cut(string(req.Data), "\x00")
+		if !ok || id == "" || addr == "" {
+			return &rpcResponse{Unavailable: "malformed membership request", Outcome: OutcomeNotApplied}
+		}
+		_, index, err := n.toLeader(ctx, func(context.Context) (*fsm.Result, uint64, error) {
+			i, err := n.addVoter(raft.ServerID(id), raft.ServerAddress(addr))
+			return nil, i, err
+		}, req)
+		return toResponse(nil, index, err)
 	case opRemoveServer:
 		if !n.IsLeader() {
 			return &rpcResponse{NotLeader: true}
 		}
 		id := raft.ServerID(req.Data)
 		n.logger.Info("removing server that is leaving", "id", id)
-		n.leavingMu.Lock()
-		n.leaving[string(id)] = true
-		n.leavingMu.Unlock()
 		f := n.raft.RemoveServer(id, 0, n.cfg.RequestTimeout)
 		if err := f.Error(); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {

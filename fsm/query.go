@@ -81,24 +81,9 @@ func ResolveSecret(txn *memdb.Txn, id, region, account string) *Secret {
 // ListSecrets returns up to limit secrets in creation order whose list key
 // is after the given one ("" = from the start), skipping those scheduled
 // for deletion unless includeDeleted, and whether more remain. It walks the
-// list index from the cursor: a page costs O(page), not O(table).
+// list index from the cursor: a page costs O(page), not O(table). It is
+// ListSecretsPage without filters, in the default order.
 func ListSecrets(txn *memdb.Txn, after string, limit int, includeDeleted bool) (page []*Secret, more bool, err error) {
-	it, err := txn.LowerBound(tableSecrets, "list", after)
-	if err != nil {
-		return nil, false, err
-	}
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		s := obj.(*Secret)
-		if s.ListKey <= after && after != "" {
-			continue
-		}
-		if s.Scheduled() && !includeDeleted {
-			continue
-		}
-		if len(page) == limit {
-			return page, true, nil
-		}
-		page = append(page, s)
-	}
-	return page, false, nil
+	p, err := ListSecretsPage(txn, ListQuery{After: after, Limit: limit, IncludeDeleted: includeDeleted})
+	return p.Secrets, p.Next != "", err
 }

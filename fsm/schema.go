@@ -25,6 +25,11 @@ func schema() *memdb.DBSchema {
 				"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ARN"}},
 				"name": {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 				"list": {Name: "list", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ListKey"}},
+				// changed and accessed order ListSecrets by LastChangedDate
+				// and LastAccessedDate, ties broken by ARN (query_list.go);
+				// "list" orders by CreatedDate and "name" by Name.
+				"changed":  {Name: "changed", Unique: true, Indexer: dateIndex{func(s *Secret) int64 { return s.LastChangedDate }}},
+				"accessed": {Name: "accessed", Unique: true, Indexer: dateIndex{func(s *Secret) int64 { return s.LastAccessedDate }}},
 				// deletion orders the secrets scheduled for deletion by the
 				// end of their recovery window, for the purge.
 				"deletion": {Name: "deletion", AllowMissing: true, Indexer: deletionIndex{}},

@@ -164,7 +164,7 @@ func TestBadInputOps_RefusedAndNothingChanges(t *testing.T) {
 		{"BatchGetSecretValue MaxResults without Filters", op("BatchGetSecretValue", obj{"SecretIdList": ids(1), "MaxResults": 5}), 400, apierr.InvalidParameter, server.MsgBatchMaxResults},
 		{"BatchGetSecretValue MaxResults 21", op("BatchGetSecretValue", obj{"Filters": filter, "MaxResults": 21}), 400, apierr.Validation, "Member must have value less than or equal to 20"},
 		{"BatchGetSecretValue 11 filters", op("BatchGetSecretValue", obj{"Filters": slices.Repeat(filter, 11)}), 400, apierr.Validation, "filters"},
-		{"BatchGetSecretValue Filters", op("BatchGetSecretValue", obj{"Filters": filter}), 400, apierr.InvalidRequest, "Filters is not available yet"},
+		{"BatchGetSecretValue filter with an unknown key", op("BatchGetSecretValue", obj{"Filters": []obj{{"Key": "nope", "Values": []string{"x"}}}}), 400, apierr.Validation, "filters.1.member.key"},
 		{"BatchGetSecretValue NextToken with SecretIdList", op("BatchGetSecretValue", obj{"SecretIdList": ids(1), "NextToken": "x"}), 400, apierr.InvalidNextToken, "NextToken"},
 	}
 	for _, tc := range cases {

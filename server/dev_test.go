@@ -293,7 +293,7 @@ func TestDev_ReplicationNotAvailableYet(t *testing.T) {
 			return err
 		},
 		"StopReplicationToReplica": func() error {
-			_, err := d.Client("us-west-2").StopReplicationToReplica(devCtx(t), &secretsmanager.StopReplicationToReplicaInput{
+			_, err := cl.StopReplicationToReplica(devCtx(t), &secretsmanager.StopReplicationToReplicaInput{
 				SecretId: aws.String("primary")})
 			return err
 		},

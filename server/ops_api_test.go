@@ -1020,7 +1020,7 @@ func TestAPI_BatchGetSecretValue(t *testing.T) {
 			{"both lists", &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"bg-1"}, Filters: filters}, apierr.InvalidParameter, server.MsgBatchListOrFilters},
 			{"neither list", &secretsmanager.BatchGetSecretValueInput{}, apierr.InvalidParameter, server.MsgBatchListOrFilters},
 			{"MaxResults without Filters", &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"bg-1"}, MaxResults: aws.Int32(5)}, apierr.InvalidParameter, server.MsgBatchMaxResults},
-			{"Filters not available yet", &secretsmanager.BatchGetSecretValueInput{Filters: filters}, apierr.InvalidRequest, server.MsgBatchFiltersNotYet},
+			{"filter without values", &secretsmanager.BatchGetSecretValueInput{Filters: []types.Filter{{Key: types.FilterNameStringTypeName}}}, apierr.InvalidParameter, "Invalid filter values for key: name"},
 			{"NextToken with a list", &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"bg-1"}, NextToken: aws.String("x")}, apierr.InvalidNextToken, ""},
 			{"21 ids", &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids21}, apierr.Validation,
 				"1 validation error detected: Value '21 items' at 'secretIdList' failed to satisfy constraint: Member must have length less than or equal to 20 and greater than or equal to 1"},

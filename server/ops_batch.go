@@ -2,20 +2,23 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/fsm"
 )
 
 // BatchGetSecretValue (shared/spec §4.3) by SecretIdList: one read index
 // for the whole batch, then GetSecretValue(AWSCURRENT) for each id in
 // order; a failure is that id's entry in Errors, never the call's.
+// By Filters: the secrets ListSecrets would select with those filters
+// (active only, creation order), a page of MaxResults (default 20) at a
+// time, each read as GetSecretValue(AWSCURRENT); a page may be empty and
+// still carry a NextToken (a selective filter scanned its budget).
 
 // Messages of BatchGetSecretValue's parameter rules [unverified wording].
 const (
 	MsgBatchListOrFilters = "Either 'SecretIdList' or 'Filters' must be provided, but not both."
 	MsgBatchMaxResults    = "'Filters' not specified. 'Filters' must also be specified when 'MaxResults' is provided."
-	MsgBatchFiltersNotYet = "BatchGetSecretValue with Filters is not available yet in this version of Coffer; name the secrets in SecretIdList."
 )
 
 type batchError struct {
@@ -26,10 +29,10 @@ type batchError struct {
 
 func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 	var in struct {
-		SecretIDList []string          `json:"SecretIdList"`
-		Filters      []json.RawMessage `json:"Filters"`
-		MaxResults   *int64            `json:"MaxResults"`
-		NextToken    *string           `json:"NextToken"`
+		SecretIDList []string     `json:"SecretIdList"`
+		Filters      []filterJSON `json:"Filters"`
+		MaxResults   *int64       `json:"MaxResults"`
+		NextToken    *string      `json:"NextToken"`
 	}
 	if err := decode(req.body, &in); err != nil {
 		return nil, err
@@ -42,10 +45,7 @@ func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, err
 	for i := range in.SecretIDList {
 		v.length(&in.SecretIDList[i], "secretIdList."+itoa(i+1)+".member", 1, 2048)
 	}
-	if len(in.Filters) > 10 {
-		n := itoa(len(in.Filters)) + " items"
-		v.add(&n, "filters", "Member must have length less than or equal to 10")
-	}
+	validateFilters(&v, in.Filters)
 	v.intRange(in.MaxResults, "maxResults", 1, 20)
 	v.length(in.NextToken, "nextToken", 1, 4096)
 	if err := v.err(); err != nil {
@@ -58,7 +58,7 @@ func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, err
 		return nil, apierr.New(apierr.InvalidParameter, MsgBatchMaxResults)
 	}
 	if in.Filters != nil {
-		return nil, apierr.New(apierr.InvalidRequest, MsgBatchFiltersNotYet)
+		return batchByFilters(ctx, r, req, in.Filters, in.MaxResults, in.NextToken)
 	}
 	if in.NextToken != nil {
 		// A list of ids is answered in one page: no token was ever issued.
@@ -92,6 +92,56 @@ func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, err
 			continue
 		}
 		out.SecretValues = append(out.SecretValues, val)
+	}
+	return out, nil
+}
+
+func batchByFilters(ctx context.Context, r *Region, req *request, filters []filterJSON, maxResults *int64, nextToken *string) (any, error) {
+	fs, err := filterRules(filters)
+	if err != nil {
+		return nil, err
+	}
+	q := fsm.ListQuery{Filters: fs, Limit: 20, ScanLimit: listScanLimit}
+	if maxResults != nil {
+		q.Limit = int(*maxResults)
+	}
+	kr, err := r.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	binding := listBinding("BatchGetSecretValue", &q)
+	if nextToken != nil {
+		if q.After, err = openToken(kr, *nextToken, binding); err != nil {
+			return nil, err
+		}
+	}
+	txn, err := r.read(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	page, err := fsm.ListSecretsPage(txn, q)
+	if err != nil {
+		return nil, apierr.Newf(apierr.InternalServiceError, "listing failed: %v", err)
+	}
+	out := struct {
+		SecretValues []*secretValueOut `json:"SecretValues"`
+		Errors       []batchError      `json:"Errors,omitempty"`
+		NextToken    string            `json:"NextToken,omitempty"`
+	}{SecretValues: []*secretValueOut{}}
+	for _, s := range page.Secrets {
+		val, err := r.readValue(kr, s, nil, nil)
+		if err != nil {
+			e, ok := apierr.As(err)
+			if !ok {
+				e = apierr.New(apierr.InternalServiceError, "the value could not be read")
+			}
+			out.Errors = append(out.Errors, batchError{s.ARN, e.Code, e.Message})
+			continue
+		}
+		out.SecretValues = append(out.SecretValues, val)
+	}
+	if page.Next != "" {
+		out.NextToken = sealToken(kr, binding, page.Next)
 	}
 	return out, nil
 }

@@ -60,6 +60,8 @@ type Region struct {
 	secretsMu sync.Mutex
 	secrets   map[string]cachedSecret
 
+	// started is closed once node is set.
+	started chan struct{}
 	// access notes the reads this node served, for LastAccessedDate.
 	access accessLog
 	// bg ends when the region shuts down; loops are the goroutines on it.
@@ -90,7 +92,8 @@ func StartRegion(cfg RegionConfig) (*Region, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	r := &Region{cfg: cfg, name: cfg.Cluster.Region, logger: logger, secrets: map[string]cachedSecret{}}
+	r := &Region{cfg: cfg, name: cfg.Cluster.Region, logger: logger, secrets: map[string]cachedSecret{},
+		started: make(chan struct{})}
 	r.fsm = fsm.New(logger.Named("fsm"))
 	cc := cfg.Cluster
 	cc.Logger = logger
@@ -100,6 +103,7 @@ func StartRegion(cfg RegionConfig) (*Region, error) {
 		return nil, err
 	}
 	r.node = node
+	close(r.started)
 	r.access.flushing = make(chan struct{}, 1)
 	r.bg, r.stopBG = context.WithCancel(context.Background())
 	r.loops.Add(1)
@@ -137,6 +141,13 @@ func (r *Region) Shutdown() error {
 // onLeader runs leader-only work: bootstrapping the region, then the
 // purge of secrets whose recovery window ended (purge.go).
 func (r *Region) onLeader(ctx context.Context) {
+	// A single voter can win its election inside cluster.New, before
+	// StartRegion has stored the node this work uses.
+	select {
+	case <-r.started:
+	case <-ctx.Done():
+		return
+	}
 	for ctx.Err() == nil {
 		err := r.initRegion(ctx)
 		if err == nil {

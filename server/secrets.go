@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/hmac"
-	"encoding/base64"
 	"encoding/json"
 	"regexp"
 	"slices"
@@ -396,12 +394,12 @@ func describeSecret(ctx context.Context, r *Region, req *request) (any, error) {
 
 func listSecrets(ctx context.Context, r *Region, req *request) (any, error) {
 	var in struct {
-		MaxResults             *int64            `json:"MaxResults"`
-		NextToken              *string           `json:"NextToken"`
-		IncludePlannedDeletion *bool             `json:"IncludePlannedDeletion"`
-		Filters                []json.RawMessage `json:"Filters"`
-		SortOrder              *string           `json:"SortOrder"`
-		SortBy                 *string           `json:"SortBy"`
+		MaxResults             *int64       `json:"MaxResults"`
+		NextToken              *string      `json:"NextToken"`
+		IncludePlannedDeletion *bool        `json:"IncludePlannedDeletion"`
+		Filters                []filterJSON `json:"Filters"`
+		SortOrder              *string      `json:"SortOrder"`
+		SortBy                 *string      `json:"SortBy"`
 	}
 	if err := decode(req.body, &in); err != nil {
 		return nil, err
@@ -409,87 +407,53 @@ func listSecrets(ctx context.Context, r *Region, req *request) (any, error) {
 	var v validator
 	v.intRange(in.MaxResults, "maxResults", 1, 100)
 	v.length(in.NextToken, "nextToken", 1, 4096)
+	validateFilters(&v, in.Filters)
+	validateEnum(&v, in.SortOrder, "sortOrder", sortOrderValues)
+	validateEnum(&v, in.SortBy, "sortBy", sortByValues)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if len(in.Filters) > 0 || in.SortOrder != nil || in.SortBy != nil {
-		return nil, apierr.New(apierr.InvalidRequest, "ListSecrets Filters, SortOrder and SortBy are not available yet in this version of Coffer.")
+	filters, err := filterRules(in.Filters)
+	if err != nil {
+		return nil, err
+	}
+	q := fsm.ListQuery{SortBy: deref(in.SortBy), Desc: deref(in.SortOrder) == "desc",
+		IncludeDeleted: in.IncludePlannedDeletion != nil && *in.IncludePlannedDeletion,
+		Filters:        filters, Limit: 100, ScanLimit: listScanLimit}
+	if in.MaxResults != nil {
+		q.Limit = int(*in.MaxResults)
 	}
 	kr, err := r.Keyring()
 	if err != nil {
 		return nil, err
 	}
-	includeDeleted := in.IncludePlannedDeletion != nil && *in.IncludePlannedDeletion
-	after := ""
+	binding := listBinding("ListSecrets", &q)
 	if in.NextToken != nil {
-		if after, err = openToken(kr, *in.NextToken, includeDeleted); err != nil {
+		if q.After, err = openToken(kr, *in.NextToken, binding); err != nil {
 			return nil, err
 		}
-	}
-	limit := 100
-	if in.MaxResults != nil {
-		limit = int(*in.MaxResults)
 	}
 	txn, err := r.read(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	page, more, err := fsm.ListSecrets(txn, after, limit, includeDeleted)
+	page, err := fsm.ListSecretsPage(txn, q)
 	if err != nil {
 		return nil, apierr.Newf(apierr.InternalServiceError, "listing failed: %v", err)
 	}
 	out := struct {
 		SecretList []secretEntry `json:"SecretList"`
 		NextToken  string        `json:"NextToken,omitempty"`
-	}{SecretList: make([]secretEntry, 0, len(page))}
-	for _, s := range page {
+	}{SecretList: make([]secretEntry, 0, len(page.Secrets))}
+	for _, s := range page.Secrets {
 		e := entryOf(s)
 		e.SecretVersionsToStages, e.VersionIdsToStages = e.VersionIdsToStages, nil
 		out.SecretList = append(out.SecretList, e)
 	}
-	if more {
-		out.NextToken = sealToken(kr, page[len(page)-1].ListKey, includeDeleted)
+	if page.Next != "" {
+		out.NextToken = sealToken(kr, binding, page.Next)
 	}
 	return out, nil
-}
-
-// Pagination tokens are opaque and tamper-evident: the cursor (the list key
-// of the last secret returned) and the request's options, with an HMAC
-// under the region's key. A cursor is a position in the index, so secrets
-// created or deleted between pages neither shift nor repeat the others.
-func sealToken(kr *crypto.Keyring, cursor string, includeDeleted bool) string {
-	body := tokenBody(cursor, includeDeleted)
-	mac := kr.Digest("list-token", []byte(body))[:16]
-	return base64.RawURLEncoding.EncodeToString([]byte(body)) + "." + base64.RawURLEncoding.EncodeToString(mac)
-}
-
-func openToken(kr *crypto.Keyring, token string, includeDeleted bool) (string, error) {
-	bad := apierr.New(apierr.InvalidNextToken, "The NextToken is not valid: it was not issued by this region for this request. Start again without NextToken.")
-	b64body, b64mac, ok := strings.Cut(token, ".")
-	if !ok {
-		return "", bad
-	}
-	body, err1 := base64.RawURLEncoding.DecodeString(b64body)
-	mac, err2 := base64.RawURLEncoding.DecodeString(b64mac)
-	if err1 != nil || err2 != nil || !hmac.Equal(mac, kr.Digest("list-token", body)[:16]) {
-		return "", bad
-	}
-	cursor, flag, ok := strings.Cut(string(body), "\x01")
-	if !ok || flag != tokenFlag(includeDeleted) {
-		return "", bad
-	}
-	return cursor, nil
-}
-
-func tokenBody(cursor string, includeDeleted bool) string {
-	return cursor + "\x01" + tokenFlag(includeDeleted)
-}
-
-func tokenFlag(includeDeleted bool) string {
-	if includeDeleted {
-		return "d"
-	}
-	return "a"
 }
 
 func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {

@@ -214,7 +214,7 @@ func newRequestID() string {
 type operation func(ctx context.Context, r *Region, req *request) (any, error)
 
 var operations = map[string]operation{
-	"CreateSecret":   createSecret,
+	"CreateSecret":   createSecretOp, // createSecret with AddReplicaRegions checked (ops_replication.go)
 	"GetSecretValue": getSecretValue,
 	"PutSecretValue": putSecretValue,
 	"DescribeSecret": describeSecret,
@@ -233,12 +233,19 @@ var operations = map[string]operation{
 	"ValidateResourcePolicy":   validateResourcePolicy,
 	"GetRandomPassword":        getRandomPassword,
 	"BatchGetSecretValue":      batchGetSecretValue,
+
+	// Validated completely, then refused as not available yet with
+	// nothing changed (ops_rotation.go, ops_replication.go).
+	"RotateSecret":                 rotateSecret,
+	"CancelRotateSecret":           cancelRotateSecret,
+	"ReplicateSecretToRegions":     replicateSecretToRegions,
+	"RemoveRegionsFromReplication": removeRegionsFromReplication,
+	"StopReplicationToReplica":     stopReplicationToReplica,
 }
 
 // notYet lists the AWS operations Coffer does not serve yet; they are
 // refused by name so a client learns what is missing.
-var notYet = []string{"CancelRotateSecret", "RemoveRegionsFromReplication",
-	"ReplicateSecretToRegions", "RotateSecret", "StopReplicationToReplica"}
+var notYet = []string{}
 
 // request is the decoded context of one API call.
 type request struct {

@@ -302,10 +302,13 @@ Empty every region between tests:
 	return nil
 }
 
-// waitServing polls until the region has a leader and an open keyring.
+// waitServing polls until the region leads and has bootstrapped. Whether
+// it can open its keyring is checkDevRegion's question: a data directory of
+// another account stays sealed, and deserves a message that says why.
 func waitServing(ctx context.Context, r *server.Region) error {
 	for {
-		if r.Node().IsLeader() && !r.Sealed() {
+		txn, _ := r.FSM().ReadTxn()
+		if r.Node().IsLeader() && fsm.RegionRecord(txn) != nil {
 			return nil
 		}
 		select {
@@ -328,6 +331,9 @@ func checkDevRegion(r *server.Region, accountID string, creds server.Credentials
 	if _, secret, ok := r.AccessKey(creds.AccessKeyID); !ok || secret != creds.SecretAccessKey {
 		return fmt.Errorf("region %s in %s was bootstrapped with another root key pair than %s: start with the same credentials or another --data-dir",
 			r.Name(), dataDir, creds.AccessKeyID)
+	}
+	if _, err := r.Keyring(); err != nil {
+		return fmt.Errorf("region %s in %s: %v", r.Name(), dataDir, err)
 	}
 	return nil
 }

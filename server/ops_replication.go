@@ -1,0 +1,229 @@
+package server
+
+import (
+	"context"
+	"regexp"
+	"strings"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/fsm"
+)
+
+// ReplicateSecretToRegions, RemoveRegionsFromReplication,
+// StopReplicationToReplica and CreateSecret's AddReplicaRegions
+// (shared/spec §4.1, §4.18-§4.20).
+//
+// Coffer has no replication engine yet. The operations check a request
+// exactly as they will once replication exists (model constraints, region
+// names, the replica region not being this region, no region twice, the
+// secret resolved and its state rules) and then refuse with an
+// InvalidRequestException that says replication is not available yet.
+// Nothing is recorded and nothing is changed. No secret is a replica or
+// has replicas, which decides the state rules that depend on it.
+
+// Messages of the replication operations.
+const (
+	// MsgInvalidReplicaRegion is AWS's answer to a replica in the
+	// primary's own region (shared/spec §1.6).
+	MsgInvalidReplicaRegion    = "Invalid replica region."
+	MsgReplicateNotYet         = "ReplicateSecretToRegions is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed."
+	MsgRemoveRegionsNotYet     = "RemoveRegionsFromReplication is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed."
+	MsgStopReplicationNotYet   = "StopReplicationToReplica is not available yet in this version of Coffer, and this secret is not a replica (no secret is one yet), so there is no replication to stop. Nothing was changed."
+	MsgAddReplicaRegionsNotYet = "CreateSecret with AddReplicaRegions is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed; create the secret without AddReplicaRegions."
+)
+
+// regionPattern is the model pattern of a Region (shared/spec §2.1).
+const regionPattern = `^([a-z]+-)+\d+$`
+
+var validRegion = regexp.MustCompile(regionPattern)
+
+type replicaRegionJSON struct {
+	Region   *string `json:"Region"`
+	KmsKeyID *string `json:"KmsKeyId"`
+}
+
+// validateRegionName checks one Region member's model constraints.
+func validateRegionName(v *validator, region *string, path string) {
+	v.length(region, path, 1, 128)
+	if region != nil && *region != "" && !validRegion.MatchString(*region) {
+		v.add(region, path, "Member must satisfy regular expression pattern: "+regionPattern)
+	}
+}
+
+// checkReplicaRegions applies the stateless rules to a list of regions
+// that met the model constraints: not this region, none twice.
+func (r *Region) checkReplicaRegions(regions []string, member string) error {
+	seen := map[string]bool{}
+	for _, name := range regions {
+		if name == r.name {
+			return apierr.New(apierr.InvalidParameter, MsgInvalidReplicaRegion)
+		}
+		if seen[name] {
+			return apierr.Newf(apierr.InvalidParameter, "Region %s appears more than once in %s.", name, member)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+// validateAddReplicaRegions checks AddReplicaRegions (of
+// ReplicateSecretToRegions and CreateSecret): model constraints into v,
+// then, when v has none, the stateless rules.
+func (r *Region) validateAddReplicaRegions(v *validator, list []replicaRegionJSON) error {
+	if list != nil && len(list) == 0 {
+		n := "0 items"
+		v.add(&n, "addReplicaRegions", "Member must have length greater than or equal to 1")
+	}
+	for i, rr := range list {
+		path := "addReplicaRegions." + itoa(i+1) + ".member"
+		if v.required(rr.Region, path+".region") {
+			validateRegionName(v, rr.Region, path+".region")
+		}
+		v.length(rr.KmsKeyID, path+".kmsKeyId", 0, 2048)
+	}
+	if err := v.err(); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(list))
+	for _, rr := range list {
+		names = append(names, *rr.Region)
+	}
+	return r.checkReplicaRegions(names, "AddReplicaRegions")
+}
+
+func replicateSecretToRegions(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID                    *string             `json:"SecretId"`
+		AddReplicaRegions           []replicaRegionJSON `json:"AddReplicaRegions"`
+		ForceOverwriteReplicaSecret *bool               `json:"ForceOverwriteReplicaSecret"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	requireSecretID(&v, in.SecretID)
+	if in.AddReplicaRegions == nil {
+		v.add(nil, "addReplicaRegions", "Member must not be null")
+	}
+	if err := r.validateAddReplicaRegions(&v, in.AddReplicaRegions); err != nil {
+		return nil, err
+	}
+	// Resolve; refused while scheduled for deletion. (A replica would be
+	// refused too; there are none yet.)
+	if _, err := r.readSecret(ctx, req, *in.SecretID); err != nil {
+		return nil, err
+	}
+	return nil, apierr.New(apierr.InvalidRequest, MsgReplicateNotYet)
+}
+
+func removeRegionsFromReplication(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID             *string  `json:"SecretId"`
+		RemoveReplicaRegions []string `json:"RemoveReplicaRegions"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	requireSecretID(&v, in.SecretID)
+	switch {
+	case in.RemoveReplicaRegions == nil:
+		v.add(nil, "removeReplicaRegions", "Member must not be null")
+	case len(in.RemoveReplicaRegions) == 0:
+		n := "0 items"
+		v.add(&n, "removeReplicaRegions", "Member must have length greater than or equal to 1")
+	}
+	for i := range in.RemoveReplicaRegions {
+		validateRegionName(&v, &in.RemoveReplicaRegions[i], "removeReplicaRegions."+itoa(i+1)+".member")
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := r.checkReplicaRegions(in.RemoveReplicaRegions, "RemoveReplicaRegions"); err != nil {
+		return nil, err
+	}
+	// Allowed while scheduled for deletion (spec §4.23): resolve only.
+	if _, err := r.resolveSecret(ctx, req, *in.SecretID); err != nil {
+		return nil, err
+	}
+	return nil, apierr.New(apierr.InvalidRequest, MsgRemoveRegionsNotYet)
+}
+
+func stopReplicationToReplica(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		SecretID *string `json:"SecretId"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	var v validator
+	requireSecretID(&v, in.SecretID)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	// Allowed while scheduled for deletion (spec §4.23): resolve only.
+	if _, err := r.resolveSecret(ctx, req, *in.SecretID); err != nil {
+		return nil, err
+	}
+	// Not a replica → InvalidRequestException (spec §4.20); no secret is
+	// one yet.
+	return nil, apierr.New(apierr.InvalidRequest, MsgStopReplicationNotYet)
+}
+
+// createSecretOp is CreateSecret with its AddReplicaRegions checked: a
+// request without AddReplicaRegions is plain createSecret. With them, the
+// regions' model constraints and rules are checked, then createSecret
+// checks everything else and refuses before writing anything, then the
+// name's state rules are checked; a request that passes everything is
+// refused as not available yet.
+func createSecretOp(ctx context.Context, r *Region, req *request) (any, error) {
+	var in struct {
+		Name              *string             `json:"Name"`
+		AddReplicaRegions []replicaRegionJSON `json:"AddReplicaRegions"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return nil, err
+	}
+	if in.AddReplicaRegions == nil {
+		return createSecret(ctx, r, req)
+	}
+	var v validator
+	if err := r.validateAddReplicaRegions(&v, in.AddReplicaRegions); err != nil {
+		return nil, err
+	}
+	// With AddReplicaRegions present, createSecret refuses after all of its
+	// own checks and before it writes anything.
+	out, err := createSecret(ctx, r, req)
+	if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidRequest || in.Name == nil ||
+		!strings.Contains(ae.Message, "AddReplicaRegions") {
+		return out, err
+	}
+	txn, err := r.read(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	// A name is never "arn:..." (no ':' allowed), so this is a name lookup;
+	// secrets scheduled for deletion are found too.
+	if s := r.resolve(txn, *in.Name); s != nil {
+		if s.Scheduled() {
+			return nil, apierr.New(apierr.InvalidRequest, apierr.MsgScheduledCreate)
+		}
+		return nil, apierr.Newf(apierr.ResourceExists, "The operation failed because the secret %s already exists.", *in.Name)
+	}
+	return nil, apierr.New(apierr.InvalidRequest, MsgAddReplicaRegionsNotYet)
+}
+
+// resolveSecret resolves a SecretId on a linearizable (or stale, if asked)
+// read, for the operations allowed while a secret is scheduled for
+// deletion.
+func (r *Region) resolveSecret(ctx context.Context, req *request, id string) (*fsm.Secret, error) {
+	txn, err := r.read(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s := r.resolve(txn, id)
+	if s == nil {
+		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
+	}
+	return s, nil
+}
