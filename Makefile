@@ -39,12 +39,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./fsm/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME) ./acl/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./acl/
+	$(GO) test -run '^$$' -fuzz '^FuzzOperations$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./server/
 
 # Consistency under faults (docs/jepsen.md): real coffer processes behind a
 # fault-injecting proxy, checked with porcupine. Results go to results/.
 # jepsen-short: baseline, kill, kill-leader, pause, partition-leader (~4 min).
 # jepsen: the same plus partition (halves, one), partition-ring and
-# partition-bridge on 5 nodes, and mixed; each 4x longer. JEPSENFLAGS adds flags.
+# partition-bridge on 5 nodes, churn and mixed; each 4x longer. JEPSENFLAGS adds flags.
 jepsen-short:
 	$(GO) run ./jepsen --scenario short $(JEPSENFLAGS)
 
