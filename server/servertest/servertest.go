@@ -79,8 +79,10 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 	if len(opts) > 0 {
 		c.opts = opts[0]
 	}
-	t.Cleanup(c.Shutdown)
+	// TempDir before Cleanup: cleanups run last-in first-out, and the nodes
+	// must stop before their data directories are removed.
 	base := t.TempDir()
+	t.Cleanup(c.Shutdown)
 	c.base = base
 	for range n {
 		c.addNode(n)
