@@ -66,18 +66,11 @@ func putResourcePolicy(ctx context.Context, r *Region, req *request) (any, error
 }
 
 func getResourcePolicy(ctx context.Context, r *Region, req *request) (any, error) {
-	var in struct {
-		SecretID *string `json:"SecretId"`
-	}
-	if err := decode(req.body, &in); err != nil {
+	id, err := decodeSecretIDOnly(req)
+	if err != nil {
 		return nil, err
 	}
-	var v validator
-	requireSecretID(&v, in.SecretID)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	s, err := r.readSecret(ctx, req, *in.SecretID)
+	s, err := r.readSecret(ctx, req, id)
 	if err != nil {
 		return nil, err
 	}
@@ -91,18 +84,11 @@ func getResourcePolicy(ctx context.Context, r *Region, req *request) (any, error
 }
 
 func deleteResourcePolicy(ctx context.Context, r *Region, req *request) (any, error) {
-	var in struct {
-		SecretID *string `json:"SecretId"`
-	}
-	if err := decode(req.body, &in); err != nil {
+	id, err := decodeSecretIDOnly(req)
+	if err != nil {
 		return nil, err
 	}
-	var v validator
-	requireSecretID(&v, in.SecretID)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+	res, err := r.writeSecret(ctx, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		return fsm.CmdDeleteResourcePolicy, &fsm.DeleteResourcePolicy{ARN: s.ARN, Date: time.Now().UnixMilli()}, nil
 	})
 	if err != nil {

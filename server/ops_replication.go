@@ -150,19 +150,12 @@ func removeRegionsFromReplication(ctx context.Context, r *Region, req *request) 
 }
 
 func stopReplicationToReplica(ctx context.Context, r *Region, req *request) (any, error) {
-	var in struct {
-		SecretID *string `json:"SecretId"`
-	}
-	if err := decode(req.body, &in); err != nil {
-		return nil, err
-	}
-	var v validator
-	requireSecretID(&v, in.SecretID)
-	if err := v.err(); err != nil {
+	id, err := decodeSecretIDOnly(req)
+	if err != nil {
 		return nil, err
 	}
 	// Allowed while scheduled for deletion (spec §4.23): resolve only.
-	if _, err := r.resolveSecret(ctx, req, *in.SecretID); err != nil {
+	if _, err := r.resolveSecret(ctx, req, id); err != nil {
 		return nil, err
 	}
 	// Not a replica → InvalidRequestException (spec §4.20); no secret is

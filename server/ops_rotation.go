@@ -125,18 +125,11 @@ func rotateSecret(ctx context.Context, r *Region, req *request) (any, error) {
 }
 
 func cancelRotateSecret(ctx context.Context, r *Region, req *request) (any, error) {
-	var in struct {
-		SecretID *string `json:"SecretId"`
-	}
-	if err := decode(req.body, &in); err != nil {
+	id, err := decodeSecretIDOnly(req)
+	if err != nil {
 		return nil, err
 	}
-	var v validator
-	requireSecretID(&v, in.SecretID)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if _, err := r.readSecret(ctx, req, *in.SecretID); err != nil {
+	if _, err := r.readSecret(ctx, req, id); err != nil {
 		return nil, err
 	}
 	// Never configured → InvalidRequestException (spec §4.13). Once

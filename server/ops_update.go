@@ -17,6 +17,23 @@ func requireSecretID(v *validator, id *string) {
 	}
 }
 
+// decodeSecretIDOnly decodes and validates the body of an operation whose
+// only member is SecretId.
+func decodeSecretIDOnly(req *request) (string, error) {
+	var in struct {
+		SecretID *string `json:"SecretId"`
+	}
+	if err := decode(req.body, &in); err != nil {
+		return "", err
+	}
+	var v validator
+	requireSecretID(&v, in.SecretID)
+	if err := v.err(); err != nil {
+		return "", err
+	}
+	return *in.SecretID, nil
+}
+
 type arnName struct {
 	ARN  string `json:"ARN"`
 	Name string `json:"Name"`

@@ -180,9 +180,7 @@ func putSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 		return nil, err
 	}
 	var v validator
-	if v.required(in.SecretID, "secretId") {
-		v.length(in.SecretID, "secretId", 1, 2048)
-	}
+	requireSecretID(&v, in.SecretID)
 	v.length(in.ClientRequestToken, "clientRequestToken", 32, 64)
 	validateStages(in.VersionStages, "versionStages", &v)
 	if in.RotationToken != nil {
@@ -244,9 +242,7 @@ func getSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 		return nil, err
 	}
 	var v validator
-	if v.required(in.SecretID, "secretId") {
-		v.length(in.SecretID, "secretId", 1, 2048)
-	}
+	requireSecretID(&v, in.SecretID)
 	v.length(in.VersionID, "versionId", 32, 64)
 	v.length(in.VersionStage, "versionStage", 1, 256)
 	if err := v.err(); err != nil {
@@ -368,24 +364,15 @@ func entryOf(s *fsm.Secret) secretEntry {
 }
 
 func describeSecret(ctx context.Context, r *Region, req *request) (any, error) {
-	var in struct {
-		SecretID *string `json:"SecretId"`
-	}
-	if err := decode(req.body, &in); err != nil {
-		return nil, err
-	}
-	var v validator
-	if v.required(in.SecretID, "secretId") {
-		v.length(in.SecretID, "secretId", 1, 2048)
-	}
-	if err := v.err(); err != nil {
+	id, err := decodeSecretIDOnly(req)
+	if err != nil {
 		return nil, err
 	}
 	txn, err := r.read(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	s := r.resolve(txn, *in.SecretID)
+	s := r.resolve(txn, id)
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
@@ -466,9 +453,7 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 		return nil, err
 	}
 	var v validator
-	if v.required(in.SecretID, "secretId") {
-		v.length(in.SecretID, "secretId", 1, 2048)
-	}
+	requireSecretID(&v, in.SecretID)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -508,20 +493,11 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 }
 
 func restoreSecret(ctx context.Context, r *Region, req *request) (any, error) {
-	var in struct {
-		SecretID *string `json:"SecretId"`
-	}
-	if err := decode(req.body, &in); err != nil {
+	id, err := decodeSecretIDOnly(req)
+	if err != nil {
 		return nil, err
 	}
-	var v validator
-	if v.required(in.SecretID, "secretId") {
-		v.length(in.SecretID, "secretId", 1, 2048)
-	}
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+	res, err := r.writeSecret(ctx, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		return fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: s.ARN, Date: time.Now().UnixMilli()}, nil
 	})
 	if err != nil {
