@@ -34,6 +34,14 @@ func decodeSecretIDOnly(req *request) (string, error) {
 	return *in.SecretID, nil
 }
 
+// arnNameVersion answers CreateSecret and UpdateSecret: VersionId only when
+// a version was created (or matched idempotently).
+type arnNameVersion struct {
+	ARN       string `json:"ARN"`
+	Name      string `json:"Name"`
+	VersionID string `json:"VersionId,omitempty"`
+}
+
 type arnName struct {
 	ARN  string `json:"ARN"`
 	Name string `json:"Name"`
@@ -88,11 +96,7 @@ func updateSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		ARN       string `json:"ARN"`
-		Name      string `json:"Name"`
-		VersionID string `json:"VersionId,omitempty"`
-	}{res.ARN, res.Name, res.VersionID}, nil
+	return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
 }
 
 func updateSecretVersionStage(ctx context.Context, r *Region, req *request) (any, error) {

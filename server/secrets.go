@@ -161,11 +161,7 @@ func createSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		ARN       string `json:"ARN"`
-		Name      string `json:"Name"`
-		VersionID string `json:"VersionId,omitempty"`
-	}{res.ARN, res.Name, res.VersionID}, nil
+	return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
 }
 
 func putSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
