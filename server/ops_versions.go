@@ -48,16 +48,9 @@ func listSecretVersionIDs(ctx context.Context, r *Region, req *request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	txn, err := r.read(ctx, req)
+	s, err := r.readSecret(ctx, req, *in.SecretID)
 	if err != nil {
 		return nil, err
-	}
-	s := r.resolve(txn, *in.SecretID)
-	if s == nil {
-		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
-	}
-	if s.Scheduled() {
-		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
 	}
 	deprecated := in.IncludeDeprecated != nil && *in.IncludeDeprecated
 	var after *versionCursor

@@ -3,8 +3,6 @@ package check
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -226,17 +224,7 @@ func ChurnLinearizable(f Files, timeout time.Duration, htmlDir string) (Result, 
 			ok++
 		case porcupine.Illegal:
 			illegal++
-			msg := "name " + n + " is not linearizable"
-			if htmlDir != "" {
-				info.AddAnnotations(annotations(f.Events))
-				path := filepath.Join(htmlDir, "churn-"+unsafeName.ReplaceAllString(n, "_")+".html")
-				if err := os.MkdirAll(htmlDir, 0o755); err == nil {
-					if err := porcupine.VisualizePath(ChurnModel, info, path); err == nil {
-						msg += "; see " + path
-					}
-				}
-			}
-			r.addError(msg)
+			r.addError("name " + n + " is not linearizable" + visualize(ChurnModel, info, f.Events, htmlDir, "churn-"+n))
 		default:
 			unknown++
 			r.addError("name " + n + ": check timed out")

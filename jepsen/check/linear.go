@@ -374,17 +374,7 @@ func Linearizable(f Files, timeout time.Duration, htmlDir string) Result {
 			ok++
 		case porcupine.Illegal:
 			illegal++
-			msg := "secret " + s + " is not linearizable"
-			if htmlDir != "" {
-				info.AddAnnotations(annotations(f.Events))
-				path := filepath.Join(htmlDir, "linear-"+unsafeName.ReplaceAllString(s, "_")+".html")
-				if err := os.MkdirAll(htmlDir, 0o755); err == nil {
-					if err := porcupine.VisualizePath(SecretModel, info, path); err == nil {
-						msg += "; see " + path
-					}
-				}
-			}
-			r.addError(msg)
+			r.addError("secret " + s + " is not linearizable" + visualize(SecretModel, info, f.Events, htmlDir, "linear-"+s))
 		default:
 			unknown++
 			r.addError("secret " + s + ": check timed out (reduce workers or ops per secret)")
@@ -400,6 +390,24 @@ func Linearizable(f Files, timeout time.Duration, htmlDir string) Result {
 		r.Verdict = Valid
 	}
 	return r
+}
+
+// visualize writes porcupine's HTML for an illegal history into htmlDir
+// (nothing when htmlDir is empty) and returns "; see PATH" for the error
+// message, or "" when no file was written.
+func visualize(model porcupine.Model, info porcupine.LinearizationInfo, events []Event, htmlDir, name string) string {
+	if htmlDir == "" {
+		return ""
+	}
+	info.AddAnnotations(annotations(events))
+	path := filepath.Join(htmlDir, unsafeName.ReplaceAllString(name, "_")+".html")
+	if err := os.MkdirAll(htmlDir, 0o755); err != nil {
+		return ""
+	}
+	if err := porcupine.VisualizePath(model, info, path); err != nil {
+		return ""
+	}
+	return "; see " + path
 }
 
 func annotations(events []Event) []porcupine.Annotation {
