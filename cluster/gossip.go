@@ -156,7 +156,7 @@ func (n *Node) maybeBootstrap() {
 	if n.cfg.BootstrapExpect == 0 || n.bootstrapped.Load() {
 		return
 	}
-	if addr, _ := n.raft.LeaderWithID(); addr != "" || n.raft.LastIndex() > 0 {
+	if n.stateMark() > 0 {
 		n.bootstrapped.Store(true)
 		return
 	}
@@ -174,12 +174,48 @@ func (n *Node) maybeBootstrap() {
 		servers = append(servers, raft.Server{ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.RaftAddr), Suffrage: raft.Voter})
 	}
 	slices.SortFunc(servers, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
+	// A fresh node that replaces a lost one sees enough live peers too, but
+	// they already form a region: bootstrapping would write a second
+	// configuration at index 1, term 1 — the same index and term as the
+	// region's first entry with other contents, which Raft's log matching
+	// cannot repair. Only bootstrap when every peer answers that it has no
+	// state; a peer that cannot answer yet means try again later.
+	for _, s := range servers {
+		if string(s.ID) == n.cfg.NodeID {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.shutdownCtx, 2*time.Second)
+		resp, err := n.pool.call(ctx, string(s.Address), &rpcRequest{Op: opHasState})
+		cancel()
+		if err != nil || resp.Unavailable != "" {
+			n.logger.Debug("bootstrap: peer state unknown; will retry", "peer", s.ID, "error", err)
+			return
+		}
+		if resp.Index > 0 {
+			n.bootstrapped.Store(true)
+			n.logger.Info("peers already form a region; joining instead of bootstrapping", "peer", s.ID)
+			return
+		}
+	}
 	n.bootstrapped.Store(true)
 	if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
 		n.logger.Info("bootstrap skipped", "reason", err)
 		return
 	}
+	n.bootstrappedHere.Store(true)
 	n.logger.Info("bootstrapped cluster", "servers", len(servers))
+}
+
+// stateMark is nonzero when this node has Raft state: its last log index,
+// or 1 when it has none but follows a leader.
+func (n *Node) stateMark() uint64 {
+	if i := n.raft.LastIndex(); i > 0 {
+		return i
+	}
+	if addr, _ := n.raft.LeaderWithID(); addr != "" {
+		return 1
+	}
+	return 0
 }
 
 // Bootstrap makes this node a single-voter cluster if it has no state yet
@@ -191,6 +227,9 @@ func (n *Node) Bootstrap() error {
 	}}}).Error()
 	if err == raft.ErrCantBootstrap {
 		return nil
+	}
+	if err == nil {
+		n.bootstrappedHere.Store(true)
 	}
 	return err
 }
@@ -259,6 +298,21 @@ func (n *Node) addVoter(id raft.ServerID, addr raft.ServerAddress) (uint64, erro
 	for _, s := range f.Configuration().Servers {
 		if s.ID == id && s.Address == addr && s.Suffrage == raft.Voter {
 			return f.Index(), nil
+		}
+	}
+	// Another id at this address is a server this one replaced (its data
+	// lost, so it came back under a new id): the address now answers as
+	// the new server, so the old id is gone for good. Remove it first, or
+	// the configuration would count one process as two voters.
+	for _, s := range f.Configuration().Servers {
+		if s.Address == addr && s.ID != id {
+			n.logger.Info("removing server replaced at its address", "id", s.ID, "address", addr, "by", id)
+			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.RequestTimeout).Error(); err != nil {
+				if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+					return 0, errNotLeader
+				}
+				return 0, unavailable(err.Error(), OutcomeUnknown)
+			}
 		}
 	}
 	n.logger.Info("adding voter at its request", "id", id, "address", addr)

@@ -125,6 +125,8 @@ type Node struct {
 	wg           sync.WaitGroup
 	shutdownOnce sync.Once
 	bootstrapped atomic.Bool
+	// bootstrappedHere: this process wrote an initial Raft configuration.
+	bootstrappedHere atomic.Bool
 }
 
 // New starts a node: it opens the stores, listens on the cluster and
@@ -243,7 +245,10 @@ func (n *Node) startRaft() error {
 	return nil
 }
 
-// observeLeaders logs every change of leader seen by this node, with the term.
+// observeLeaders logs every change of leader seen by this node. The term
+// is read after the fact (raft 1.8's LeaderObservation has none), so it is
+// the current term, not necessarily the leader's; raft's own "election
+// won" line is the exact record of who led which term.
 func (n *Node) observeLeaders() {
 	ch := make(chan raft.Observation, 16)
 	n.raft.RegisterObserver(raft.NewObserver(ch, false, func(o *raft.Observation) bool {
@@ -255,13 +260,17 @@ func (n *Node) observeLeaders() {
 			select {
 			case o := <-ch:
 				lo := o.Data.(raft.LeaderObservation)
-				n.logger.Info("leader changed", "leader", lo.LeaderID, "address", lo.LeaderAddr, "term", n.raft.CurrentTerm())
+				n.logger.Info("leader changed", "leader", lo.LeaderID, "address", lo.LeaderAddr, "current_term", n.raft.CurrentTerm())
 			case <-n.shutdownCtx.Done():
 				return
 			}
 		}
 	}()
 }
+
+// BootstrappedHere reports whether this process wrote an initial Raft
+// configuration (bootstrap-expect or Bootstrap), rather than joining one.
+func (n *Node) BootstrappedHere() bool { return n.bootstrappedHere.Load() }
 
 // FSM returns the node's state machine.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }

@@ -30,6 +30,10 @@ const (
 	// opAddServer: a server asks to be a voter (Data is "id\x00address").
 	// Any node accepts it and forwards it to the leader.
 	opAddServer rpcOp = 4
+	// opHasState: does the peer have Raft state (a log, or a known
+	// leader)? Index is nonzero if so. A node about to bootstrap asks its
+	// peers first (gossip.go maybeBootstrap).
+	opHasState rpcOp = 5
 )
 
 type rpcRequest struct {
@@ -213,6 +217,8 @@ func (n *Node) handleRPC(ctx context.Context, req *rpcRequest) *rpcResponse {
 			return &rpcResponse{Unavailable: err.Error(), Outcome: OutcomeUnknown}
 		}
 		return &rpcResponse{Index: f.Index()}
+	case opHasState:
+		return &rpcResponse{Index: n.stateMark()}
 	}
 	return &rpcResponse{Unavailable: "unknown internal RPC", Outcome: OutcomeNotApplied}
 }

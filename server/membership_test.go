@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -171,5 +172,79 @@ func TestRegion_AccountMismatchSeals(t *testing.T) {
 	_, err := c.Nodes[0].Region.Keyring()
 	if err == nil || !strings.Contains(err.Error(), "bootstrapped with account id 000000000000") {
 		t.Fatalf("keyring with another account: %v", err)
+	}
+}
+
+// A machine is lost and replaced: the node leaves, and a fresh node with a
+// new id, an empty data dir, the old cluster address and the same
+// --bootstrap-expect as its peers starts. It must join the running region
+// (receiving its state), never bootstrap a second configuration of its own
+// (whose first log entry would share index and term with the region's
+// while holding another configuration), and the old id must be gone.
+func TestCluster_ReplacedNodeJoinsWithoutBootstrapping(t *testing.T) {
+	c := servertest.New(t, 3)
+	ctx := ctxT(t)
+	for i := range 20 {
+		if _, err := c.Client(c.Leader()).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+			Name: aws.String(fmt.Sprintf("before-%d", i)), SecretString: aws.String("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := c.Followers()[0]
+	goneID := c.Nodes[gone].ID
+	c.Stop(gone)
+	c.Eventually(30*time.Second, goneID+" to be removed", func() bool {
+		return !slices.Contains(voters(c, c.Leader()), goneID)
+	})
+	fresh := c.Replace(gone, 3)
+	freshID := c.Nodes[fresh].ID
+	c.Eventually(30*time.Second, freshID+" to become a voter", func() bool {
+		v := voters(c, c.Leader())
+		return len(v) == 3 && slices.Contains(v, freshID) && !slices.Contains(v, goneID)
+	})
+	if c.Nodes[fresh].Region.Node().BootstrappedHere() {
+		t.Fatalf("%s bootstrapped a configuration of its own", freshID)
+	}
+	for i := range 20 {
+		if _, err := c.Client(fresh).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+			SecretId: aws.String(fmt.Sprintf("before-%d", i))}); err != nil {
+			t.Fatalf("read on the replacement: %v", err)
+		}
+	}
+	if _, err := c.Client(fresh).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String("after"), SecretString: aws.String("v")}); err != nil {
+		t.Fatalf("write through the replacement: %v", err)
+	}
+}
+
+// A node dies without leaving and is replaced at the same address under a
+// new id: the leader removes the dead id when the new one asks to join,
+// so one process is never counted as two voters.
+func TestCluster_ReplacementAtSameAddressRemovesDeadID(t *testing.T) {
+	c := servertest.New(t, 3)
+	ctx := ctxT(t)
+	gone := c.Followers()[0]
+	goneID := c.Nodes[gone].ID
+	c.Kill(gone)
+	fresh := c.Replace(gone, 3)
+	freshID := c.Nodes[fresh].ID
+	c.Eventually(30*time.Second, freshID+" to replace "+goneID, func() bool {
+		v := voters(c, c.Leader())
+		return len(v) == 3 && slices.Contains(v, freshID) && !slices.Contains(v, goneID)
+	})
+	if c.Nodes[fresh].Region.Node().BootstrappedHere() {
+		t.Fatalf("%s bootstrapped a configuration of its own", freshID)
+	}
+	// Stop one of the original two: the remaining original and the
+	// replacement are a majority of three only if the dead id is gone.
+	for _, i := range c.Followers() {
+		if i != fresh {
+			c.Kill(i)
+			break
+		}
+	}
+	if _, err := c.Client(fresh).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String("after"), SecretString: aws.String("v")}); err != nil {
+		t.Fatalf("write with the original leader and the replacement: %v", err)
 	}
 }

@@ -10,10 +10,12 @@ import (
 	"strings"
 )
 
-// LeaderClaim is one log line saying who leads in a term: a node's own
-// "leadership acquired: term=<n>" (Source "acquired"), or any node's
-// "leader changed: leader=<id> address=... term=<n>" (Source
-// "observed"; a change to no leader is not a claim).
+// LeaderClaim is one log line saying who leads in a term: raft's own
+// "election won: term=<n> tally=<k>", which the winner logs from its
+// Raft loop with the term of the vote it won (Source "won"). Lines that
+// read the term after the fact (coffer's "leadership acquired" and
+// "leader changed") are not claims: by the time they read it, the term
+// may have moved on, and a correct cluster would look split.
 type LeaderClaim struct {
 	Node   string `json:"node"` // whose log the line is in
 	Leader string `json:"leader"`
@@ -39,9 +41,9 @@ func logFields(rest string) map[string]string {
 	return out
 }
 
-// ParseLeaderLog extracts the leadership claims of one node's log (the
-// structured lines of cluster/node.go and cluster/leader.go, as hclog
-// writes them). Lines it does not recognise are skipped.
+// ParseLeaderLog extracts the leadership claims of one node's log (raft's
+// "election won" lines, as hclog writes them). Lines it does not
+// recognise are skipped.
 func ParseLeaderLog(node string, r io.Reader) ([]LeaderClaim, error) {
 	var out []LeaderClaim
 	sc := bufio.NewScanner(r)
@@ -50,32 +52,22 @@ func ParseLeaderLog(node string, r io.Reader) ([]LeaderClaim, error) {
 	for sc.Scan() {
 		line++
 		text := sc.Text()
-		var c LeaderClaim
-		if _, rest, ok := strings.Cut(text, "leadership acquired:"); ok {
-			f := logFields(rest)
-			c = LeaderClaim{Node: node, Leader: node, Source: "acquired", Line: line}
-			t, err := strconv.ParseUint(f["term"], 10, 64)
-			if err != nil {
-				continue
-			}
-			c.Term = t
-		} else if _, rest, ok := strings.Cut(text, "leader changed:"); ok {
-			f := logFields(rest)
-			t, err := strconv.ParseUint(f["term"], 10, 64)
-			if err != nil || f["leader"] == "" {
-				continue
-			}
-			c = LeaderClaim{Node: node, Leader: f["leader"], Term: t, Source: "observed", Line: line}
-		} else {
+		_, rest, ok := strings.Cut(text, "election won:")
+		if !ok {
 			continue
 		}
+		t, err := strconv.ParseUint(logFields(rest)["term"], 10, 64)
+		if err != nil {
+			continue
+		}
+		c := LeaderClaim{Node: node, Leader: node, Term: t, Source: "won", Line: line}
 		out = append(out, c)
 	}
 	return out, sc.Err()
 }
 
-// OneLeaderPerTerm checks that no two different nodes are claimed as the
-// leader of one term, by the leaders themselves or by any observer. No
+// OneLeaderPerTerm checks that no two different nodes won an election
+// in one term. No
 // claim at all (no logs, or logs without the structured lines) is
 // UNKNOWN.
 func OneLeaderPerTerm(f Files) Result {

@@ -203,6 +203,33 @@ func (c *Cluster) Restart(i int) {
 	c.start(n)
 }
 
+// Replace starts a fresh node in place of stopped node i, as an operator
+// does after losing a machine: a new node id (an id is never reused once
+// its data is gone), an empty data dir, the old node's cluster address and
+// the same --bootstrap-expect as the original nodes. It returns the new
+// node's index.
+func (c *Cluster) Replace(i int, expect int) int {
+	c.t.Helper()
+	old := c.Nodes[i]
+	if old.running {
+		c.t.Fatalf("%s is running", old.ID)
+	}
+	id := fmt.Sprintf("n%d", len(c.Nodes)+1)
+	node := &Node{ID: id, DataDir: filepath.Join(c.base, id), apiAddr: "127.0.0.1:0", AccountID: old.AccountID}
+	cfg := old.cfg
+	cfg.NodeID, cfg.DataDir, cfg.BootstrapExpect = id, node.DataDir, expect
+	cfg.GossipAddr, cfg.Join = "127.0.0.1:0", nil
+	for _, o := range c.Nodes {
+		if o.running {
+			cfg.Join = append(cfg.Join, o.cfg.GossipAddr)
+		}
+	}
+	node.cfg = cfg
+	c.Nodes = append(c.Nodes, node)
+	c.start(node)
+	return len(c.Nodes) - 1
+}
+
 // Shutdown stops every node.
 func (c *Cluster) Shutdown() {
 	for i := range c.Nodes {
