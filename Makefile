@@ -17,6 +17,8 @@ run: build
 # sensitive to a starved CPU on small machines.
 test:
 	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
+	# The fault switches exist only with -tags faults (cmd/coffer/faults.go).
+	$(GO) test -race -count=1 -tags faults -run 'Fault' ./cmd/coffer/
 
 # The AWS CLI v2 (Debian package awscli, at /usr/bin/aws) and jq against a
 # `coffer dev` started from the freshly built bin/coffer; see scripts/e2e.sh.

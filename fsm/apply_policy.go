@@ -19,7 +19,7 @@ func applyPutResourcePolicy(txn *memdb.Txn, c *PutResourcePolicy) any {
 	}
 	if s.ResourcePolicy != c.Policy {
 		s.ResourcePolicy = c.Policy
-		s.LastChangedDate = c.Date
+		s.LastChangedDate = max(s.LastChangedDate, c.Date)
 		if err := txn.Insert(tableSecrets, s); err != nil {
 			return internal(err)
 		}
@@ -34,7 +34,7 @@ func applyDeleteResourcePolicy(txn *memdb.Txn, c *DeleteResourcePolicy) any {
 	}
 	if s.ResourcePolicy != "" {
 		s.ResourcePolicy = ""
-		s.LastChangedDate = c.Date
+		s.LastChangedDate = max(s.LastChangedDate, c.Date)
 		if err := txn.Insert(tableSecrets, s); err != nil {
 			return internal(err)
 		}

@@ -97,11 +97,12 @@ func applyPutSecretValue(txn *memdb.Txn, c *PutSecretValue) any {
 		return errTokenInUse(nv.VersionID, s.ARN)
 	}
 	hadValue := slices.ContainsFunc(s.Versions, (*Version).HasValue)
+	date := versionDate(s, c.Date)
 	if ver != nil {
 		// A rotation placeholder (AWSPENDING, no value) takes the value.
-		ver.Binary, ver.Value, ver.Digest, ver.CreatedDate = nv.Binary, nv.Value, nv.Digest, c.Date
+		ver.Binary, ver.Value, ver.Digest, ver.CreatedDate = nv.Binary, nv.Value, nv.Digest, date
 	} else {
-		ver = newVersion(nv, c.Date, nil)
+		ver = newVersion(nv, date, nil)
 		s.Versions = append(s.Versions, ver)
 	}
 	stages := c.Stages
@@ -124,10 +125,10 @@ func applyPutSecretValue(txn *memdb.Txn, c *PutSecretValue) any {
 	for _, label := range stages {
 		moveLabel(s, label, ver)
 	}
-	if e := checkLimits(s, c.Date); e != nil {
+	if e := checkLimits(s, date); e != nil {
 		return e
 	}
-	s.LastChangedDate = c.Date
+	s.LastChangedDate = max(s.LastChangedDate, date)
 	if err := txn.Insert(tableSecrets, s); err != nil {
 		return internal(err)
 	}
@@ -162,7 +163,7 @@ func applyRestoreSecret(txn *memdb.Txn, c *RestoreSecret) any {
 	}
 	if s.Scheduled() {
 		s.DeletedDate, s.DeletionDate = 0, 0
-		s.LastChangedDate = c.Date
+		s.LastChangedDate = max(s.LastChangedDate, c.Date)
 		if err := txn.Insert(tableSecrets, s); err != nil {
 			return internal(err)
 		}
@@ -193,6 +194,19 @@ func writableSecret(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
 	}
 	return s, nil
+}
+
+// versionDate is the CreatedDate of a version a command adds to s: the
+// command's date, but never earlier than the secret's creation or any of
+// its versions. Nodes' clocks differ, so a later command in the log can
+// carry an earlier date; versions are ordered by the log and their dates
+// follow it (docs/architecture.md, "Dates follow the log").
+func versionDate(s *Secret, date int64) int64 {
+	date = max(date, s.CreatedDate)
+	for _, v := range s.Versions {
+		date = max(date, v.CreatedDate)
+	}
+	return date
 }
 
 func newVersion(nv *NewVersion, date int64, stages []string) *Version {

@@ -40,7 +40,7 @@ func applyTagResource(txn *memdb.Txn, c *TagResource) any {
 		changed = true
 	}
 	if changed {
-		s.LastChangedDate = c.Date
+		s.LastChangedDate = max(s.LastChangedDate, c.Date)
 		if err := txn.Insert(tableSecrets, s); err != nil {
 			return internal(err)
 		}
@@ -56,7 +56,7 @@ func applyUntagResource(txn *memdb.Txn, c *UntagResource) any {
 	n := len(s.Tags)
 	s.Tags = slices.DeleteFunc(s.Tags, func(t Tag) bool { return slices.Contains(c.Keys, t.Key) })
 	if len(s.Tags) != n {
-		s.LastChangedDate = c.Date
+		s.LastChangedDate = max(s.LastChangedDate, c.Date)
 		if err := txn.Insert(tableSecrets, s); err != nil {
 			return internal(err)
 		}

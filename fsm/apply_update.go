@@ -45,7 +45,7 @@ func applyUpdateSecret(txn *memdb.Txn, c *UpdateSecret) any {
 	set(&s.KmsKeyID, c.KmsKeyID)
 	set(&s.Type, c.Type)
 	if changed {
-		s.LastChangedDate = c.Date
+		s.LastChangedDate = max(s.LastChangedDate, c.Date)
 		if err := txn.Insert(tableSecrets, s); err != nil {
 			return internal(err)
 		}
@@ -103,7 +103,7 @@ func applyUpdateSecretVersionStage(txn *memdb.Txn, c *UpdateSecretVersionStage) 
 	if e := checkLimits(s, c.Date); e != nil {
 		return e
 	}
-	s.LastChangedDate = c.Date
+	s.LastChangedDate = max(s.LastChangedDate, c.Date)
 	if err := txn.Insert(tableSecrets, s); err != nil {
 		return internal(err)
 	}

@@ -100,6 +100,9 @@ func (w *workload) finalRead(i int, kind, secret, version string) check.FinalRea
 		if err == nil {
 			fr.Found, fr.Value = true, aws.ToString(out.SecretString)
 			fr.Stages, fr.Index = nonNil(out.VersionStages), indexOf(out.ResultMetadata)
+			if out.CreatedDate != nil {
+				fr.Created = out.CreatedDate.UnixMilli()
+			}
 			if got := aws.ToString(out.VersionId); got != version {
 				fr.Value = "version id mismatch: " + got
 			}

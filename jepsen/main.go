@@ -50,7 +50,18 @@ type scenario struct {
 	// new leader within about 2 s.
 	sticky bool
 	churn  int // churn workers (0: none unless --churn-workers)
+	// serverArgs are appended to every node's arguments (snapshot
+	// settings, for instance).
+	serverArgs []string
+	// installs: the run must see a follower install a snapshot from the
+	// leader, or its coverage is UNKNOWN.
+	installs bool
 }
+
+// tinySnapshots makes every node snapshot and compact its log every few
+// dozen entries, so a follower that was cut off or replaced needs
+// InstallSnapshot (research §3.2 item 8).
+var tinySnapshots = []string{"--raft-snapshot-threshold", "64", "--raft-trailing-logs", "32", "--raft-snapshot-interval", "1s"}
 
 var scenarios = map[string]scenario{
 	"baseline":         {name: "baseline", timeLimit: 20 * time.Second, expect: check.Valid},
@@ -63,13 +74,19 @@ var scenarios = map[string]scenario{
 	"partition-ring":   {name: "partition-ring", faults: []string{"partition"}, shapes: []string{"ring"}, nodes: 5, timeLimit: 60 * time.Second, expect: check.Valid},
 	"partition-bridge": {name: "partition-bridge", faults: []string{"partition"}, shapes: []string{"bridge"}, nodes: 5, timeLimit: 60 * time.Second, expect: check.Valid},
 	"churn":            {name: "churn", faults: []string{"kill", "partition"}, shapes: []string{"halves", "one"}, timeLimit: 60 * time.Second, expect: check.Valid, churn: 6},
+	"kill-all":         {name: "kill-all", faults: []string{"kill-all"}, timeLimit: 45 * time.Second, expect: check.Valid},
+	"member":           {name: "member", faults: []string{"member"}, timeLimit: 60 * time.Second, expect: check.Valid, hold: [2]time.Duration{5 * time.Second, 10 * time.Second}},
+	"clock":            {name: "clock", faults: []string{"clock"}, timeLimit: 45 * time.Second, expect: check.Valid},
+	"snapshot": {name: "snapshot", faults: []string{"partition", "kill", "member"}, shapes: []string{"one"}, timeLimit: 60 * time.Second, expect: check.Valid,
+		serverArgs: tinySnapshots, installs: true, hold: [2]time.Duration{5 * time.Second, 10 * time.Second}},
 	"negative-control": {name: "negative-control", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, unsafe: true, expect: check.Invalid,
 		sticky: true, hold: [2]time.Duration{6 * time.Second, 10 * time.Second}},
 }
 
 var presets = map[string][]string{
 	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader"},
-	"long":  {"baseline", "kill", "kill-leader", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge", "churn", "mixed"},
+	"long": {"baseline", "kill", "kill-leader", "kill-all", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge",
+		"member", "clock", "snapshot", "churn", "mixed"},
 }
 
 type options struct {
@@ -123,7 +140,7 @@ func parseFlags() (options, error) {
 	var o options
 	var scen, gap, hold, hb, el, lease, nem, shapes string
 	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
-	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, pause, partition-leader, partition, partition-ring, partition-bridge, churn, mixed, negative-control")
+	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, kill-all, pause, partition-leader, partition, partition-ring, partition-bridge, member, clock, snapshot, churn, mixed, negative-control")
 	fs.IntVar(&o.nodes, "nodes", 3, "nodes in the region")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and op mix (0: random; printed)")
 	fs.StringVar(&o.results, "results", "results", "folder for results")
@@ -141,7 +158,7 @@ func parseFlags() (options, error) {
 	fs.DurationVar(&o.checkTimeout, "check-timeout", 2*time.Minute, "porcupine timeout per secret")
 	fs.StringVar(&gap, "interval", "4s-8s", "healthy time before each fault (d or min-max)")
 	fs.StringVar(&hold, "fault-duration", "3s-10s", "how long a fault is held (d or min-max)")
-	fs.StringVar(&o.bin, "bin", "", "coffer binary to run (default: build ./cmd/coffer; with -tags faults for negative-control)")
+	fs.StringVar(&o.bin, "bin", "", "coffer binary to run (default: build ./cmd/coffer; with -tags faults for negative-control and the clock fault, which need one)")
 	fs.BoolVar(&o.keepData, "keep-data", false, "keep node data dirs of valid runs")
 	fs.StringVar(&hb, "raft-heartbeat-timeout", "", "passed to coffer server (default: the server's)")
 	fs.StringVar(&el, "raft-election-timeout", "", "passed to coffer server")
@@ -238,22 +255,22 @@ func run() int {
 	}
 	defer os.RemoveAll(root)
 	bins := map[bool]string{}
-	binFor := func(unsafe bool) (string, error) {
+	binFor := func(faults bool) (string, error) {
 		if o.bin != "" {
 			return o.bin, nil
 		}
-		if b, ok := bins[unsafe]; ok {
+		if b, ok := bins[faults]; ok {
 			return b, nil
 		}
 		dir, tags := filepath.Join(root, "release"), ""
-		if unsafe {
+		if faults {
 			dir, tags = filepath.Join(root, "faults"), "faults"
 		}
 		os.MkdirAll(dir, 0o755)
 		fmt.Printf("building coffer (tags %q)...\n", tags)
 		b, err := buildBinary(dir, tags)
 		if err == nil {
-			bins[unsafe] = b
+			bins[faults] = b
 		}
 		return b, err
 	}
@@ -264,7 +281,7 @@ func run() int {
 		if ctx.Err() != nil {
 			return 255
 		}
-		bin, err := binFor(sc.unsafe)
+		bin, err := binFor(needsFaultsBuild(o, sc))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "jepsen:", err)
 			return 255
@@ -302,6 +319,16 @@ func run() int {
 		return 2
 	}
 	return 0
+}
+
+// needsFaultsBuild: the negative control and the clock fault exist only
+// in a `-tags faults` build of coffer.
+func needsFaultsBuild(o options, sc scenario) bool {
+	faults := sc.faults
+	if o.nemesis != nil {
+		faults = o.nemesis
+	}
+	return sc.unsafe || contains(faults, "clock")
 }
 
 func contains(xs []string, x string) bool {
@@ -385,7 +412,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	}
 
 	creds := rootCreds{AccessKeyID: fmt.Sprintf("AKIAJEPSEN%010d", seed%1e10), SecretAccessKey: fmt.Sprintf("jepsen/secret/%016x", rng.Uint64())}
-	extra := append([]string{}, o.serverArgs...)
+	extra := append(append([]string{}, sc.serverArgs...), o.serverArgs...)
 	if sc.unsafe {
 		extra = append(extra, "--unsafe-local-reads")
 	}
@@ -393,7 +420,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	if sc.sticky {
 		extra = append(extra, sticky...)
 	}
-	ns, err := setupNodes(bin, dir, o.nodes, creds, extra)
+	ns, err := setupNodes(bin, dir, o.nodes, creds, extra, needsFaultsBuild(o, sc))
 	if err != nil {
 		return nil, err
 	}
@@ -554,6 +581,9 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	for _, nd := range ns.list {
 		nd.stop()
 	}
+	if err := dumpRaftLogs(dir, ns.list); err != nil {
+		logf("raft log dump: %v", err) // the raft log check says UNKNOWN or checks fewer logs
+	}
 
 	// Plaintext: no value marker in any node's data dir or log.
 	var roots []string
@@ -569,6 +599,21 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	extraResults := []check.Result{liveness}
 	if len(sc.faults) > 0 && nm.injected == 0 {
 		extraResults = append(extraResults, check.Result{Name: "coverage", Verdict: check.Unknown, Detail: "no fault was injected"})
+	}
+	if sc.installs {
+		// raft logs this line on a follower when a snapshot from the
+		// leader replaced its state.
+		n := 0
+		for _, nd := range ns.list {
+			b, _ := os.ReadFile(nd.logPath)
+			n += strings.Count(string(b), "Installed remote snapshot")
+		}
+		r := check.Result{Name: "coverage: snapshot installs", Verdict: check.Valid, Detail: fmt.Sprintf("%d snapshots installed from the leader", n)}
+		if n == 0 {
+			r.Verdict, r.Detail = check.Unknown, "no follower installed a snapshot: the restore path was not exercised"
+		}
+		extraResults = append(extraResults, r)
+		logf("%s", r.Detail)
 	}
 	rep, err := checkDir(dir, o.checkTimeout, extraResults)
 	if err != nil {

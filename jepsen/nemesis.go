@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cofferhq/coffer/jepsen/check"
 )
 
-// Faults the nemesis can inject.
-var faultKinds = []string{"kill", "kill-leader", "pause", "partition-leader", "partition"}
+// Faults the nemesis can inject. clock needs a faults build of coffer
+// (the harness builds one when a scenario uses it).
+var faultKinds = []string{"kill", "kill-leader", "kill-all", "pause", "partition-leader", "partition", "member", "clock"}
 
 // nemesis injects one fault at a time: wait a healthy gap, inject, hold,
 // heal. Every start and stop goes to nemesis.jsonl.
@@ -92,6 +95,45 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		nd, how = n.pick(ctx, fault == "pause" && n.rng.IntN(2) == 0)
 	case "kill-leader", "partition-leader":
 		nd, how = n.pick(ctx, true)
+	case "member":
+		nd, how = n.pick(ctx, n.rng.IntN(3) == 0)
+	case "kill-all":
+		n.event("start", fault, nil, fmt.Sprintf("all %d nodes, held %s", len(n.ns.list), hold.Round(time.Millisecond)))
+		n.injected++
+		for _, x := range n.ns.list {
+			x.kill()
+		}
+		ok := sleepCtx(ctx, hold)
+		for _, x := range n.ns.list {
+			if err := x.start(n.ns.bin); err != nil {
+				n.logf("nemesis: restart %s: %v", x.id, err)
+			}
+		}
+		n.event("stop", fault, nil, "")
+		return ok
+	case "clock":
+		offsets := n.drawOffsets()
+		var desc []string
+		for i, d := range offsets {
+			if d != 0 {
+				sign := "+"
+				if d < 0 {
+					sign, d = "-", -d
+				}
+				desc = append(desc, fmt.Sprintf("%s:%s%s", n.ns.list[i].id, sign, d))
+			}
+		}
+		n.event("start", fault, nil, fmt.Sprintf("offsets %s, held %s", strings.Join(desc, " "), hold.Round(time.Millisecond)))
+		n.injected++
+		for i, d := range offsets {
+			if err := n.ns.list[i].setClockOffset(d); err != nil {
+				n.logf("nemesis: clock %s: %v", n.ns.list[i].id, err)
+			}
+		}
+		ok := sleepCtx(ctx, hold)
+		n.resetClocks()
+		n.event("stop", fault, nil, "")
+		return ok
 	case "partition":
 		cuts, desc, err := shape(n.shapes[n.rng.IntN(len(n.shapes))], len(n.ns.list), n.rng)
 		if err != nil {
@@ -116,6 +158,8 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 	switch fault {
 	case "kill", "kill-leader":
 		nd.kill()
+	case "member":
+		nd.stop() // SIGTERM: the node leaves the Raft configuration
 	case "pause":
 		nd.signal(syscall.SIGSTOP)
 	case "partition-leader":
@@ -127,6 +171,17 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		if err := nd.start(n.ns.bin); err != nil {
 			n.logf("nemesis: restart %s: %v", nd.id, err)
 		}
+	case "member":
+		// The machine is replaced: empty data dir, a new node id (an id is
+		// never reused once its data is gone), same addresses.
+		old := nd.id
+		if err := nd.replace(); err != nil {
+			n.logf("nemesis: replace %s: %v", old, err)
+		} else if err := nd.start(n.ns.bin); err != nil {
+			n.logf("nemesis: start %s: %v", nd.id, err)
+		}
+		n.event("stop", fault, nd, "replaced "+old+" by "+nd.id)
+		return ok
 	case "pause":
 		nd.signal(syscall.SIGCONT)
 	case "partition-leader":
@@ -136,9 +191,43 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 	return ok
 }
 
-// healAll undoes every fault: heal links, resume and restart every node.
+// drawOffsets picks clock offsets for a clock fault: one to n-1 nodes get
+// a bump of ±1.5^k ms (k in 6..31: about 11 ms to 5 min, Jepsen's bump),
+// and one fault in four pushes one of them 16-30 min off, beyond the
+// SigV4 window, so its requests must fail definitely.
+func (n *nemesis) drawOffsets() []time.Duration {
+	out := make([]time.Duration, len(n.ns.list))
+	k := 1 + n.rng.IntN(max(1, len(out)-1))
+	for _, i := range n.rng.Perm(len(out))[:k] {
+		d := time.Duration(math.Pow(1.5, float64(6+n.rng.IntN(26))) * float64(time.Millisecond)).Round(time.Millisecond)
+		if n.rng.IntN(2) == 0 {
+			d = -d
+		}
+		out[i] = d
+	}
+	if n.rng.IntN(4) == 0 {
+		i := n.rng.IntN(len(out))
+		out[i] = time.Duration(16+n.rng.IntN(15)) * time.Minute
+		if n.rng.IntN(2) == 0 {
+			out[i] = -out[i]
+		}
+	}
+	return out
+}
+
+func (n *nemesis) resetClocks() {
+	for _, nd := range n.ns.list {
+		if err := nd.setClockOffset(0); err != nil {
+			n.logf("nemesis: clock reset %s: %v", nd.id, err)
+		}
+	}
+}
+
+// healAll undoes every fault: heal links, reset clocks, resume and
+// restart every node.
 func (n *nemesis) healAll() {
 	n.proxy.healAll()
+	n.resetClocks()
 	for _, nd := range n.ns.list {
 		nd.signal(syscall.SIGCONT)
 		if !nd.isRunning() {

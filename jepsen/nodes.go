@@ -30,6 +30,8 @@ type node struct {
 	gossip    string
 	dataDir   string
 	logPath   string
+	clockFile string // --faults-clock-file; "" without a faults build
+	gen       int    // incarnation: 1, then +1 each time the node is replaced
 	args      []string
 
 	mu      sync.Mutex
@@ -92,7 +94,8 @@ func buildBinary(dir, tags string) (string, error) {
 
 // setupNodes prepares n nodes under dir (addresses, root key, credentials)
 // without starting them. extra is appended to every node's arguments.
-func setupNodes(bin, dir string, n int, creds rootCreds, extra []string) (*nodes, error) {
+// faults says bin is a faults build: nodes then get a clock offset file.
+func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults bool) (*nodes, error) {
 	keyFile := filepath.Join(dir, "root.key")
 	if out, err := exec.Command(bin, "operator", "root-key", "generate", "--out", keyFile).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("root-key generate: %v: %s", err, out)
@@ -104,7 +107,7 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string) (*nodes
 	}
 	ns := &nodes{bin: bin, creds: creds}
 	for i := range n {
-		nd := &node{id: fmt.Sprintf("n%d", i+1), idx: i, ip: fmt.Sprintf("127.0.0.%d", 11+i)}
+		nd := &node{id: fmt.Sprintf("n%d", i+1), idx: i, ip: fmt.Sprintf("127.0.0.%d", 11+i), gen: 1}
 		var err error
 		if nd.api, err = freeAddr("127.0.0.1", false); err != nil {
 			return nil, err
@@ -120,6 +123,9 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string) (*nodes
 		}
 		nd.dataDir = filepath.Join(dir, "nodes", nd.id, "data")
 		nd.logPath = filepath.Join(dir, "nodes", nd.id, "coffer.log")
+		if faults {
+			nd.clockFile = filepath.Join(dir, "nodes", nd.id, "clock-offset")
+		}
 		if err := os.MkdirAll(nd.dataDir, 0o700); err != nil {
 			return nil, err
 		}
@@ -136,8 +142,53 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string) (*nodes
 			"--api-addr", nd.api, "--cluster-addr", nd.cluster, "--cluster-advertise", nd.advertise,
 			"--gossip-addr", nd.gossip, "--join", joinList(join), "--bootstrap-expect", strconv.Itoa(n),
 			"--root-key-file", keyFile, "--bootstrap-credentials-file", credFile}, extra...)
+		if nd.clockFile != "" {
+			nd.args = append(nd.args, "--faults-clock-file", nd.clockFile)
+		}
 	}
 	return ns, nil
+}
+
+// setClockOffset makes the node's clock run d off real time (the node
+// re-reads the file every 100 ms). A node without a clock file (not a
+// faults build) can only be at offset 0.
+func (nd *node) setClockOffset(d time.Duration) error {
+	if nd.clockFile == "" {
+		if d == 0 {
+			return nil
+		}
+		return errors.New("clock offsets need a faults build of coffer")
+	}
+	tmp := nd.clockFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(d.String()+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, nd.clockFile)
+}
+
+// replace turns a stopped node into a fresh machine at the same
+// addresses: its data dir is emptied and it gets the next node id
+// (n2, n2-g2, n2-g3, ...), as an operator replacing a lost server does.
+func (nd *node) replace() error {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.running {
+		return errors.New("still running")
+	}
+	if err := os.RemoveAll(nd.dataDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(nd.dataDir, 0o700); err != nil {
+		return err
+	}
+	nd.gen++
+	nd.id = fmt.Sprintf("n%d-g%d", nd.idx+1, nd.gen)
+	for i := range nd.args[:len(nd.args)-1] {
+		if nd.args[i] == "--node-id" {
+			nd.args[i+1] = nd.id
+		}
+	}
+	return nil
 }
 
 func joinList(xs []string) string {

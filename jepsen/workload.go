@@ -108,6 +108,7 @@ type workload struct {
 	moves    bool                 // label-move workload on the register secrets
 	retries  bool                 // retry unknown puts with the same token and value
 	seen     map[string][2]string // secret -> last seen AWSCURRENT, AWSPREVIOUS holders
+	acked    map[string][]string  // secret -> tokens of acknowledged puts
 
 	// churn: names in use at once, ops per name before the workers move
 	// to a fresh batch of names (keeps porcupine's search small), and
@@ -177,6 +178,12 @@ func (w *workload) send(ctx context.Context, i int, op check.Op, create bool) ch
 	if err == nil {
 		op.VersionID, op.Index = vid, indexOf(md)
 		w.observe(secret, vid, "")
+		w.mu.Lock()
+		if w.acked == nil {
+			w.acked = map[string][]string{}
+		}
+		w.acked[secret] = append(w.acked[secret], op.Token)
+		w.mu.Unlock()
 	}
 	w.rec.w.Write(op)
 	return op
@@ -192,12 +199,36 @@ func nonNil(xs []string) []string {
 // get reads secret by label (stage; "" is the default, AWSCURRENT) via
 // node i.
 func (w *workload) get(ctx context.Context, i, proc int, secret, stage string, final bool) check.Op {
-	op := check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindGet, Secret: secret, Final: final, Stage: stage}
+	return w.read(ctx, check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindGet, Secret: secret, Final: final, Stage: stage}, i)
+}
+
+// getVersion is GetSecretValue by VersionId: of a version some put was
+// acknowledged for, or, one time in five, of one never written (which
+// must not be found).
+func (w *workload) getVersion(ctx context.Context, i, proc int, secret string, rng *rand.Rand) check.Op {
+	op := check.Op{ID: w.rec.ids.Add(1), Process: proc, Node: w.nodeIDs[i], Kind: check.KindGet, Secret: secret}
+	w.mu.Lock()
+	acked := w.acked[secret]
+	if len(acked) > 0 && rng.IntN(5) > 0 {
+		op.ByVersion = acked[rng.IntN(len(acked))]
+	}
+	w.mu.Unlock()
+	if op.ByVersion == "" {
+		op.ByVersion = fmt.Sprintf("%s-never-%020d", w.run, op.ID) // no put sends this token
+	}
+	return w.read(ctx, op, i)
+}
+
+func (w *workload) read(ctx context.Context, op check.Op, i int) check.Op {
+	secret, stage := op.Secret, op.Stage
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(secret)}
 	if stage != "" {
 		in.VersionStage = aws.String(stage)
+	}
+	if op.ByVersion != "" {
+		in.VersionId = aws.String(op.ByVersion)
 	}
 	op.Call = w.rec.now()
 	out, err := w.clients[i].GetSecretValue(ctx, in)
@@ -206,7 +237,9 @@ func (w *workload) get(ctx context.Context, i, proc int, secret, stage string, f
 	if err == nil {
 		op.VersionID, op.Read, op.Index = aws.ToString(out.VersionId), aws.ToString(out.SecretString), indexOf(out.ResultMetadata)
 		op.Stages = nonNil(out.VersionStages)
-		if op.ReadStage() == check.StageCurrent {
+		if op.ByVersion != "" {
+			// Not a read of a label: nothing for the label moves to guess from.
+		} else if op.ReadStage() == check.StageCurrent {
 			w.observe(secret, op.VersionID, "")
 		} else if op.ReadStage() == check.StagePrevious {
 			w.observe(secret, "", op.VersionID)
@@ -345,8 +378,10 @@ func (w *workload) registerWorker(ctx context.Context, g, i int, interval time.D
 		switch x := rng.IntN(20); {
 		case !w.moves && x < 10, w.moves && x < 8:
 			op = w.put(context.Background(), i, proc, secret, false)
-		case !w.moves, x < 14:
+		case !w.moves && x < 17, w.moves && x < 12:
 			op = w.get(context.Background(), i, proc, secret, "", false)
+		case !w.moves, x < 14:
+			op = w.getVersion(context.Background(), i, proc, secret, rng)
 		case x < 17:
 			op = w.get(context.Background(), i, proc, secret, check.StagePrevious, false)
 		default:

@@ -22,7 +22,7 @@ import (
 // fsm.ResetRegion command, applied atomically), keeping its keyring,
 // account and access keys. It returns the index the reset applied at.
 func (r *Region) Reset(ctx context.Context) (uint64, error) {
-	cmd, err := fsm.Encode(fsm.CmdResetRegion, &fsm.ResetRegion{Region: r.name, Date: time.Now().UnixMilli()})
+	cmd, err := fsm.Encode(fsm.CmdResetRegion, &fsm.ResetRegion{Region: r.name, Date: r.now().UnixMilli()})
 	if err != nil {
 		return 0, apierr.Newf(apierr.InternalServiceError, "encode command: %v", err)
 	}

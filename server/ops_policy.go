@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
@@ -57,7 +56,7 @@ func putResourcePolicy(ctx context.Context, r *Region, req *request) (any, error
 		return nil, apierr.New(apierr.PublicPolicy, MsgPublicPolicy)
 	}
 	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdPutResourcePolicy, &fsm.PutResourcePolicy{ARN: s.ARN, Policy: *in.ResourcePolicy, Date: time.Now().UnixMilli()}, nil
+		return fsm.CmdPutResourcePolicy, &fsm.PutResourcePolicy{ARN: s.ARN, Policy: *in.ResourcePolicy, Date: r.now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -89,7 +88,7 @@ func deleteResourcePolicy(ctx context.Context, r *Region, req *request) (any, er
 		return nil, err
 	}
 	res, err := r.writeSecret(ctx, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdDeleteResourcePolicy, &fsm.DeleteResourcePolicy{ARN: s.ARN, Date: time.Now().UnixMilli()}, nil
+		return fsm.CmdDeleteResourcePolicy, &fsm.DeleteResourcePolicy{ARN: s.ARN, Date: r.now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err

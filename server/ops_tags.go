@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"time"
 
 	"github.com/cofferhq/coffer/fsm"
 )
@@ -32,7 +31,7 @@ func tagResource(ctx context.Context, r *Region, req *request) (any, error) {
 		tags = append(tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
 	_, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdTagResource, &fsm.TagResource{ARN: s.ARN, Tags: tags, Date: time.Now().UnixMilli()}, nil
+		return fsm.CmdTagResource, &fsm.TagResource{ARN: s.ARN, Tags: tags, Date: r.now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -60,7 +59,7 @@ func untagResource(ctx context.Context, r *Region, req *request) (any, error) {
 		return nil, err
 	}
 	_, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdUntagResource, &fsm.UntagResource{ARN: s.ARN, Keys: in.TagKeys, Date: time.Now().UnixMilli()}, nil
+		return fsm.CmdUntagResource, &fsm.UntagResource{ARN: s.ARN, Keys: in.TagKeys, Date: r.now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err

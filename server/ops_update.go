@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"time"
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
@@ -79,7 +78,7 @@ func updateSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	}
 	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		cmd := &fsm.UpdateSecret{ARN: s.ARN, Description: in.Description, KmsKeyID: in.KmsKeyID, Type: in.Type,
-			Date: time.Now().UnixMilli()}
+			Date: r.now().UnixMilli()}
 		if in.present() {
 			kr, err := r.Keyring()
 			if err != nil {
@@ -124,7 +123,7 @@ func updateSecretVersionStage(ctx context.Context, r *Region, req *request) (any
 	}
 	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		return fsm.CmdUpdateSecretVersionStage, &fsm.UpdateSecretVersionStage{ARN: s.ARN, Stage: *in.VersionStage,
-			RemoveFrom: deref(in.RemoveFromVersionID), MoveTo: deref(in.MoveToVersionID), Date: time.Now().UnixMilli()}, nil
+			RemoveFrom: deref(in.RemoveFromVersionID), MoveTo: deref(in.MoveToVersionID), Date: r.now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -43,6 +43,11 @@ type RegionConfig struct {
 	// AccessFlushInterval is how often a node sends the reads it served
 	// to the leader for LastAccessedDate (default 30 seconds).
 	AccessFlushInterval time.Duration
+	// Clock is the node's wall clock: every timestamp the region puts in
+	// a command (creation and change dates, deletion windows, the purge
+	// deadline, read days) comes from it. nil is time.Now. Raft, timeouts
+	// and durations use the monotonic clock and never read it.
+	Clock func() time.Time
 }
 
 // Region is one Coffer region served by this process: its Raft node, its
@@ -86,6 +91,9 @@ func StartRegion(cfg RegionConfig) (*Region, error) {
 	if cfg.AccountID == "" {
 		cfg.AccountID = DefaultAccountID
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	// The region keeps its own copy: callers zero theirs once it started.
 	cfg.RootKey = slices.Clone(cfg.RootKey)
 	logger := cfg.Logger
@@ -110,6 +118,9 @@ func StartRegion(cfg RegionConfig) (*Region, error) {
 	go r.accessFlusher()
 	return r, nil
 }
+
+// now is the node's wall-clock time (RegionConfig.Clock).
+func (r *Region) now() time.Time { return r.cfg.Clock() }
 
 // Name is the region's name.
 func (r *Region) Name() string { return r.name }
@@ -183,7 +194,7 @@ func (r *Region) initRegion(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().UnixMilli()
+	now := r.now().UnixMilli()
 	cmd, err := fsm.Encode(fsm.CmdInitRegion, &fsm.InitRegion{
 		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed,
 		RootKey: fsm.AccessKey{AccessKeyID: creds.AccessKeyID, Identity: RootIdentity, SealedSecret: sealedSecret, CreatedDate: now},

@@ -141,7 +141,7 @@ func createSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UnixMilli()
+	now := r.now().UnixMilli()
 	cmd := &fsm.CreateSecret{
 		ARN:  r.arnPrefix() + *in.Name + "-" + randomString(6, arnSuffixAlphabet),
 		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), Date: now,
@@ -202,7 +202,7 @@ func putSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		nv, err := in.seal(kr, s.ARN, *in.ClientRequestToken)
 		return fsm.CmdPutSecretValue, &fsm.PutSecretValue{ARN: s.ARN, Version: nv,
-			Stages: sortedUnique(in.VersionStages), Date: time.Now().UnixMilli()}, err
+			Stages: sortedUnique(in.VersionStages), Date: r.now().UnixMilli()}, err
 	})
 	if err != nil {
 		return nil, err
@@ -303,7 +303,7 @@ func (r *Region) readValue(kr *crypto.Keyring, s *fsm.Secret, versionID, stage *
 		r.logger.Error("stored value does not decrypt", "arn", s.ARN, "version", ver.VersionID, "error", err)
 		return nil, apierr.New(apierr.DecryptionFailure, "Secrets Manager can't decrypt the protected secret text using the provided key.")
 	}
-	r.access.note(s, ver, time.Now())
+	r.access.note(s, ver, r.now())
 	out := &secretValueOut{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: ver.Stages, CreatedDate: epoch(ver.CreatedDate)}
 	if ver.Binary {
 		out.SecretBinary = plain
@@ -470,13 +470,13 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 		DeletionDate epoch  `json:"DeletionDate"`
 	}
 	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		now := time.Now().UnixMilli()
+		now := r.now().UnixMilli()
 		return fsm.CmdDeleteSecret, &fsm.DeleteSecret{ARN: s.ARN, Force: force, Date: now,
 			DeletionDate: now + window*24*int64(time.Hour/time.Millisecond)}, nil
 	})
 	if apierr.Is(err, apierr.ResourceNotFound) && force {
 		// Force-deleting what does not exist succeeds, as in AWS.
-		out := output{Name: *in.SecretID, DeletionDate: epoch(time.Now().UnixMilli())}
+		out := output{Name: *in.SecretID, DeletionDate: epoch(r.now().UnixMilli())}
 		if strings.HasPrefix(*in.SecretID, "arn:") {
 			out.ARN = *in.SecretID
 		}
@@ -494,7 +494,7 @@ func restoreSecret(ctx context.Context, r *Region, req *request) (any, error) {
 		return nil, err
 	}
 	res, err := r.writeSecret(ctx, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: s.ARN, Date: time.Now().UnixMilli()}, nil
+		return fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: s.ARN, Date: r.now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err

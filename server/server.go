@@ -33,6 +33,10 @@ type Config struct {
 	// before they are read in full.
 	MaxBodyBytes int64
 	Logger       hclog.Logger
+	// Clock is the wall clock of the Date header and of the SigV4
+	// request-time window; nil is time.Now. Give it the clock of the
+	// regions (RegionConfig.Clock): a faults build skews both together.
+	Clock func() time.Time
 }
 
 // DefaultConfig returns the server defaults.
@@ -61,6 +65,9 @@ func New(cfg Config, regions ...*Region) (*Server, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultConfig().MaxBodyBytes
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -79,8 +86,8 @@ func New(cfg Config, regions ...*Region) (*Server, error) {
 		_, secret, ok := r.AccessKey(id)
 		return secret, ok
 	}
-	s.verifier = acl.Verifier{Service: "secretsmanager", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup}
-	s.admin = acl.Verifier{Service: "coffer", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup}
+	s.verifier = acl.Verifier{Service: "secretsmanager", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock}
+	s.admin = acl.Verifier{Service: "coffer", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -140,7 +147,7 @@ func (s *Server) recoverAndTag(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		h := c.Response().Header()
 		h.Set("x-amzn-RequestId", newRequestID())
-		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+		h.Set("Date", s.cfg.Clock().UTC().Format(http.TimeFormat))
 		defer func() {
 			if r := recover(); r != nil {
 				s.logger.Error("handler panicked", "panic", r, "path", c.Request().URL.Path)

@@ -111,6 +111,10 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		creds = &c
 	}
 	logger := newLogger(cmd.ErrOrStderr(), f.logLevel)
+	// The node's one wall clock, for its timestamps, purge and SigV4
+	// window; a faults build may skew it (--faults-clock-file).
+	clock, stopClock := faultClock(logger)
+	defer stopClock()
 	cc := cluster.DefaultConfig()
 	cc.NodeID, cc.Region, cc.DataDir = f.nodeID, f.region, f.dataDir
 	cc.ClusterAddr, cc.ClusterAdvertise = f.clusterAddr, f.clusterAdvertise
@@ -124,7 +128,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	}
 	out := cmd.OutOrStdout()
 	region, err := server.StartRegion(server.RegionConfig{
-		Cluster: cc, AccountID: f.accountID, RootKey: rootKey, Bootstrap: creds, Logger: logger,
+		Cluster: cc, AccountID: f.accountID, RootKey: rootKey, Bootstrap: creds, Logger: logger, Clock: clock,
 		OnGenerated: func(region string, c server.Credentials) {
 			fmt.Fprintf(out, "Root credentials of region %s (shown once; store them now):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
 				region, c.AccessKeyID, c.SecretAccessKey)
@@ -134,7 +138,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Logger: logger}, region)
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Logger: logger, Clock: clock}, region)
 	if err == nil {
 		err = srv.Start()
 	}

@@ -52,6 +52,7 @@ func good() Files {
 		Leaders: []LeaderClaim{{Node: "n1", Leader: "n1", Term: 2, Source: "acquired"}, {Node: "n2", Leader: "n1", Term: 2, Source: "observed"},
 			{Node: "n2", Leader: "n2", Term: 3, Source: "acquired"}, {Node: "n1", Leader: "n2", Term: 3, Source: "observed"}},
 		LogsRead: 3,
+		RaftLogs: goodRaftLogs(),
 	}
 }
 

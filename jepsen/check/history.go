@@ -62,7 +62,9 @@ type Op struct {
 	Final     bool   `json:"final,omitempty"`      // a read of the final phase
 	// Get and move: the staging label asked for ("" on a get means
 	// AWSCURRENT). Move: RemoveFromVersionId and MoveToVersionId.
-	Stage      string `json:"stage,omitempty"`
+	Stage string `json:"stage,omitempty"`
+	// ByVersion: a get by VersionId instead of by label.
+	ByVersion  string `json:"by_version,omitempty"`
 	RemoveFrom string `json:"remove_from,omitempty"`
 	MoveTo     string `json:"move_to,omitempty"`
 	// Stages is the VersionStages a get or put returned. nil (field
@@ -100,6 +102,8 @@ type FinalRead struct {
 	// X-Coffer-Index it was served at.
 	Stages []string `json:"stages"`
 	Index  string   `json:"index,omitempty"`
+	// Created is the version's CreatedDate, Unix milliseconds.
+	Created int64 `json:"created_ms,omitempty"`
 }
 
 // Event is one record of nemesis.jsonl.
@@ -189,11 +193,14 @@ type Files struct {
 	// Disk is the plaintext scan of the nodes' data (plaintext.json;
 	// nil in older runs).
 	Disk *DiskScan
+	// RaftLogs are the nodes' Raft logs dumped after they stopped
+	// (raftlog/<node-id>.jsonl; nil in older runs).
+	RaftLogs map[string][]RaftEntry
 }
 
 // Load reads history.jsonl, final.jsonl, nemesis.jsonl, status.jsonl,
-// plaintext.json and nodes/*/coffer.log from a results folder. Missing
-// files other than the history are empty.
+// plaintext.json, raftlog/*.jsonl and nodes/*/coffer.log from a results
+// folder. Missing files other than the history are empty.
 func Load(dir string) (Files, error) {
 	var f Files
 	var err error
@@ -216,6 +223,9 @@ func Load(dir string) (Files, error) {
 		}
 		f.Disk = &d
 	} else if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	if f.RaftLogs, err = LoadRaftLogs(dir); err != nil {
 		return f, err
 	}
 	logs, _ := filepath.Glob(filepath.Join(dir, "nodes", "*", "coffer.log"))

@@ -47,7 +47,10 @@ func LabelInvariants(f Files) Result {
 				continue
 			}
 			ob := labelObs{what: what, secret: o.Secret, index: o.Index, version: o.VersionID, stages: o.Stages,
-				holds: map[string]string{o.ReadStage(): o.VersionID}}
+				holds: map[string]string{}}
+			if o.ByVersion == "" {
+				ob.holds[o.ReadStage()] = o.VersionID // a read by label found it there
+			}
 			for _, s := range o.Stages {
 				ob.holds[s] = o.VersionID
 			}

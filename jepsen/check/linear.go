@@ -46,6 +46,7 @@ type secInput struct {
 	Kind         string
 	Token, Value string // put
 	Stage        string // get (the label read), move
+	Version      string // get by VersionId (Stage empty)
 	RemoveFrom   string // move
 	MoveTo       string // move
 }
@@ -161,6 +162,10 @@ func secStep(st, in, out interface{}) (bool, interface{}) {
 		return o.Err == "" && o.VersionID == i.Token && (o.Stages == nil || sameSet(o.Stages, n.stagesOf(i.Token))), n
 	case KindGet:
 		id, ok := s.labels[i.Stage]
+		if i.Version != "" {
+			_, ok = s.versions[i.Version]
+			id = i.Version
+		}
 		if o.Err == errNotFound {
 			return !ok, s
 		}
@@ -233,6 +238,9 @@ var SecretModel = porcupine.Model{
 			if o.Stages != nil {
 				res += fmt.Sprint(o.Stages)
 			}
+		}
+		if i.Version != "" {
+			return fmt.Sprintf("get(version %s) -> %s", short(i.Version), res)
 		}
 		return fmt.Sprintf("get(%s) -> %s", i.Stage, res)
 	},
@@ -332,6 +340,9 @@ func SecretHistories(ops []Op, final []FinalRead) map[string][]porcupine.Operati
 			}
 		case o.Kind == KindGet && o.Status == StatusOK:
 			in = secInput{Kind: KindGet, Stage: o.ReadStage()}
+			if o.ByVersion != "" {
+				in = secInput{Kind: KindGet, Version: o.ByVersion}
+			}
 			res = secOutput{Err: o.Err, VersionID: o.VersionID, Value: o.Read, Stages: o.Stages}
 		case o.Kind == KindMove && o.Status == StatusOK:
 			in = secInput{Kind: KindMove, Stage: o.Stage, RemoveFrom: o.RemoveFrom, MoveTo: o.MoveTo}

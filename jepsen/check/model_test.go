@@ -106,3 +106,46 @@ func TestSecretModelMovesBad(t *testing.T) {
 		}
 	}
 }
+
+func getVer(id int64, proc int, want, ver, val string, call, ret int64, stages ...string) Op {
+	o := get(id, proc, ver, val, call, ret)
+	o.ByVersion, o.Stages = want, append([]string{}, stages...)
+	if ver == "" {
+		o.Err, o.Stages = errNotFound, nil
+	}
+	return o
+}
+
+// Reads by VersionId: a written version reads back with its value and
+// its labels at the time; a version never written is not found.
+func versionReads() Files {
+	return Files{Ops: []Op{
+		put(1, 0, "t0", "v0", 0, 10, StatusOK),
+		getVer(2, 1, "t1", "", "", 11, 12), // not written yet
+		put(3, 0, "t1", "v1", 20, 30, StatusOK),
+		getVer(4, 1, "t0", "t0", "v0", 31, 35, StagePrevious),
+		getVer(5, 1, "t1", "t1", "v1", 36, 40, StageCurrent),
+		getVer(6, 2, "never", "", "", 41, 45),
+	}}
+}
+
+func TestSecretModelVersionReads(t *testing.T) {
+	if r := Linearizable(versionReads(), 5*time.Second, ""); r.Verdict != Valid {
+		t.Fatalf("%s %v", r.Detail, r.Errors)
+	}
+	bad := map[string]func(*Files){
+		"phantom version found":    func(f *Files) { f.Ops[5] = getVer(6, 2, "never", "never", "x", 41, 45) },
+		"written version missing":  func(f *Files) { f.Ops[3] = getVer(4, 1, "t0", "", "", 31, 35) },
+		"wrong value":              func(f *Files) { f.Ops[4].Read = "v0" },
+		"stale labels":             func(f *Files) { f.Ops[3].Stages = []string{StageCurrent} },
+		"future version found":     func(f *Files) { f.Ops[1] = getVer(2, 1, "t1", "t1", "v1", 11, 12, StageCurrent) },
+		"another version answered": func(f *Files) { f.Ops[4].VersionID, f.Ops[4].Read = "t0", "v0" },
+	}
+	for name, mutate := range bad {
+		f := versionReads()
+		mutate(&f)
+		if r := Linearizable(f, 5*time.Second, ""); r.Verdict != Invalid {
+			t.Errorf("%s: %s %s", name, r.Verdict, r.Detail)
+		}
+	}
+}

@@ -29,7 +29,8 @@ func retries() Files {
 		p(8, 6, "t2", "v2", 95, 99, StatusOK, 6, StagePrevious),
 		get(9, 3, "t3", "v3", 100, 110),
 	}, Final: finals([2]string{"t0", "v0"}, [2]string{"t1", "v1"}, [2]string{"t2", "v2"}, [2]string{"t3", "v3"}),
-		LogsRead: 3, Leaders: []LeaderClaim{{Node: "n1", Leader: "n1", Term: 2, Source: "acquired"}}}
+		LogsRead: 3, Leaders: []LeaderClaim{{Node: "n1", Leader: "n1", Term: 2, Source: "acquired"}},
+		RaftLogs: goodRaftLogs()}
 }
 
 func TestIdempotentRetries(t *testing.T) {

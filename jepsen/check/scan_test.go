@@ -58,7 +58,7 @@ func TestConvergence(t *testing.T) {
 }
 
 func TestPanicScan(t *testing.T) {
-	log := "2026-11-23T06:00:00Z [INFO]  coffer: leadership acquired: term=2\n" +
+	log := "2026-11-23T06:00:00Z [INFO]  coffer.cluster.raft: election won: term=2 tally=1\n" +
 		"2026-11-23T06:00:01Z [ERROR] coffer: handler panicked: panic=\"boom\" path=/\n" +
 		"panic: runtime error: index out of range [3] with length 3\n\ngoroutine 1 [running]:\n" +
 		"fatal error: concurrent map writes\n"

@@ -42,7 +42,9 @@ type Options struct {
 	// Tune changes each node's cluster config before it starts.
 	Tune func(*cluster.Config)
 	// TuneRegion changes each node's region config before it starts
-	// (e.g. a short purge or access-flush interval).
+	// (e.g. a short purge or access-flush interval, or a skewed Clock:
+	// the node's HTTP server uses the same clock, rc.Cluster.NodeID says
+	// which node it is).
 	TuneRegion func(*server.RegionConfig)
 }
 
@@ -143,7 +145,7 @@ func (c *Cluster) start(node *Node) {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
-	srv, err := server.New(server.Config{APIAddr: node.apiAddr, Logger: logger}, r)
+	srv, err := server.New(server.Config{APIAddr: node.apiAddr, Logger: logger, Clock: rc.Clock}, r)
 	if err == nil {
 		err = srv.Start()
 	}
