@@ -115,7 +115,8 @@ type options struct {
 	shapes          []string // overrides every scenario's partition shapes
 	labelMoves      bool
 	retries         bool
-	holdSet         bool // --fault-duration given
+	net             string // proxy or netns
+	holdSet         bool   // --fault-duration given
 	nodesSet        bool // --nodes given
 }
 
@@ -163,6 +164,7 @@ func parseFlags() (options, error) {
 	fs.StringVar(&hb, "raft-heartbeat-timeout", "", "passed to coffer server (default: the server's)")
 	fs.StringVar(&el, "raft-election-timeout", "", "passed to coffer server")
 	fs.StringVar(&lease, "raft-leader-lease-timeout", "", "passed to coffer server")
+	fs.StringVar(&o.net, "net", "proxy", "how links are cut: proxy (a TCP proxy in front of every cluster port; gossip is not cut) or netns (root only: a network namespace per node on a private bridge; blackhole routes cut every packet, gossip included)")
 	fs.StringVar(&o.checkOnly, "check-only", "", "re-check a saved results folder and exit")
 	fs.StringVar(&nem, "nemesis", "", "faults to draw from, overriding the scenario's: "+strings.Join(faultKinds, ","))
 	fs.StringVar(&shapes, "partition", "", "shapes for the partition fault, overriding the scenario's: "+strings.Join(partitionShapes, ",")+" (ring needs --nodes 5)")
@@ -223,6 +225,15 @@ func parseFlags() (options, error) {
 	}
 	if o.nodes < 1 || o.registerWorkers < 1 || o.groups < 1 || o.rate < 1 || o.opsPerKey < 2 || o.churnNames < 1 || o.churnPerName < 1 {
 		return o, errors.New("--nodes, --register-workers, --keys, --rate, --ops-per-key, --churn-names and --churn-ops-per-name must be positive")
+	}
+	switch o.net {
+	case "proxy":
+	case "netns":
+		if err := netnsAvailable(); err != nil {
+			return o, err
+		}
+	default:
+		return o, fmt.Errorf("--net: %q is neither proxy nor netns", o.net)
 	}
 	if o.seed == 0 {
 		o.seed = rand.Uint64() >> 1
@@ -354,6 +365,7 @@ type runInfo struct {
 	Scenario   string   `json:"scenario"`
 	Seed       uint64   `json:"seed"`
 	Nodes      int      `json:"nodes"`
+	Net        string   `json:"net,omitempty"`
 	Faults     []string `json:"faults"`
 	Shapes     []string `json:"partition_shapes,omitempty"`
 	LabelMoves bool     `json:"label_moves,omitempty"`
@@ -404,7 +416,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	}
 	logf("seed=%d nodes=%d faults=%v time-limit=%s results=%s", seed, o.nodes, sc.faults, limit, dir)
 	rng := rand.New(rand.NewPCG(seed, 0x6a657073656e))
-	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: o.nodes, Faults: sc.faults, Shapes: sc.shapes, LabelMoves: o.labelMoves, Retries: o.retries, TimeLimit: limit.String(),
+	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: o.nodes, Net: o.net, Faults: sc.faults, Shapes: sc.shapes, LabelMoves: o.labelMoves, Retries: o.retries, TimeLimit: limit.String(),
 		Unsafe: sc.unsafe, Rate: o.rate, Workers: o.registerWorkers, Churn: sc.churn, Keys: o.groups, OpsPerKey: o.opsPerKey,
 		Started: start.Format(time.RFC3339), Bin: bin, Args: os.Args[1:]}
 	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
@@ -420,15 +432,28 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	if sc.sticky {
 		extra = append(extra, sticky...)
 	}
-	ns, err := setupNodes(bin, dir, o.nodes, creds, extra, needsFaultsBuild(o, sc))
+	var netw network
+	var nsNet *netnsNet
+	if o.net == "netns" {
+		nn, err := startNetns(netnsPrefix, netnsSubnet, o.nodes)
+		if err != nil {
+			return nil, err
+		}
+		netw, nsNet = nn, nn
+	}
+	ns, err := setupNodes(bin, dir, o.nodes, creds, extra, needsFaultsBuild(o, sc), nsNet)
 	if err != nil {
+		if netw != nil {
+			netw.close()
+		}
 		return nil, err
 	}
-	proxy, err := startProxy(ns)
-	if err != nil {
-		return nil, err
+	if netw == nil {
+		if netw, err = startProxy(ns); err != nil {
+			return nil, err
+		}
 	}
-	defer proxy.close()
+	defer netw.close()
 	defer func() {
 		for _, nd := range ns.list {
 			nd.stop()
@@ -523,7 +548,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 			done <- struct{}{}
 		}()
 	}
-	nm := &nemesis{faults: sc.faults, ns: ns, proxy: proxy, rec: rec, w: nem, rng: rng, gap: o.gap, hold: sc.hold, logf: logf, shapes: sc.shapes}
+	nm := &nemesis{faults: sc.faults, ns: ns, net: netw, rec: rec, w: nem, rng: rng, gap: o.gap, hold: sc.hold, logf: logf, shapes: sc.shapes}
 	go func() { nm.run(mainCtx); done <- struct{}{} }()
 	for range nWorkers + 1 {
 		<-done

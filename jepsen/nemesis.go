@@ -21,7 +21,7 @@ var faultKinds = []string{"kill", "kill-leader", "kill-all", "pause", "partition
 type nemesis struct {
 	faults   []string
 	ns       *nodes
-	proxy    *netProxy
+	net      network
 	rec      *recorder
 	w        *check.Writer
 	rng      *rand.Rand
@@ -142,9 +142,9 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		}
 		n.event("start", fault, nil, fmt.Sprintf("%s, held %s", desc, hold.Round(time.Millisecond)))
 		n.injected++
-		n.proxy.grudge(cuts)
+		n.net.grudge(cuts)
 		ok := sleepCtx(ctx, hold)
-		n.proxy.healAll()
+		n.net.healAll()
 		n.event("stop", fault, nil, "")
 		return ok
 	}
@@ -163,7 +163,7 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 	case "pause":
 		nd.signal(syscall.SIGSTOP)
 	case "partition-leader":
-		n.proxy.isolate(nd.idx, len(n.ns.list))
+		n.net.isolate(nd.idx, len(n.ns.list))
 	}
 	ok := sleepCtx(ctx, hold)
 	switch fault {
@@ -185,7 +185,7 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 	case "pause":
 		nd.signal(syscall.SIGCONT)
 	case "partition-leader":
-		n.proxy.healAll()
+		n.net.healAll()
 	}
 	n.event("stop", fault, nd, "")
 	return ok
@@ -226,7 +226,7 @@ func (n *nemesis) resetClocks() {
 // healAll undoes every fault: heal links, reset clocks, resume and
 // restart every node.
 func (n *nemesis) healAll() {
-	n.proxy.healAll()
+	n.net.healAll()
 	n.resetClocks()
 	for _, nd := range n.ns.list {
 		nd.signal(syscall.SIGCONT)

@@ -31,6 +31,7 @@ type node struct {
 	dataDir   string
 	logPath   string
 	clockFile string // --faults-clock-file; "" without a faults build
+	netns     string // network namespace the node runs in (--net netns)
 	gen       int    // incarnation: 1, then +1 each time the node is replaced
 	args      []string
 
@@ -95,7 +96,10 @@ func buildBinary(dir, tags string) (string, error) {
 // setupNodes prepares n nodes under dir (addresses, root key, credentials)
 // without starting them. extra is appended to every node's arguments.
 // faults says bin is a faults build: nodes then get a clock offset file.
-func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults bool) (*nodes, error) {
+// netns puts node i in namespace cj-n<i+1> (startNetns made them) on
+// fixed ports of its own address; otherwise it gets loopback addresses
+// and a proxy address to advertise.
+func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults bool, netns *netnsNet) (*nodes, error) {
 	keyFile := filepath.Join(dir, "root.key")
 	if out, err := exec.Command(bin, "operator", "root-key", "generate", "--out", keyFile).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("root-key generate: %v: %s", err, out)
@@ -109,17 +113,24 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults 
 	for i := range n {
 		nd := &node{id: fmt.Sprintf("n%d", i+1), idx: i, ip: fmt.Sprintf("127.0.0.%d", 11+i), gen: 1}
 		var err error
-		if nd.api, err = freeAddr("127.0.0.1", false); err != nil {
-			return nil, err
-		}
-		if nd.cluster, err = freeAddr(nd.ip, false); err != nil {
-			return nil, err
-		}
-		if nd.advertise, err = freeAddr("127.0.0.1", false); err != nil {
-			return nil, err
-		}
-		if nd.gossip, err = freeAddr("127.0.0.1", true); err != nil {
-			return nil, err
+		switch {
+		case netns != nil:
+			nd.netns = netns.nsName(i)
+			nd.ip, nd.api, nd.cluster, nd.gossip = netns.addrs(i)
+			nd.advertise = nd.cluster
+		default:
+			if nd.api, err = freeAddr("127.0.0.1", false); err != nil {
+				return nil, err
+			}
+			if nd.cluster, err = freeAddr(nd.ip, false); err != nil {
+				return nil, err
+			}
+			if nd.advertise, err = freeAddr("127.0.0.1", false); err != nil {
+				return nil, err
+			}
+			if nd.gossip, err = freeAddr("127.0.0.1", true); err != nil {
+				return nil, err
+			}
 		}
 		nd.dataDir = filepath.Join(dir, "nodes", nd.id, "data")
 		nd.logPath = filepath.Join(dir, "nodes", nd.id, "coffer.log")
@@ -138,13 +149,16 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults 
 				join = append(join, o.gossip)
 			}
 		}
-		nd.args = append([]string{"server", "--node-id", nd.id, "--region", region, "--data-dir", nd.dataDir,
+		nd.args = []string{"server", "--node-id", nd.id, "--region", region, "--data-dir", nd.dataDir,
 			"--api-addr", nd.api, "--cluster-addr", nd.cluster, "--cluster-advertise", nd.advertise,
 			"--gossip-addr", nd.gossip, "--join", joinList(join), "--bootstrap-expect", strconv.Itoa(n),
-			"--root-key-file", keyFile, "--bootstrap-credentials-file", credFile}, extra...)
+			"--root-key-file", keyFile, "--bootstrap-credentials-file", credFile}
 		if nd.clockFile != "" {
 			nd.args = append(nd.args, "--faults-clock-file", nd.clockFile)
 		}
+		// extra goes last: the negative control drops its sticky timeouts
+		// from the end of the arguments when it restarts the followers.
+		nd.args = append(nd.args, extra...)
 	}
 	return ns, nil
 }
@@ -216,6 +230,10 @@ func (nd *node) start(bin string) error {
 	}
 	fmt.Fprintf(logf, "=== jepsen: start %s at %s\n", nd.id, time.Now().UTC().Format(time.RFC3339Nano))
 	cmd := exec.Command(bin, nd.args...)
+	if nd.netns != "" {
+		// ip netns exec execs the binary: the pid is coffer's own.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", nd.netns, bin}, nd.args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = childEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

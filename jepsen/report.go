@@ -68,7 +68,11 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 	verdict := check.Worst(verdicts...)
 
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\ncoffer jepsen  scenario=%s  nodes=%d  net=proxy  seed=%d  time-limit=%s\n", info.Scenario, info.Nodes, info.Seed, info.TimeLimit)
+	netMode := info.Net
+	if netMode == "" {
+		netMode = "proxy" // runs recorded before --net existed
+	}
+	fmt.Fprintf(&sb, "\ncoffer jepsen  scenario=%s  nodes=%d  net=%s  seed=%d  time-limit=%s\n", info.Scenario, info.Nodes, netMode, info.Seed, info.TimeLimit)
 	faults := map[string]int{}
 	for _, e := range f.Events {
 		if e.Phase == "start" {
