@@ -117,7 +117,7 @@ type options struct {
 	retries         bool
 	net             string // proxy or netns
 	holdSet         bool   // --fault-duration given
-	nodesSet        bool // --nodes given
+	nodesSet        bool   // --nodes given
 }
 
 func main() {
