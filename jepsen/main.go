@@ -497,7 +497,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	}
 
 	files := map[string]*os.File{}
-	for _, name := range []string{"history.jsonl", "final.jsonl", "nemesis.jsonl"} {
+	for _, name := range []string{"history.jsonl", "final.jsonl", "nemesis.jsonl", "samples.jsonl"} {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			return nil, err
@@ -548,11 +548,16 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 			done <- struct{}{}
 		}()
 	}
+	samples := check.NewWriter(files["samples.jsonl"])
+	sampled := make(chan struct{})
+	go func() { ns.sample(mainCtx, rec, samples); close(sampled) }()
 	nm := &nemesis{faults: sc.faults, ns: ns, net: netw, rec: rec, w: nem, rng: rng, gap: o.gap, hold: sc.hold, logf: logf, shapes: sc.shapes}
 	go func() { nm.run(mainCtx); done <- struct{}{} }()
 	for range nWorkers + 1 {
 		<-done
 	}
+	<-sampled
+	samples.Flush()
 	logf("main phase over; %d faults injected; healing", nm.injected)
 
 	// Heal and recover: every node up, a write succeeds, indexes converge.

@@ -304,6 +304,13 @@ func (nd *node) stop() {
 	nd.mu.Unlock()
 }
 
+// name is the node's current id (member faults change it).
+func (nd *node) name() string {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.id
+}
+
 func (nd *node) isRunning() bool {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()

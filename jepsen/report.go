@@ -141,9 +141,37 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 			fmt.Fprintf(&sb, "  warning: %d unknown puts without faults (timeouts too short, or a bug)\n", c[2])
 		}
 	}
+	windowTable(&sb, "unavailability (fault start -> next ok write)", "not recovered", windows)
+	elect := check.TimeToElect(f)
+	if len(elect) > 0 {
+		windowTable(&sb, "time to elect (leader fault start -> new leader, higher term; 100 ms samples)", "no new leader", elect)
+	}
+	fmt.Fprintf(&sb, "\nverdict: %s   results: %s   (exit %d)\n", verdict, dir, exitCode(verdict))
+
+	out := struct {
+		Verdict  string         `json:"verdict"`
+		Checks   []check.Result `json:"checks"`
+		Counts   check.Counts   `json:"counts"`
+		Windows  []check.Window `json:"unavailability"`
+		Elect    []check.Window `json:"time_to_elect,omitempty"`
+		Scenario runInfo        `json:"run"`
+	}{verdict, results, counts, windows, elect, info}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.txt"), []byte(sb.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return &report{dir: dir, verdict: verdict, text: sb.String()}, nil
+}
+
+// windowTable writes n, p50 and max of windows per fault kind and for
+// all, and how many never ended (missing).
+func windowTable(sb *strings.Builder, title, missing string, windows []check.Window) {
 	sb.WriteString("\n")
-	tw = tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "unavailability (fault start -> next ok write)\tn\tp50\tmax\tnot recovered\t")
+	tw := tabwriter.NewWriter(sb, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\tn\tp50\tmax\t%s\t\n", title, missing)
 	byFault := map[string][]check.Window{}
 	for _, w := range windows {
 		byFault[w.Fault] = append(byFault[w.Fault], w)
@@ -162,21 +190,4 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t\n", k, n, p50.Round(time.Millisecond), mx.Round(time.Millisecond), len(ws)-n)
 	}
 	tw.Flush()
-	fmt.Fprintf(&sb, "\nverdict: %s   results: %s   (exit %d)\n", verdict, dir, exitCode(verdict))
-
-	out := struct {
-		Verdict  string         `json:"verdict"`
-		Checks   []check.Result `json:"checks"`
-		Counts   check.Counts   `json:"counts"`
-		Windows  []check.Window `json:"unavailability"`
-		Scenario runInfo        `json:"run"`
-	}{verdict, results, counts, windows, info}
-	b, _ := json.MarshalIndent(out, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "report.txt"), []byte(sb.String()), 0o644); err != nil {
-		return nil, err
-	}
-	return &report{dir: dir, verdict: verdict, text: sb.String()}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/cofferhq/coffer/acl"
@@ -73,4 +74,40 @@ func (ns *nodes) pollDigests(ctx context.Context, rec *recorder, out *check.Writ
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// sample polls every node's /v1/health every 100 ms until ctx ends and
+// writes each answer (or its failure) to w: the data behind the
+// time-to-elect figures (check.TimeToElect). One goroutine per node, so a
+// paused node's timeouts do not slow the others' samples.
+func (ns *nodes) sample(ctx context.Context, rec *recorder, w *check.Writer) {
+	var wg sync.WaitGroup
+	for _, nd := range ns.list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				s := check.Sample{Node: nd.name()}
+				h, err := nd.health(ctx)
+				s.Time = rec.now()
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					s.Err = err.Error()
+				} else {
+					s.State, s.Leader, s.Term = h.State, h.LeaderID, h.Term
+				}
+				w.Write(s)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -196,9 +196,12 @@ type Files struct {
 	// RaftLogs are the nodes' Raft logs dumped after they stopped
 	// (raftlog/<node-id>.jsonl; nil in older runs).
 	RaftLogs map[string][]RaftEntry
+	// Samples are the /v1/health polls during the main phase
+	// (samples.jsonl; nil in older runs).
+	Samples []Sample
 }
 
-// Load reads history.jsonl, final.jsonl, nemesis.jsonl, status.jsonl,
+// Load reads history.jsonl, final.jsonl, nemesis.jsonl, status.jsonl, samples.jsonl,
 // plaintext.json, raftlog/*.jsonl and nodes/*/coffer.log from a results
 // folder. Missing files other than the history are empty.
 func Load(dir string) (Files, error) {
@@ -214,6 +217,9 @@ func Load(dir string) (Files, error) {
 		return f, err
 	}
 	if f.Statuses, err = ReadJSONL[NodeStatus](filepath.Join(dir, "status.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	if f.Samples, err = ReadJSONL[Sample](filepath.Join(dir, "samples.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return f, err
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "plaintext.json")); err == nil {
