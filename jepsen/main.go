@@ -69,7 +69,7 @@ var scenarios = map[string]scenario{
 	"kill-leader":      {name: "kill-leader", faults: []string{"kill-leader"}, timeLimit: 45 * time.Second, expect: check.Valid},
 	"pause":            {name: "pause", faults: []string{"pause"}, timeLimit: 40 * time.Second, expect: check.Valid},
 	"partition-leader": {name: "partition-leader", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, expect: check.Valid},
-	"mixed":            {name: "mixed", faults: faultKinds, timeLimit: 120 * time.Second, expect: check.Valid},
+	"mixed":            {name: "mixed", faults: faultKinds, timeLimit: 120 * time.Second, expect: check.Valid, churn: 4},
 	"partition":        {name: "partition", faults: []string{"partition"}, shapes: []string{"halves", "one"}, timeLimit: 60 * time.Second, expect: check.Valid},
 	"partition-ring":   {name: "partition-ring", faults: []string{"partition"}, shapes: []string{"ring"}, nodes: 5, timeLimit: 60 * time.Second, expect: check.Valid},
 	"partition-bridge": {name: "partition-bridge", faults: []string{"partition"}, shapes: []string{"bridge"}, nodes: 5, timeLimit: 60 * time.Second, expect: check.Valid},
@@ -150,7 +150,7 @@ func parseFlags() (options, error) {
 	fs.IntVar(&o.rate, "rate", 120, "target client operations per second, all workers together")
 	fs.IntVar(&o.registerWorkers, "register-workers", 9, "register workers (pinned round-robin to nodes)")
 	fs.IntVar(&o.setWorkers, "set-workers", 3, "set (CreateSecret) workers")
-	fs.IntVar(&o.churnWorkers, "churn-workers", -1, "create/delete churn workers (-1: the scenario's; 6 in churn, 0 elsewhere)")
+	fs.IntVar(&o.churnWorkers, "churn-workers", -1, "create/delete churn workers (-1: the scenario's; 6 in churn, 4 in mixed, 0 elsewhere)")
 	fs.IntVar(&o.churnNames, "churn-names", 4, "churn names in use at once")
 	fs.IntVar(&o.churnPerName, "churn-ops-per-name", 40, "churn ops per name (on average) before the churn workers move to fresh names")
 	fs.IntVar(&o.groups, "keys", 3, "register secrets in use at once (workers per secret = register-workers/keys)")
