@@ -84,7 +84,7 @@ var scenarios = map[string]scenario{
 }
 
 var presets = map[string][]string{
-	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader"},
+	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader", "member", "clock"},
 	"long": {"baseline", "kill", "kill-leader", "kill-all", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge",
 		"member", "clock", "snapshot", "churn", "mixed"},
 }
