@@ -74,9 +74,30 @@ func freePort(ip string, udp bool) (int, error) {
 	return 0, errors.New("no free port")
 }
 
+// handedOut holds every address freeAddr returned in this process: the
+// probe listener is closed at once, so the OS may offer the same port
+// again before its user binds it (a CI run once gave a node's API and its
+// proxy the same port).
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
+
 func freeAddr(ip string, udp bool) (string, error) {
-	p, err := freePort(ip, udp)
-	return net.JoinHostPort(ip, strconv.Itoa(p)), err
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 100 {
+		p, err := freePort(ip, udp)
+		if err != nil {
+			return "", err
+		}
+		a := net.JoinHostPort(ip, strconv.Itoa(p))
+		if !handedOut[a] {
+			handedOut[a] = true
+			return a, nil
+		}
+	}
+	return "", errors.New("no free port not handed out already")
 }
 
 // buildBinary builds ./cmd/coffer (with the given build tags) into dir.
