@@ -51,7 +51,7 @@ fuzz:
 # partition-bridge on 5 nodes, snapshot, churn and mixed; each 4x longer (~1 h). JEPSENFLAGS adds
 # flags, e.g. JEPSENFLAGS='--net netns' (root) to cut links with namespaces.
 jepsen-short:
-	$(GO) run ./jepsen --scenario short $(JEPSENFLAGS)
+	$(GO) run ./jepsen --scenario short --check-timeout 5m $(JEPSENFLAGS)
 
 jepsen:
 	$(GO) run ./jepsen --scenario long --scale 4 $(JEPSENFLAGS)
