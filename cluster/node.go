@@ -163,11 +163,16 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	n.mux.rpc = n.serveRPC
 	n.pool = &rpcPool{idle: map[string][]*rpcConn{}, limit: 128,
 		dial: func(addr string, t time.Duration) (net.Conn, error) { return n.mux.dial(addr, muxRPC, t) }}
-	go n.mux.serve()
 
 	if err := n.startRaft(); err != nil {
 		return nil, err
 	}
+	// The cluster port accepts only once Raft exists: every RPC handler
+	// and Raft's transport need it. Until then peers' connections wait in
+	// the listen backlog (a restarting node may spend seconds restoring a
+	// snapshot) rather than reach a node that cannot answer them; this
+	// ordering is also what makes n.raft visible to the handlers.
+	go n.mux.serve()
 	if err := n.startGossip(); err != nil {
 		return nil, err
 	}

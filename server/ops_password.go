@@ -84,9 +84,11 @@ type passwordOptions struct {
 // rest uniformly from the union of the classes, and shuffles. Every draw
 // is uniform: crypto/rand with rejection sampling, no modulo bias.
 //
-// The space is part of the union with IncludeSpace but is not a required
-// type: AWS documents RequireEachIncludedType as letters, digits and
-// punctuation.
+// With IncludeSpace the space is one of the included types like the other
+// four (shared/spec §4.14): with RequireEachIncludedType every password
+// holds at least one space, and the space counts towards the types the
+// length must cover ("Password length is too short based on the required
+// types.").
 func randomPassword(o passwordOptions) (string, error) {
 	keep := func(class string) string {
 		return strings.Map(func(r rune) rune {
@@ -100,7 +102,7 @@ func randomPassword(o passwordOptions) (string, error) {
 	for _, c := range []struct {
 		chars string
 		off   bool
-	}{{classLower, o.noLower}, {classUpper, o.noUpper}, {classDigits, o.noDigits}, {classPunctuation, o.noPunct}} {
+	}{{classLower, o.noLower}, {classUpper, o.noUpper}, {classDigits, o.noDigits}, {classPunctuation, o.noPunct}, {" ", !o.space}} {
 		if c.off {
 			continue
 		}
@@ -109,9 +111,6 @@ func randomPassword(o passwordOptions) (string, error) {
 		}
 	}
 	union := strings.Join(required, "")
-	if o.space {
-		union += keep(" ")
-	}
 	if union == "" {
 		return "", apierr.New(apierr.InvalidParameter, MsgPasswordNoClasses)
 	}

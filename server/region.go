@@ -103,17 +103,20 @@ func StartRegion(cfg RegionConfig) (*Region, error) {
 	r := &Region{cfg: cfg, name: cfg.Cluster.Region, logger: logger, secrets: map[string]cachedSecret{},
 		started: make(chan struct{})}
 	r.fsm = fsm.New(logger.Named("fsm"))
+	// Everything leader work may touch is set before the node starts: a
+	// single voter can win its election inside cluster.New.
+	r.access.flushing = make(chan struct{}, 1)
+	r.bg, r.stopBG = context.WithCancel(context.Background())
 	cc := cfg.Cluster
 	cc.Logger = logger
 	cc.OnLeader = r.onLeader
 	node, err := cluster.New(cc, r.fsm)
 	if err != nil {
+		r.stopBG()
 		return nil, err
 	}
 	r.node = node
 	close(r.started)
-	r.access.flushing = make(chan struct{}, 1)
-	r.bg, r.stopBG = context.WithCancel(context.Background())
 	r.loops.Add(1)
 	go r.accessFlusher()
 	return r, nil

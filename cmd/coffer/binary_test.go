@@ -616,6 +616,11 @@ func TestBinary_DevPrintsCredentialsAndServes(t *testing.T) {
 		}
 		return nil
 	})
+	// The AWS CLI v2 and the SDKs read AWS_REGION; the CLI v1 reads only
+	// AWS_DEFAULT_REGION: the example sets both.
+	if want := "AWS_REGION=" + binRegion + " AWS_DEFAULT_REGION=" + binRegion + " "; !strings.Contains(out, want) {
+		t.Fatalf("the Try it line does not set %q:\n%s", want, out)
+	}
 	keyID, secret := devKeyID.FindStringSubmatch(out), devSecret.FindStringSubmatch(out)
 	if keyID == nil || secret == nil {
 		t.Fatalf("no AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY lines in:\n%s", out)

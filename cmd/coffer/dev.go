@@ -287,7 +287,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 
 Try it:
 
-  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s \
+  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_DEFAULT_REGION=%s \
     aws secretsmanager create-secret --name hello --secret-string world --endpoint-url %s
 
 Empty every region between tests:
@@ -295,7 +295,7 @@ Empty every region between tests:
   curl -X POST --aws-sigv4 aws:amz:%s:coffer --user '%s:%s' %s/v1/dev/reset
 
 `, first, strings.Join(f.regions, ","), f.accountID, endpoint, creds.AccessKeyID, creds.SecretAccessKey, credsFrom, dataDir,
-		creds.AccessKeyID, creds.SecretAccessKey, first, endpoint,
+		creds.AccessKeyID, creds.SecretAccessKey, first, first, endpoint,
 		first, creds.AccessKeyID, creds.SecretAccessKey, endpoint)
 	waitForSignal(logger, sigs)
 	shutdown(logger, srv, regions...)
