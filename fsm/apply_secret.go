@@ -239,12 +239,14 @@ func moveLabel(s *Secret, label string, to *Version) {
 	}
 }
 
+// addLabel appends label unless the version has it: a version's labels
+// keep the order they were attached in, which is the order a caller gave
+// them (AWS answers PutSecretValue's VersionStages in the caller's order).
 func addLabel(stages []string, label string) []string {
-	i, found := slices.BinarySearch(stages, label)
-	if found {
+	if slices.Contains(stages, label) {
 		return stages
 	}
-	return slices.Insert(stages, i, label)
+	return append(stages, label)
 }
 
 func removeLabel(stages []string, label string) []string {

@@ -156,9 +156,10 @@ func TestFSM_PutSecretValue_FirstValueBecomesCurrent(t *testing.T) {
 	}{
 		{"default", nil, L{cur}},
 		{"explicit current", L{cur}, L{cur}},
-		{"custom only", L{"X"}, L{cur, "X"}},
-		{"pending", L{pend}, L{cur, pend}},
-		{"previous", L{prev}, L{cur, prev}},
+		// The caller's labels in its order, then the one Coffer adds.
+		{"custom only", L{"X"}, L{"X", cur}},
+		{"pending", L{pend}, L{pend, cur}},
+		{"previous", L{prev}, L{prev, cur}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/hashicorp/go-memdb"
@@ -47,9 +46,6 @@ func SecretByName(txn *memdb.Txn, name string) *Secret {
 	return raw.(*Secret)
 }
 
-// arnSuffix matches the "-" and 6 characters AWS appends to a secret's name.
-var arnSuffix = regexp.MustCompile(`-[A-Za-z0-9]{6}$`)
-
 // ResolveSecret finds the secret a SecretId names: a name, a full ARN or a
 // partial ARN (shared/spec §3.3). ARNs of another region or account name
 // nothing here. Secrets scheduled for deletion are found.
@@ -65,13 +61,11 @@ func ResolveSecret(txn *memdb.Txn, id, region, account string) *Secret {
 	if s := SecretByARN(txn, id); s != nil {
 		return s
 	}
-	rest := parts[6]
-	if arnSuffix.MatchString(rest) {
-		// AWS reads this as a complete ARN and does not retry it as a
-		// partial one.
-		return nil
-	}
-	s := SecretByName(txn, rest)
+	// Not a full ARN of ours: a partial ARN, the name without the
+	// 6-character suffix. A name that itself ends in "-" and six
+	// alphanumerics (my-secret) looks like a full ARN's tail, so it is
+	// tried as a name whatever its shape, as AWS's SDK clients expect.
+	s := SecretByName(txn, parts[6])
 	if s == nil || !strings.HasPrefix(s.ARN, strings.Join(parts[:6], ":")+":") {
 		return nil
 	}

@@ -216,7 +216,7 @@ func compileFilters(fs []ListFilter) compiledFilters {
 			}
 			cv.raw = v
 			if f.Key == FilterAll || f.Key == FilterDescription {
-				cv.words = lowerAll(Words(v))
+				cv.words = appendLowerWords(nil, v)
 			}
 			cf.values = append(cf.values, cv)
 		}
@@ -238,7 +238,8 @@ func (fs compiledFilters) match(s *Secret) bool {
 // match: any value matches (OR); a negated value matches when its
 // remainder does not.
 func (f *compiledFilter) match(s *Secret) bool {
-	var attrWords [][]string // for all/description, split once
+	var attrWords []string // for all/description, split once
+	split := false
 	for _, v := range f.values {
 		var m bool
 		switch f.key {
@@ -261,14 +262,10 @@ func (f *compiledFilter) match(s *Secret) bool {
 			// secret has either attribute, so only a negation matches.
 			m = false
 		case FilterDescription, FilterAll:
-			if attrWords == nil {
-				attrWords = searchAttributes(s, f.key)
+			if !split {
+				attrWords, split = searchAttributes(s, f.key), true
 			}
-			for _, aw := range attrWords {
-				if m = wordsMatch(v.words, aw); m {
-					break
-				}
-			}
+			m = wordsMatch(v.words, attrWords)
 		}
 		if m != v.negate {
 			return true
@@ -277,16 +274,18 @@ func (f *compiledFilter) match(s *Secret) bool {
 	return false
 }
 
-// searchAttributes returns the words of each attribute a word filter
-// searches, lowercased: the description, and for all also the name and
-// every tag key and value. The value's words must all match within one
-// attribute.
-func searchAttributes(s *Secret, key string) [][]string {
-	out := [][]string{lowerAll(Words(s.Description))}
+// searchAttributes returns the words, lowercased, of the attributes a word
+// filter searches, pooled: the description, and for all also the name and
+// every tag key and value. AWS searches them together, so the words of one
+// value may match in different attributes ("prod payments" matches a
+// secret tagged env=prod, team=payments).
+func searchAttributes(s *Secret, key string) []string {
+	out := appendLowerWords(nil, s.Description)
 	if key == FilterAll {
-		out = append(out, lowerAll(Words(s.Name)))
+		out = appendLowerWords(out, s.Name)
 		for _, t := range s.Tags {
-			out = append(out, lowerAll(Words(t.Key)), lowerAll(Words(t.Value)))
+			out = appendLowerWords(out, t.Key)
+			out = appendLowerWords(out, t.Value)
 		}
 	}
 	return out
@@ -310,71 +309,85 @@ func wordsMatch(value, attr []string) bool {
 	return true
 }
 
-const wordSeparators = "/_+=.@-"
-
 // Words splits text into the words the all and description filters match
-// (shared/spec §4.7): at white space; then each piece at / _ + = . @ - if
-// exactly one kind of those separators occurs in it (a piece mixing two
-// kinds stays one word); then at lower→Upper case transitions ("MyTest" →
-// "My", "Test"). Case is kept; empty words are dropped.
+// (shared/spec §4.7; AWS's user guide, "Find secrets in AWS Secrets
+// Manager": the search "ignores special characters ... and only uses
+// numbers and letters", and words are separated by a change of case or
+// from letter to number). A word is a run of letters and digits: text is
+// split at every other character (white space, / _ + = . @ - : and
+// anything else, none of which is part of a word), at lower→Upper case
+// transitions ("MyTest" → "My", "Test"; "USA" stays one word) and at
+// letter↔digit transitions ("db01" → "db", "01"). Case is kept; no word
+// is empty. Combining marks stay in the word of the letter they follow.
 func Words(text string) []string {
-	var out []string
-	for _, piece := range strings.Fields(text) {
-		parts := []string{piece}
-		var sep rune
-		single := true
-		for _, r := range piece {
-			if strings.ContainsRune(wordSeparators, r) {
-				if sep != 0 && r != sep {
-					single = false
-					break
-				}
-				sep = r
-			}
-		}
-		if sep != 0 && single {
-			parts = strings.Split(piece, string(sep))
-		}
-		for _, p := range parts {
-			out = appendCamel(out, p)
-		}
-	}
-	return out
+	return appendWords(nil, text, false)
 }
 
-// appendCamel appends w split at lower→Upper transitions.
-func appendCamel(out []string, w string) []string {
-	start := 0
-	var prev rune
-	for i, r := range w {
-		if i > 0 && unicode.IsLower(prev) && unicode.IsUpper(r) {
-			out = append(out, w[start:i])
+// appendLowerWords appends the words of text, lowercased.
+func appendLowerWords(out []string, text string) []string {
+	return appendWords(out, text, true)
+}
+
+// Kinds of character for Words.
+const (
+	runeOther = iota // a separator
+	runeLower        // a letter that is not upper case
+	runeUpper
+	runeDigit
+)
+
+func runeKind(r rune) int {
+	switch {
+	case r < utf8.RuneSelf: // ASCII fast path
+		switch {
+		case 'a' <= r && r <= 'z':
+			return runeLower
+		case 'A' <= r && r <= 'Z':
+			return runeUpper
+		case '0' <= r && r <= '9':
+			return runeDigit
+		}
+		return runeOther
+	case unicode.IsUpper(r):
+		return runeUpper
+	case unicode.IsLetter(r):
+		return runeLower
+	case unicode.IsDigit(r):
+		return runeDigit
+	}
+	return runeOther
+}
+
+// appendWords appends the words of text (see Words), lowercased if lower.
+func appendWords(out []string, text string, lower bool) []string {
+	start := -1 // start of the current word, -1 between words
+	prev := runeOther
+	emit := func(end int) {
+		w := text[start:end]
+		if lower {
+			w = strings.ToLower(w) // no allocation when w has no upper case
+		}
+		out = append(out, w)
+	}
+	for i, r := range text {
+		k := runeKind(r)
+		if k == runeOther && start >= 0 && unicode.IsMark(r) {
+			continue // a combining mark belongs to its letter
+		}
+		boundary := k == runeOther ||
+			prev == runeLower && k == runeUpper ||
+			(prev == runeDigit) != (k == runeDigit)
+		if start >= 0 && boundary {
+			emit(i)
+			start = -1
+		}
+		if k != runeOther && start < 0 {
 			start = i
 		}
-		prev = r
+		prev = k
 	}
-	if start < len(w) {
-		out = append(out, w[start:])
+	if start >= 0 {
+		emit(len(text))
 	}
 	return out
-}
-
-func lowerAll(ws []string) []string {
-	for i, w := range ws {
-		if hasUpper(w) {
-			ws[i] = strings.ToLower(w)
-		}
-	}
-	return ws
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if unicode.IsUpper(r) {
-			return true
-		}
-		i += n
-	}
-	return false
 }

@@ -9,6 +9,9 @@ import (
 	"github.com/cofferhq/coffer/fsm"
 )
 
+// Words follows AWS's documented rule (user guide, "Find secrets in AWS
+// Secrets Manager"): only letters and digits make words; every other
+// character separates; so do lower→Upper and letter↔digit transitions.
 func TestWords(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -18,22 +21,55 @@ func TestWords(t *testing.T) {
 		{"test", []string{"test"}},
 		{"MyTest", []string{"My", "Test"}},
 		{"MyTestDatabaseSecret", []string{"My", "Test", "Database", "Secret"}},
-		{"prod/db/password", []string{"prod", "db", "password"}},
-		{"prod-db-MyPassword", []string{"prod", "db", "My", "Password"}},
-		{"a_b", []string{"a", "b"}},
-		{"a+b=c", []string{"a+b=c"}},               // two kinds of separator: one word
-		{"prod/db-pass", []string{"prod/db-pass"}}, // idem
 		{"the main DB password", []string{"the", "main", "DB", "password"}},
 		{"USA", []string{"USA"}},                       // no lower→Upper transition
 		{"abcDEF", []string{"abc", "DEF"}},             // one transition
+		{"ABCdef", []string{"ABCdef"}},                 // Upper→lower is not one
 		{"x//y", []string{"x", "y"}},                   // empty words dropped
 		{"  spaced   out ", []string{"spaced", "out"}}, // white space
-		{"user@example.com", []string{"user@example.com"}},
+		{"tab\tand\nnewline", []string{"tab", "and", "newline"}},
+		// Every separator of the filter value pattern, alone.
+		{"prod/db/password", []string{"prod", "db", "password"}},
+		{"a_b", []string{"a", "b"}},
+		{"a+b", []string{"a", "b"}},
+		{"a=b", []string{"a", "b"}},
+		{"a.b", []string{"a", "b"}},
+		{"a@b", []string{"a", "b"}},
+		{"a-b", []string{"a", "b"}},
+		{"a:b", []string{"a", "b"}},
+		{"a!b", []string{"a", "b"}},
+		// Any other non-alphanumeric character too.
+		{"a#b,c;d|e(f)g'h\"i\\j~k", []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}},
+		// Mixed separators: every one splits (Coffer used to keep such a
+		// piece as one word).
+		{"a+b=c", []string{"a", "b", "c"}},
+		{"prod/db-pass", []string{"prod", "db", "pass"}},
+		{"cost-center_id", []string{"cost", "center", "id"}},
+		{"app/db-main", []string{"app", "db", "main"}},
+		{"user@example.com", []string{"user", "example", "com"}},
+		{"prod-db-MyPassword", []string{"prod", "db", "My", "Password"}},
+		{"--a__b..", []string{"a", "b"}},
+		// Digits.
+		{"db01", []string{"db", "01"}},
+		{"01db", []string{"01", "db"}},
+		{"v2beta3", []string{"v", "2", "beta", "3"}},
+		{"892", []string{"892"}},
+		{"credsDatabase#892", []string{"creds", "Database", "892"}}, // AWS's example
+		{"Db2Prod", []string{"Db", "2", "Prod"}},
+		// Non-ASCII letters are letters.
 		{"émileZola", []string{"émile", "Zola"}},
+		{"naïve-café", []string{"naïve", "café"}},
+		{"Straße€ÄRGER", []string{"Straße", "ÄRGER"}},
+		{"cafe\u0301Bar", []string{"cafe\u0301", "Bar"}}, // a combining mark stays with its letter
+		{"\xffab", []string{"ab"}},                       // invalid UTF-8 separates
 	}
 	for _, tc := range tests {
 		got := fsm.Words(tc.in)
-		got = slices.DeleteFunc(got, func(s string) bool { return s == "" })
+		for _, w := range got {
+			if w == "" {
+				t.Errorf("Words(%q) has an empty word: %q", tc.in, got)
+			}
+		}
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("Words(%q) = %q, want %q", tc.in, got, tc.want)
 		}
@@ -106,7 +142,12 @@ func TestListSecretsPage_Filters(t *testing.T) {
 		{"all: camel value", []fsm.ListFilter{f("all", "MyTest")}, false, []string{"MyTestDatabaseSecret", "Other"}},
 		{"all: tag key and value", []fsm.ListFilter{f("all", "qa")}, false, []string{"Other"}},
 		{"all: tag key", []fsm.ListFilter{f("all", "environment")}, false, []string{"Other"}},
-		{"all: words within one attribute", []fsm.ListFilter{f("all", "prod payments")}, false, nil},
+		// AWS searches the name, description, tag keys and tag values
+		// together: "prod" (tag value of env) and "payments" (tag value of
+		// team) need not be in one attribute. Coffer used to require that.
+		{"all: words across attributes match (AWS pools them)", []fsm.ListFilter{f("all", "prod payments")}, false, []string{"prod/db/password"}},
+		{"all: words across name and tag", []fsm.ListFilter{f("all", "api production")}, false, []string{"prod/api-key"}},
+		{"all: a word in no attribute", []fsm.ListFilter{f("all", "prod payroll")}, false, nil},
 		{"all: value with separators", []fsm.ListFilter{f("all", "prod/db")}, false, []string{"prod/db/password"}},
 		{"all: negated", []fsm.ListFilter{f("all", "!prod")}, false, []string{"staging/db/password", "MyTestDatabaseSecret", "Other"}},
 		{"AND across filters", []fsm.ListFilter{f("tag-key", "env"), f("name", "prod")}, false, []string{"prod/db/password", "prod/api-key"}},
@@ -126,6 +167,98 @@ func TestListSecretsPage_Filters(t *testing.T) {
 			}
 			if page.Next != "" {
 				t.Fatalf("Next %q on a complete listing", page.Next)
+			}
+		})
+	}
+}
+
+// The word rule of the all and description filters on attributes built to
+// tell it apart from the old one (split only at one kind of separator,
+// never at digits, all words within one attribute): AWS splits at every
+// non-alphanumeric character, at lower→Upper and at letter↔digit
+// transitions, and pools the attributes of the secret.
+func TestListSecretsPage_WordFilters(t *testing.T) {
+	h := newHarness(t)
+	date := t0
+	mk := func(name, desc string, tags ...fsm.Tag) {
+		date++
+		h.ok(fsm.CmdCreateSecret, &fsm.CreateSecret{ARN: arnOf(name, "abcdef"), Name: name, Description: desc, Tags: tags, Date: date})
+	}
+	tag := func(k, v string) fsm.Tag { return fsm.Tag{Key: k, Value: v} }
+	mk("w/slash/alpha", "")
+	mk("w_under_bravo", "")
+	mk("w+plus+charlie", "")
+	mk("w=equals=delta", "")
+	mk("w.dot.echo", "")
+	mk("w@at@foxtrot", "")
+	mk("w-dash-golf", "")
+	mk("w-mixed/hotel_india+juliet=kilo.lima@mike", "")
+	mk("w-digits", "", tag("version", "db01"))
+	mk("w-camel", "", tag("OwnerTeam", "PlatformOps"))
+	mk("w-tagkey-only", "", tag("cost-center_id", "x"))
+	mk("w-tagvalue-only", "", tag("x", "app/db-main"))
+	mk("w-desc", "Primary key: rotated@night; v2")
+	mk("w-upper", "", tag("tier", "USA"))
+	// A tag added after creation is searched like the others.
+	date++
+	h.ok(fsm.CmdTagResource, &fsm.TagResource{ARN: arnOf("w-camel", "abcdef"), Tags: []fsm.Tag{tag("added", "LaterTag")}, Date: date})
+
+	f := func(key string, values ...string) fsm.ListFilter { return fsm.ListFilter{Key: key, Values: values} }
+	scope := f("name", "w")
+	tests := []struct {
+		name    string
+		filters []fsm.ListFilter
+		want    []string
+	}{
+		{"separator /", []fsm.ListFilter{scope, f("all", "alpha")}, []string{"w/slash/alpha"}},
+		{"separator _", []fsm.ListFilter{scope, f("all", "bravo")}, []string{"w_under_bravo"}},
+		{"separator +", []fsm.ListFilter{scope, f("all", "charlie")}, []string{"w+plus+charlie"}},
+		{"separator =", []fsm.ListFilter{scope, f("all", "delta")}, []string{"w=equals=delta"}},
+		{"separator .", []fsm.ListFilter{scope, f("all", "echo")}, []string{"w.dot.echo"}},
+		{"separator @", []fsm.ListFilter{scope, f("all", "foxtrot")}, []string{"w@at@foxtrot"}},
+		{"separator -", []fsm.ListFilter{scope, f("all", "golf")}, []string{"w-dash-golf"}},
+		{"separators in the value", []fsm.ListFilter{scope, f("all", "under_bra"), f("all", "w=und@bravo"), f("all", "!mixed")}, []string{"w_under_bravo"}},
+		{"mixed separators: each word", []fsm.ListFilter{scope, f("all", "hotel"), f("all", "india"), f("all", "juliet"), f("all", "kilo"), f("all", "lima"), f("all", "mike")},
+			[]string{"w-mixed/hotel_india+juliet=kilo.lima@mike"}},
+		{"mixed separators: value with other separators", []fsm.ListFilter{scope, f("all", "mike:lima hotel/india")}, []string{"w-mixed/hotel_india+juliet=kilo.lima@mike"}},
+		{"tag key only (mixed separators)", []fsm.ListFilter{scope, f("all", "center")}, []string{"w-tagkey-only"}},
+		{"tag key only, several words", []fsm.ListFilter{scope, f("all", "cost id")}, []string{"w-tagkey-only"}},
+		{"tag value only (mixed separators)", []fsm.ListFilter{scope, f("all", "main")}, []string{"w-tagvalue-only"}},
+		{"tag value only, case-insensitive", []fsm.ListFilter{scope, f("all", "APP DB")}, []string{"w-tagvalue-only"}},
+		{"digits: letter part", []fsm.ListFilter{scope, f("all", "db")}, []string{"w-digits", "w-tagvalue-only"}},
+		{"digits: digit part", []fsm.ListFilter{scope, f("all", "01")}, []string{"w-digits"}},
+		{"digits: digit prefix", []fsm.ListFilter{scope, f("all", "0")}, []string{"w-digits"}},
+		{"digits: value split too", []fsm.ListFilter{scope, f("all", "db01")}, []string{"w-digits"}},
+		{"digits: no word starts with 1", []fsm.ListFilter{scope, f("all", "1")}, nil},
+		{"camel case tag key", []fsm.ListFilter{scope, f("all", "team")}, []string{"w-camel"}},
+		{"camel case tag value", []fsm.ListFilter{scope, f("all", "ops")}, []string{"w-camel"}},
+		{"camel case value", []fsm.ListFilter{scope, f("all", "OwnerT PlatO")}, []string{"w-camel"}},
+		{"camel case: not a word prefix", []fsm.ListFilter{scope, f("all", "erteam")}, nil},
+		{"tag added by TagResource", []fsm.ListFilter{scope, f("all", "later tag")}, []string{"w-camel"}},
+		{"no split inside upper case", []fsm.ListFilter{scope, f("all", "sa")}, nil},
+		{"upper case word", []fsm.ListFilter{scope, f("all", "us")}, []string{"w-upper"}},
+		{"description: any punctuation separates", []fsm.ListFilter{scope, f("description", "night rotated key")}, []string{"w-desc"}},
+		{"description: digits", []fsm.ListFilter{scope, f("description", "v 2")}, []string{"w-desc"}},
+		{"description: not the tags", []fsm.ListFilter{scope, f("description", "main")}, nil},
+		{"description: not the name", []fsm.ListFilter{scope, f("description", "desc")}, nil},
+		{"negated: no attribute has the words", []fsm.ListFilter{scope, f("all", "!db")}, []string{"w/slash/alpha", "w_under_bravo", "w+plus+charlie", "w=equals=delta", "w.dot.echo", "w@at@foxtrot",
+			"w-dash-golf", "w-mixed/hotel_india+juliet=kilo.lima@mike", "w-camel", "w-tagkey-only", "w-desc", "w-upper"}},
+		{"negated across attributes", []fsm.ListFilter{scope, f("all", "!app main")}, []string{"w/slash/alpha", "w_under_bravo", "w+plus+charlie", "w=equals=delta", "w.dot.echo", "w@at@foxtrot",
+			"w-dash-golf", "w-mixed/hotel_india+juliet=kilo.lima@mike", "w-digits", "w-camel", "w-tagkey-only", "w-desc", "w-upper"}},
+		{"value of separators only matches all", []fsm.ListFilter{scope, f("all", "--"), f("name", "w-d")}, []string{"w-dash-golf", "w-digits", "w-desc"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			page, err := fsm.ListSecretsPage(h.txn(), fsm.ListQuery{Filters: tc.filters, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want := names(page), tc.want
+			slices.Sort(got)
+			want = slices.Clone(want)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %q, want %q", got, want)
 			}
 		})
 	}

@@ -50,7 +50,10 @@ func TestResolveSecret(t *testing.T) {
 		{arnPrefix + "path/to/secret", "path/to/secret"},
 		{arnPrefix + "prefix", "prefix"},
 		{arnPrefix + "prefix-x", "prefix-x"},
-		{arnPrefix + "Name-abcdef", ""}, // read as a complete ARN (shared/spec §3.3)
+		// Not a complete ARN of any secret, so tried as a partial one: a
+		// name ending like an ARN suffix is still found (issue 16: AWS SDK
+		// clients rely on partial ARNs of names such as my-secret).
+		{arnPrefix + "Name-abcdef", "Name-abcdef"},
 		{arnPrefix + "Name", ""},
 		{arnPrefix + "MyTestDatabaseSecret-a1b2c", ""},
 		{arnPrefix + "nope", ""},

@@ -697,7 +697,7 @@ func TestFSM_SnapshotRestore_SecretOpsFields(t *testing.T) {
 		!slices.Equal(e.Tags, []fsm.Tag{{Key: "t1", Value: "one"}}) || e.LastAccessedDate != t0-t0%day || e.LastChangedDate != t0+107 {
 		t.Fatalf("restored secret e: %+v", e)
 	}
-	if v := e.Version("v3"); v == nil || v.LastAccessedDate != t0-t0%day || !slices.Equal(v.Stages, L{cur, pend}) {
+	if v := e.Version("v3"); v == nil || v.LastAccessedDate != t0-t0%day || !slices.Equal(v.Stages, L{pend, cur}) {
 		t.Fatalf("restored version v3: %+v", v)
 	}
 	if v := e.Version("v1"); v == nil || !slices.Equal(v.Stages, L{"blue"}) {

@@ -205,7 +205,7 @@ sm update-secret-version-stage --secret-id e2e/db/password --version-stage AWSCU
   --move-to-version-id "$V3" --remove-from-version-id "$V2"
 expect '.Name == "e2e/db/password" and .ARN == "'"$ARN"'"'
 sm describe-secret --secret-id e2e/db/password
-expect '.VersionIdsToStages == {"'"$V2"'": ["AWSPREVIOUS"], "'"$V3"'": ["AWSCURRENT", "AWSPENDING"]}'
+expect '.VersionIdsToStages == {"'"$V2"'": ["AWSPREVIOUS"], "'"$V3"'": ["AWSPENDING", "AWSCURRENT"]}'
 sm get-secret-value --secret-id e2e/db/password
 expect '.SecretString == "third-value" and .VersionId == "'"$V3"'"'
 sm get-secret-value --secret-id e2e/db/password --version-stage AWSPREVIOUS
@@ -220,7 +220,7 @@ sm create-secret --name other/thing --secret-string 'other-value'
 # list-secrets (the CLI follows NextToken itself: --page-size 1 takes 3 pages)
 sm list-secrets
 expect '[.SecretList[].Name] | index("e2e/db/password") != null and index("e2e/api/key") != null and index("other/thing") != null'
-expect '(.SecretList[] | select(.Name == "e2e/db/password") | .SecretVersionsToStages["'"$V3"'"]) == ["AWSCURRENT", "AWSPENDING"]'
+expect '(.SecretList[] | select(.Name == "e2e/db/password") | .SecretVersionsToStages["'"$V3"'"]) == ["AWSPENDING", "AWSCURRENT"]'
 sm list-secrets --page-size 1
 expect '(.SecretList | length) == 3'
 

@@ -9,15 +9,20 @@ import (
 	"github.com/cofferhq/coffer/fsm"
 )
 
-// LastAccessedDate (docs/architecture.md, "LastAccessedDate"): a read never
-// writes. The node that serves a value notes "secret S, version V, read on
-// day D" in memory, only when its state does not already show D for them.
-// Every AccessFlushInterval the node sends what it noted as RecordAccess
-// commands, which go to the leader like any write; Apply moves the dates
-// forward, never back, and skips a secret already marked for that day. So
-// a secret costs at most one log entry per node per day however often it
-// is read, and a lost batch (a node that crashes before its flush) loses
-// only that node's notes of the last interval.
+// LastAccessedDate (docs/architecture.md, "LastAccessedDate"). AWS shows
+// the day of the last read at once, so the first read of a secret version
+// on a day records it through Raft before the value is answered; the
+// state then shows that day and later reads that day write nothing. So a
+// secret costs one log entry per version read per day, however often it
+// is read, and the date is on every node as soon as the read returns.
+//
+// Concurrent first reads of the same version share one write (pending).
+// A read served with X-Coffer-Consistency: stale does not wait for the
+// leader: it notes the read in memory, and the node sends its notes every
+// AccessFlushInterval as RecordAccess commands; a recording that failed is
+// noted the same way. Apply moves dates forward, never back, and skips a
+// secret already marked for the day, so batches may arrive in any order
+// and more than once.
 
 const (
 	defaultAccessFlushInterval = 30 * time.Second
@@ -32,26 +37,155 @@ func dayOf(t time.Time) int64 {
 	return ms - ((ms%dayMillis)+dayMillis)%dayMillis
 }
 
-// accessLog holds the reads not flushed yet: day → ARN → version ids.
+// accessLog holds the reads not flushed yet: day → ARN → version ids,
+// and the recordings of today's first reads.
 type accessLog struct {
 	mu   sync.Mutex
 	days map[int64]map[string]map[string]struct{}
+	// recording holds one entry per version this node recorded (or is
+	// recording) for recordingDay; a failed recording is removed.
+	recording    map[accessKey]*pendingAccess
+	recordingDay int64
 	// flushing (a one-slot semaphore) serializes flushes, so one that
 	// returns nil has seen every read noted before it started applied,
 	// including those a concurrent flush had taken.
 	flushing chan struct{}
 }
 
-// note records a read of version v of s at now, unless the state already
-// shows that day on both.
-func (a *accessLog) note(s *fsm.Secret, v *fsm.Version, now time.Time) {
-	day := dayOf(now)
-	if s.LastAccessedDate >= day && v.LastAccessedDate >= day {
-		return
+type accessKey struct{ arn, versionID string }
+
+// pendingAccess is one RecordAccess in flight: done closes when it is
+// applied or has failed.
+type pendingAccess struct {
+	done chan struct{}
+	keys []accessKey
+}
+
+// accessRead is a value read: its secret and version as the state showed
+// them.
+type accessRead struct {
+	secret  *fsm.Secret
+	version *fsm.Version
+}
+
+// due returns the reads whose day the state does not show yet.
+func due(reads []accessRead, day int64) []accessKey {
+	var out []accessKey
+	for _, rd := range reads {
+		if rd.secret.LastAccessedDate < day || rd.version.LastAccessedDate < day {
+			k := accessKey{rd.secret.ARN, rd.version.VersionID}
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
 	}
+	return out
+}
+
+// claim splits keys into those this caller records (mine, nil if none)
+// and the recordings already under way or done that it waits for.
+func (a *accessLog) claim(day int64, keys []accessKey) (mine *pendingAccess, others []*pendingAccess) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.addLocked(day, s.ARN, v.VersionID)
+	if a.recordingDay != day {
+		a.recording, a.recordingDay = map[accessKey]*pendingAccess{}, day
+	}
+	for _, k := range keys {
+		if p, ok := a.recording[k]; ok {
+			if !slices.Contains(others, p) {
+				others = append(others, p)
+			}
+			continue
+		}
+		if mine == nil {
+			mine = &pendingAccess{done: make(chan struct{})}
+		}
+		mine.keys = append(mine.keys, k)
+		a.recording[k] = mine
+	}
+	return mine, others
+}
+
+// finish ends a recording; a failed one is forgotten and its reads noted
+// for the flusher.
+func (a *accessLog) finish(day int64, p *pendingAccess, err error) {
+	a.mu.Lock()
+	if err != nil {
+		for _, k := range p.keys {
+			if a.recordingDay == day && a.recording[k] == p {
+				delete(a.recording, k)
+			}
+			a.addLocked(day, k.arn, k.versionID)
+		}
+	}
+	a.mu.Unlock()
+	close(p.done)
+}
+
+// noteAll notes reads for the next flush.
+func (a *accessLog) noteAll(day int64, keys []accessKey) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, k := range keys {
+		a.addLocked(day, k.arn, k.versionID)
+	}
+}
+
+// recordAccess makes the reads a request served show in LastAccessedDate:
+// the versions whose day the state does not show yet are recorded through
+// Raft, in one command, before the request is answered. A stale read only
+// notes them for the next flush. A recording that fails does not fail the
+// read: its reads are noted for the next flush.
+func (r *Region) recordAccess(ctx context.Context, req *request, reads []accessRead) {
+	day := dayOf(r.now())
+	keys := due(reads, day)
+	if len(keys) == 0 {
+		return
+	}
+	if req.stale {
+		r.access.noteAll(day, keys)
+		return
+	}
+	mine, others := r.access.claim(day, keys)
+	if mine != nil {
+		err := r.applyAccess(ctx, accessCommand(day, mine.keys))
+		if err != nil {
+			r.logger.Debug("LastAccessedDate not recorded; kept for the next flush", "error", err)
+		}
+		r.access.finish(day, mine, err)
+	}
+	for _, p := range others {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// accessCommand is one day's RecordAccess for keys, ARNs and version ids
+// sorted.
+func accessCommand(day int64, keys []accessKey) *fsm.RecordAccess {
+	byARN := map[string]map[string]struct{}{}
+	for _, k := range keys {
+		if byARN[k.arn] == nil {
+			byARN[k.arn] = map[string]struct{}{}
+		}
+		byARN[k.arn][k.versionID] = struct{}{}
+	}
+	cmd := &fsm.RecordAccess{Day: day}
+	for _, arn := range slicesSortedKeys(byARN) {
+		cmd.Secrets = append(cmd.Secrets, fsm.AccessedSecret{ARN: arn, VersionIDs: slicesSortedKeys(byARN[arn])})
+	}
+	return cmd
+}
+
+func (r *Region) applyAccess(ctx context.Context, c *fsm.RecordAccess) error {
+	buf, err := fsm.Encode(fsm.CmdRecordAccess, c)
+	if err == nil {
+		_, _, err = r.node.Apply(ctx, buf)
+	}
+	return err
 }
 
 func (a *accessLog) addLocked(day int64, arn, versionID string) {
@@ -128,11 +262,7 @@ func (r *Region) FlushAccess(ctx context.Context) error {
 	}
 	cmds := r.access.take()
 	for i, c := range cmds {
-		buf, err := fsm.Encode(fsm.CmdRecordAccess, c)
-		if err == nil {
-			_, _, err = r.node.Apply(ctx, buf)
-		}
-		if err != nil {
+		if err := r.applyAccess(ctx, c); err != nil {
 			r.access.putBack(cmds[i:])
 			return err
 		}

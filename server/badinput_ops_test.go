@@ -126,7 +126,8 @@ func TestBadInputOps_RefusedAndNothingChanges(t *testing.T) {
 		{"PutResourcePolicy BlockPublicPolicy is a string", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": okPolicy, "BlockPublicPolicy": "true"}), 400, apierr.Serialization, "BlockPublicPolicy"},
 		{"PutResourcePolicy not JSON", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": "{"}), 400, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
 		{"PutResourcePolicy no Effect", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": `{"Statement":{"Principal":"*","Action":"*"}}`}), 400, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
-		{"PutResourcePolicy malformed, unknown secret", op("PutResourcePolicy", obj{"SecretId": "bo-missing", "ResourcePolicy": "[]"}), 400, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
+		// AWS looks the secret up before it reads the policy.
+		{"PutResourcePolicy malformed, unknown secret", op("PutResourcePolicy", obj{"SecretId": "bo-missing", "ResourcePolicy": "[]"}), 400, apierr.ResourceNotFound, apierr.MsgSecretNotFound},
 		{"PutResourcePolicy public and blocked", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": publicPolicy, "BlockPublicPolicy": true}), 400, apierr.PublicPolicy, server.MsgPublicPolicy},
 
 		// GetResourcePolicy, DeleteResourcePolicy.

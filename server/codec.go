@@ -63,7 +63,12 @@ func typeName(goType string) string {
 
 // validator collects model-constraint violations into one
 // ValidationException, in AWS's wording.
-type validator struct{ errs []string }
+type validator struct {
+	errs []string
+	// secretID is checked against AWS's name rule once the model
+	// constraints hold (err).
+	secretID *string
+}
 
 func (v *validator) add(value *string, path, constraint string) {
 	if value == nil {
@@ -122,9 +127,15 @@ func (v *validator) intRange(value *int64, path string, min, max int64) {
 	}
 }
 
+// err reports the model-constraint violations; if there are none, a
+// SecretId of characters no secret name or ARN can hold is AWS's "Invalid
+// name" ValidationException, in every operation that takes one.
 func (v *validator) err() error {
 	switch len(v.errs) {
 	case 0:
+		if v.secretID != nil && !validSecretID(*v.secretID) {
+			return apierr.New(apierr.Validation, apierr.MsgInvalidName)
+		}
 		return nil
 	case 1:
 		return apierr.New(apierr.Validation, "1 validation error detected: "+v.errs[0])

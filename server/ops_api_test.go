@@ -221,7 +221,9 @@ func TestAPI_UpdateSecretVersionStage(t *testing.T) {
 		if aws.ToString(out.ARN) != aws.ToString(created.ARN) || aws.ToString(out.Name) != s {
 			t.Fatalf("answer %s %s", aws.ToString(out.ARN), aws.ToString(out.Name))
 		}
-		wantStages(t, a, s, map[string][]string{v1: {"AWSPREVIOUS"}, v2: {"AWSCURRENT", "AWSPENDING"}})
+		// Labels keep the order they were attached in ("added to the
+		// existing list", as AWS documents UpdateSecretVersionStage).
+		wantStages(t, a, s, map[string][]string{v1: {"AWSPREVIOUS"}, v2: {"AWSPENDING", "AWSCURRENT"}})
 		if g := valueOf(t, a, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s)}); aws.ToString(g.SecretString) != "two" {
 			t.Fatalf("AWSCURRENT reads %q", aws.ToString(g.SecretString))
 		}
@@ -249,7 +251,7 @@ func TestAPI_UpdateSecretVersionStage(t *testing.T) {
 		if _, err := move(s, "blue", v2, v1); err != nil {
 			t.Fatal(err)
 		}
-		wantStages(t, a, s, map[string][]string{v1: {"AWSCURRENT", "blue", "green"}})
+		wantStages(t, a, s, map[string][]string{v1: {"AWSCURRENT", "green", "blue"}})
 		// Remove one: v2 is now deprecated but readable by id.
 		if _, err := move(s, "green", v1, ""); err != nil {
 			t.Fatal(err)

@@ -76,13 +76,14 @@ func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, err
 		SecretValues []*secretValueOut `json:"SecretValues"`
 		Errors       []batchError      `json:"Errors,omitempty"`
 	}{SecretValues: []*secretValueOut{}}
+	var reads []accessRead
 	for _, id := range in.SecretIDList {
 		s := r.resolve(txn, id)
 		if s == nil {
 			out.Errors = append(out.Errors, batchError{id, apierr.ResourceNotFound, apierr.MsgSecretNotFound})
 			continue
 		}
-		val, err := r.readValue(kr, s, nil, nil)
+		val, err := r.readValue(kr, s, nil, nil, &reads)
 		if err != nil {
 			e, ok := apierr.As(err)
 			if !ok {
@@ -93,6 +94,7 @@ func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, err
 		}
 		out.SecretValues = append(out.SecretValues, val)
 	}
+	r.recordAccess(ctx, req, reads)
 	return out, nil
 }
 
@@ -128,8 +130,9 @@ func batchByFilters(ctx context.Context, r *Region, req *request, filters []filt
 		Errors       []batchError      `json:"Errors,omitempty"`
 		NextToken    string            `json:"NextToken,omitempty"`
 	}{SecretValues: []*secretValueOut{}}
+	var reads []accessRead
 	for _, s := range page.Secrets {
-		val, err := r.readValue(kr, s, nil, nil)
+		val, err := r.readValue(kr, s, nil, nil, &reads)
 		if err != nil {
 			e, ok := apierr.As(err)
 			if !ok {
@@ -140,6 +143,7 @@ func batchByFilters(ctx context.Context, r *Region, req *request, filters []filt
 		}
 		out.SecretValues = append(out.SecretValues, val)
 	}
+	r.recordAccess(ctx, req, reads)
 	if page.Next != "" {
 		out.NextToken = sealToken(kr, binding, page.Next)
 	}

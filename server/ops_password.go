@@ -13,12 +13,14 @@ import (
 // password exists only in the response.
 
 // Character classes. Punctuation is the 32 printable ASCII characters that
-// are neither letters, digits nor space.
+// are neither letters, digits nor space; the space is a class of its own,
+// included only with IncludeSpace.
 const (
 	classLower            = "abcdefghijklmnopqrstuvwxyz"
 	classUpper            = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	classDigits           = "0123456789"
 	classPunctuation      = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+	classSpace            = " "
 	defaultPasswordLength = 32
 )
 
@@ -102,7 +104,7 @@ func randomPassword(o passwordOptions) (string, error) {
 	for _, c := range []struct {
 		chars string
 		off   bool
-	}{{classLower, o.noLower}, {classUpper, o.noUpper}, {classDigits, o.noDigits}, {classPunctuation, o.noPunct}, {" ", !o.space}} {
+	}{{classLower, o.noLower}, {classUpper, o.noUpper}, {classDigits, o.noDigits}, {classPunctuation, o.noPunct}, {classSpace, !o.space}} {
 		if c.off {
 			continue
 		}

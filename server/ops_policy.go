@@ -48,14 +48,16 @@ func putResourcePolicy(ctx context.Context, r *Region, req *request) (any, error
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	p, problems, err := acl.ParsePolicy(*in.ResourcePolicy)
-	if err != nil || len(problems) > 0 {
-		return nil, apierr.New(apierr.MalformedPolicyDocument, MsgMalformedPolicy)
-	}
-	if in.BlockPublicPolicy != nil && *in.BlockPublicPolicy && len(p.BroadAccess()) > 0 {
-		return nil, apierr.New(apierr.PublicPolicy, MsgPublicPolicy)
-	}
+	// AWS finds the secret before it reads the policy: an unknown secret
+	// is ResourceNotFoundException whatever the document says.
 	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		p, problems, err := acl.ParsePolicy(*in.ResourcePolicy)
+		if err != nil || len(problems) > 0 {
+			return 0, nil, apierr.New(apierr.MalformedPolicyDocument, MsgMalformedPolicy)
+		}
+		if in.BlockPublicPolicy != nil && *in.BlockPublicPolicy && len(p.BroadAccess()) > 0 {
+			return 0, nil, apierr.New(apierr.PublicPolicy, MsgPublicPolicy)
+		}
 		return fsm.CmdPutResourcePolicy, &fsm.PutResourcePolicy{ARN: s.ARN, Policy: *in.ResourcePolicy, Date: r.now().UnixMilli()}, nil
 	})
 	if err != nil {
@@ -110,17 +112,12 @@ func validateResourcePolicy(ctx context.Context, r *Region, req *request) (any, 
 		return nil, err
 	}
 	var v validator
-	v.length(in.SecretID, "secretId", 1, 2048)
+	optionalSecretID(&v, in.SecretID)
 	validatePolicyMember(&v, in.ResourcePolicy)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	p, problems, err := acl.ParsePolicy(*in.ResourcePolicy)
-	var notJSON *acl.ErrNotJSON
-	if errors.As(err, &notJSON) {
-		// Not a JSON object at all: thrown, not listed.
-		return nil, apierr.New(apierr.MalformedPolicyDocument, MsgMalformedPolicy)
-	}
+	// The secret, if named, is found first, as PutResourcePolicy does.
 	secretARN := ""
 	if in.SecretID != nil {
 		s, err := r.readSecret(ctx, req, *in.SecretID)
@@ -128,6 +125,12 @@ func validateResourcePolicy(ctx context.Context, r *Region, req *request) (any, 
 			return nil, err
 		}
 		secretARN = s.ARN
+	}
+	p, problems, err := acl.ParsePolicy(*in.ResourcePolicy)
+	var notJSON *acl.ErrNotJSON
+	if errors.As(err, &notJSON) {
+		// Not a JSON object at all: thrown, not listed.
+		return nil, apierr.New(apierr.MalformedPolicyDocument, MsgMalformedPolicy)
 	}
 	out := struct {
 		PolicyValidationPassed bool              `json:"PolicyValidationPassed"`

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"regexp"
+	"strings"
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
@@ -12,8 +14,29 @@ import (
 // requireSecretID checks the SecretId member every secret operation has.
 func requireSecretID(v *validator, id *string) {
 	if v.required(id, "secretId") {
-		v.length(id, "secretId", 1, 2048)
+		optionalSecretID(v, id)
 	}
+}
+
+// optionalSecretID checks a SecretId member that may be absent
+// (ValidateResourcePolicy's).
+func optionalSecretID(v *validator, id *string) {
+	if id != nil {
+		v.length(id, "secretId", 1, 2048)
+		v.secretID = id
+	}
+}
+
+// validSecretARN is an ARN's shape as far as characters go: what follows
+// "arn:" may hold a name's characters and the ARN's colons.
+var validSecretARN = regexp.MustCompile(`^arn:[A-Za-z0-9/_+=.@:-]+$`)
+
+// validSecretID: a SecretId is a name (CreateSecret's rule) or an ARN.
+func validSecretID(id string) bool {
+	if strings.HasPrefix(id, "arn:") {
+		return validSecretARN.MatchString(id)
+	}
+	return validName.MatchString(id)
 }
 
 // decodeSecretIDOnly decodes and validates the body of an operation whose

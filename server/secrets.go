@@ -202,7 +202,7 @@ func putSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		nv, err := in.seal(kr, s.ARN, *in.ClientRequestToken)
 		return fsm.CmdPutSecretValue, &fsm.PutSecretValue{ARN: s.ARN, Version: nv,
-			Stages: sortedUnique(in.VersionStages), Date: r.now().UnixMilli()}, err
+			Stages: uniqueLabels(in.VersionStages), Date: r.now().UnixMilli()}, err
 	})
 	if err != nil {
 		return nil, err
@@ -256,7 +256,13 @@ func getSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
-	return r.readValue(kr, s, in.VersionID, in.VersionStage)
+	var reads []accessRead
+	out, err := r.readValue(kr, s, in.VersionID, in.VersionStage, &reads)
+	if err != nil {
+		return nil, err
+	}
+	r.recordAccess(ctx, req, reads)
+	return out, nil
 }
 
 // secretValueOut is GetSecretValue's answer and an entry of
@@ -272,9 +278,10 @@ type secretValueOut struct {
 }
 
 // readValue is GetSecretValue on a resolved secret: it picks the version
-// by id and/or label (AWSCURRENT by default), decrypts it, and notes the
-// access for LastAccessedDate (a note in memory; see access.go).
-func (r *Region) readValue(kr *crypto.Keyring, s *fsm.Secret, versionID, stage *string) (*secretValueOut, error) {
+// by id and/or label (AWSCURRENT by default), decrypts it, and adds the
+// read to reads, for the caller to record in LastAccessedDate
+// (recordAccess, access.go) once it has read every value it serves.
+func (r *Region) readValue(kr *crypto.Keyring, s *fsm.Secret, versionID, stage *string, reads *[]accessRead) (*secretValueOut, error) {
 	if s.Scheduled() {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
 	}
@@ -303,7 +310,7 @@ func (r *Region) readValue(kr *crypto.Keyring, s *fsm.Secret, versionID, stage *
 		r.logger.Error("stored value does not decrypt", "arn", s.ARN, "version", ver.VersionID, "error", err)
 		return nil, apierr.New(apierr.DecryptionFailure, "Secrets Manager can't decrypt the protected secret text using the provided key.")
 	}
-	r.access.note(s, ver, r.now())
+	*reads = append(*reads, accessRead{s, ver})
 	out := &secretValueOut{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: ver.Stages, CreatedDate: epoch(ver.CreatedDate)}
 	if ver.Binary {
 		out.SecretBinary = plain
@@ -453,10 +460,8 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	force := in.ForceDeleteWithoutRecovery != nil && *in.ForceDeleteWithoutRecovery
-	if in.RecoveryWindowInDays != nil && force {
-		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgWindowAndForce)
-	}
+	// AWS checks the window's range before its conflict with a forced
+	// delete.
 	window := int64(30)
 	if in.RecoveryWindowInDays != nil {
 		window = *in.RecoveryWindowInDays
@@ -464,8 +469,12 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 			return nil, apierr.New(apierr.InvalidParameter, apierr.MsgRecoveryWindow)
 		}
 	}
+	force := in.ForceDeleteWithoutRecovery != nil && *in.ForceDeleteWithoutRecovery
+	if in.RecoveryWindowInDays != nil && force {
+		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgWindowAndForce)
+	}
 	type output struct {
-		ARN          string `json:"ARN,omitempty"`
+		ARN          string `json:"ARN"`
 		Name         string `json:"Name"`
 		DeletionDate epoch  `json:"DeletionDate"`
 	}
@@ -475,10 +484,12 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 			DeletionDate: now + window*24*int64(time.Hour/time.Millisecond)}, nil
 	})
 	if apierr.Is(err, apierr.ResourceNotFound) && force {
-		// Force-deleting what does not exist succeeds, as in AWS.
-		out := output{Name: *in.SecretID, DeletionDate: epoch(r.now().UnixMilli())}
-		if strings.HasPrefix(*in.SecretID, "arn:") {
-			out.ARN = *in.SecretID
+		// Force-deleting what does not exist succeeds, as in AWS, with
+		// the ARN such a secret would have had: the one given, or this
+		// region's ARN of the name with a fresh suffix.
+		out := output{ARN: *in.SecretID, Name: *in.SecretID, DeletionDate: epoch(r.now().UnixMilli())}
+		if !strings.HasPrefix(*in.SecretID, "arn:") {
+			out.ARN = r.arnPrefix() + *in.SecretID + "-" + randomString(6, arnSuffixAlphabet)
 		}
 		return out, nil
 	}
@@ -581,15 +592,19 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// sortedUnique returns the labels sorted without repeats; nil stays nil
-// (the default stages).
-func sortedUnique(labels []string) []string {
+// uniqueLabels returns the labels without repeats, in the caller's order;
+// nil stays nil (the default stages).
+func uniqueLabels(labels []string) []string {
 	if labels == nil {
 		return nil
 	}
-	out := slices.Clone(labels)
-	slices.Sort(out)
-	return slices.Compact(out)
+	out := make([]string, 0, len(labels))
+	for _, l := range labels {
+		if !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
