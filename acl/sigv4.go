@@ -6,6 +6,7 @@
 package acl
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -26,8 +27,9 @@ import (
 
 // Credentials looks up the secret access key of an access key id in the
 // region the request is scoped to (each region keeps its own keys). ok=false
-// when unknown.
-type Credentials func(region, accessKeyID string) (secretAccessKey string, ok bool)
+// when unknown. ctx is the request's: a lookup that has to ask another node
+// ends with it.
+type Credentials func(ctx context.Context, region, accessKeyID string) (secretAccessKey string, ok bool)
 
 // Request is what the verifier needs from an HTTP request.
 type Request struct {
@@ -37,6 +39,9 @@ type Request struct {
 	Header http.Header // all headers as received, keys in canonical form as net/http gives them
 	Host   string      // r.Host (Go moves Host out of Header)
 	Body   []byte      // raw body bytes
+	// Context is the request's, for the credential lookup; nil is
+	// context.Background().
+	Context context.Context
 }
 
 // Scope is the parsed credential scope of a verified request.
@@ -244,7 +249,11 @@ func (v *Verifier) Verify(r Request) (Scope, error) {
 	var secret string
 	known := false
 	if v.Lookup != nil {
-		secret, known = v.Lookup(a.region, a.accessKeyID)
+		ctx := r.Context
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		secret, known = v.Lookup(ctx, a.region, a.accessKeyID)
 	}
 	if !known {
 		return Scope{}, apierr.New(apierr.UnrecognizedClient, apierr.MsgUnknownAccessKey)
@@ -313,6 +322,8 @@ func FromHTTP(r *http.Request, body []byte) Request {
 		Header: r.Header,
 		Host:   r.Host,
 		Body:   body,
+
+		Context: r.Context(),
 	}
 }
 

@@ -44,7 +44,7 @@ func testVerifier() *Verifier {
 		Service:    "secretsmanager",
 		Regions:    func(r string) bool { return slices.Contains(testRegions, r) },
 		RegionList: func() []string { return testRegions },
-		Lookup: func(_, id string) (string, bool) {
+		Lookup: func(_ context.Context, _, id string) (string, bool) {
 			if id == testAKID {
 				return testSecret, true
 			}

@@ -68,7 +68,11 @@ func (n *Node) leadership(ctx context.Context) {
 	n.readyTerm.Store(term)
 	n.logger.Info("leadership established; serving reads", "term", term)
 	if n.cfg.OnLeader != nil {
-		go n.cfg.OnLeader(ctx)
+		// Fenced: leader work runs in this session, and watchLeadership
+		// waits for the session to end before it starts the next one. So
+		// one term's work has returned before the next term's starts, on
+		// this node: two schedulers or shippers never run at once here.
+		n.cfg.OnLeader(ctx)
 	}
 	<-ctx.Done()
 }

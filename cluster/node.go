@@ -60,7 +60,9 @@ type Config struct {
 	UnsafeLocalReads bool
 
 	// OnLeader runs on the leader once leadership is established (after
-	// the barrier); its context ends when leadership is lost.
+	// the barrier); its context ends when leadership is lost, and it must
+	// return then: the next term's OnLeader on this node starts only after
+	// it has returned (the fenced leader loop, leader.go).
 	OnLeader func(ctx context.Context)
 
 	Logger hclog.Logger

@@ -67,6 +67,8 @@ type Region struct {
 
 	// started is closed once node is set.
 	started chan struct{}
+	// keys catches up with the leader for access keys not found locally.
+	keys keyCatchUp
 	// access notes the reads this node served, for LastAccessedDate.
 	access accessLog
 	// bg ends when the region shuts down; loops are the goroutines on it.
@@ -256,21 +258,24 @@ func (r *Region) Sealed() bool {
 }
 
 // AccessKey returns the identity and secret of an access key from local
-// state.
-func (r *Region) AccessKey(id string) (identity, secret string, ok bool) {
+// state. A key this node does not have may be one it has not applied yet
+// (it just joined, restarted or lags): then, on a follower, the node
+// catches up with the leader (keyCatchUp) before refusing, once per unknown
+// id per keyMissWindow, and never for longer than ctx allows. The leader's
+// state holds every key acknowledged to anyone, so it never asks.
+func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret string, ok bool) {
 	txn, _ := r.fsm.ReadTxn()
 	ak := fsm.LookupAccessKey(txn, id)
 	if ak == nil {
-		// A node that just joined or restarted may not have applied the
-		// key yet: catch up with the leader once before refusing.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := r.node.ReadIndex(ctx)
-		cancel()
-		if err != nil {
+		if r.node.IsLeader() || !r.keys.shouldCatchUp(id, r.now()) {
+			return "", "", false
+		}
+		if err := r.keys.catchUp(ctx, r.bg, r.node.ReadIndex); err != nil {
 			return "", "", false
 		}
 		txn, _ = r.fsm.ReadTxn()
 		if ak = fsm.LookupAccessKey(txn, id); ak == nil {
+			r.keys.missed(id, r.now())
 			return "", "", false
 		}
 	}

@@ -78,12 +78,12 @@ func New(cfg Config, regions ...*Region) (*Server, error) {
 		s.names = append(s.names, r.Name())
 	}
 	slices.Sort(s.names)
-	lookup := func(region, id string) (string, bool) {
+	lookup := func(ctx context.Context, region, id string) (string, bool) {
 		r := s.regions[region]
 		if r == nil {
 			return "", false
 		}
-		_, secret, ok := r.AccessKey(id)
+		_, secret, ok := r.AccessKey(ctx, id)
 		return secret, ok
 	}
 	s.verifier = acl.Verifier{Service: "secretsmanager", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock}
@@ -206,7 +206,7 @@ func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (*Re
 		return nil, "", err
 	}
 	r := s.regions[scope.Region]
-	identity, _, _ := r.AccessKey(scope.AccessKeyID)
+	identity, _, _ := r.AccessKey(c.Request().Context(), scope.AccessKeyID)
 	return r, identity, nil
 }
 

@@ -328,7 +328,7 @@ func checkDevRegion(r *server.Region, accountID string, creds server.Credentials
 		return fmt.Errorf("region %s in %s belongs to account %s, not --account-id %s: use the same account id or another --data-dir",
 			r.Name(), dataDir, rec.AccountID, accountID)
 	}
-	if _, secret, ok := r.AccessKey(creds.AccessKeyID); !ok || secret != creds.SecretAccessKey {
+	if _, secret, ok := r.AccessKey(context.Background(), creds.AccessKeyID); !ok || secret != creds.SecretAccessKey {
 		return fmt.Errorf("region %s in %s was bootstrapped with another root key pair than %s: start with the same credentials or another --data-dir",
 			r.Name(), dataDir, creds.AccessKeyID)
 	}
