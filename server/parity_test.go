@@ -27,43 +27,13 @@ func TestAPI_AWSParity(t *testing.T) {
 		if !strings.HasSuffix(*id, ":secret:my-secret") {
 			t.Fatalf("partial ARN %s", *id)
 		}
-		calls := map[string]func() error{
-			"DescribeSecret": func() error {
-				_, err := a.any().DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: id})
-				return err
-			},
-			"GetSecretValue": func() error {
-				_, err := a.any().GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: id})
-				return err
-			},
-			"PutSecretValue": func() error {
-				_, err := a.any().PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: id,
-					ClientRequestToken: aws.String(versionToken("my-secret", "v2")), SecretString: aws.String("w")})
-				return err
-			},
-			"UpdateSecret": func() error {
-				_, err := a.any().UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: id, Description: aws.String("d")})
-				return err
-			},
-			"TagResource": func() error {
-				_, err := a.any().TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: id, Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
-				return err
-			},
-			"ListSecretVersionIds": func() error {
-				_, err := a.any().ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: id})
-				return err
-			},
-			"GetResourcePolicy": func() error {
-				_, err := a.any().GetResourcePolicy(ctx, &secretsmanager.GetResourcePolicyInput{SecretId: id})
-				return err
-			},
-			"BatchGetSecretValue": func() error {
-				out, err := a.any().BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{*id}})
-				if err == nil && len(out.Errors) > 0 {
-					return &smErr{aws.ToString(out.Errors[0].ErrorCode)}
-				}
-				return err
-			},
+		calls := secretIDOps(t, a, id)
+		calls["BatchGetSecretValue"] = func() error {
+			out, err := a.any().BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{*id}})
+			if err == nil && len(out.Errors) > 0 {
+				return &smErr{aws.ToString(out.Errors[0].ErrorCode)}
+			}
+			return err
 		}
 		for _, op := range slices.Sorted(maps.Keys(calls)) {
 			if err := calls[op](); err != nil {
@@ -136,59 +106,22 @@ func TestAPI_AWSParity(t *testing.T) {
 	t.Run("SecretId characters are validated in every operation", func(t *testing.T) {
 		for _, bad := range []string{"has space", "star*", "bang!", "arn:aws:secretsmanager:us-east-1:000000000000:secret:a b"} {
 			id := aws.String(bad)
-			calls := map[string]func() error{
-				"DescribeSecret": func() error {
-					_, err := a.any().DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: id})
-					return err
-				},
-				"GetSecretValue": func() error {
-					_, err := a.any().GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: id})
-					return err
-				},
-				"ListSecretVersionIds": func() error {
-					_, err := a.any().ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: id})
-					return err
-				},
-				"PutSecretValue": func() error {
-					_, err := a.any().PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: id, SecretString: aws.String("v")})
-					return err
-				},
-				"TagResource": func() error {
-					_, err := a.any().TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: id, Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
-					return err
-				},
-				"UntagResource": func() error {
-					_, err := a.any().UntagResource(ctx, &secretsmanager.UntagResourceInput{SecretId: id, TagKeys: []string{"k"}})
-					return err
-				},
-				"UpdateSecret": func() error {
-					_, err := a.any().UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: id, Description: aws.String("d")})
-					return err
-				},
-				"ValidateResourcePolicy": func() error {
-					_, err := a.any().ValidateResourcePolicy(ctx, &secretsmanager.ValidateResourcePolicyInput{SecretId: id, ResourcePolicy: aws.String("{}")})
-					return err
-				},
-				"DeleteSecret": func() error {
-					_, err := a.any().DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: id})
-					return err
-				},
-				"DeleteSecret forced": func() error {
-					_, err := a.any().DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: id, ForceDeleteWithoutRecovery: aws.Bool(true)})
-					return err
-				},
-				"RestoreSecret": func() error {
-					_, err := a.any().RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: id})
-					return err
-				},
-				"GetResourcePolicy": func() error {
-					_, err := a.any().GetResourcePolicy(ctx, &secretsmanager.GetResourcePolicyInput{SecretId: id})
-					return err
-				},
-				"UpdateSecretVersionStage": func() error {
-					_, err := a.any().UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: id, VersionStage: aws.String("l")})
-					return err
-				},
+			calls := secretIDOps(t, a, id)
+			calls["DeleteSecret"] = func() error {
+				_, err := a.any().DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: id})
+				return err
+			}
+			calls["DeleteSecret forced"] = func() error {
+				_, err := a.any().DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: id, ForceDeleteWithoutRecovery: aws.Bool(true)})
+				return err
+			}
+			calls["RestoreSecret"] = func() error {
+				_, err := a.any().RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: id})
+				return err
+			}
+			calls["UpdateSecretVersionStage"] = func() error {
+				_, err := a.any().UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: id, VersionStage: aws.String("l")})
+				return err
 			}
 			for op, call := range calls {
 				wantAPIError(t, op+" "+bad, call(), apierr.Validation, apierr.MsgInvalidName)
@@ -214,6 +147,51 @@ func TestAPI_AWSParity(t *testing.T) {
 			t.Fatalf("by ARN: %v %v", out, err)
 		}
 	})
+}
+
+// secretIDOps calls, by SecretId id, the operations that change nothing
+// irreversible, each with an otherwise valid request.
+func secretIDOps(t *testing.T, a *apiNodes, id *string) map[string]func() error {
+	ctx := ctxT(t)
+	return map[string]func() error{
+		"DescribeSecret": func() error {
+			_, err := a.any().DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: id})
+			return err
+		},
+		"GetSecretValue": func() error {
+			_, err := a.any().GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: id})
+			return err
+		},
+		"PutSecretValue": func() error {
+			_, err := a.any().PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: id,
+				ClientRequestToken: aws.String(versionToken(*id, "put")), SecretString: aws.String("w")})
+			return err
+		},
+		"UpdateSecret": func() error {
+			_, err := a.any().UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: id, Description: aws.String("d")})
+			return err
+		},
+		"TagResource": func() error {
+			_, err := a.any().TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: id, Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
+			return err
+		},
+		"UntagResource": func() error {
+			_, err := a.any().UntagResource(ctx, &secretsmanager.UntagResourceInput{SecretId: id, TagKeys: []string{"k"}})
+			return err
+		},
+		"ListSecretVersionIds": func() error {
+			_, err := a.any().ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: id})
+			return err
+		},
+		"GetResourcePolicy": func() error {
+			_, err := a.any().GetResourcePolicy(ctx, &secretsmanager.GetResourcePolicyInput{SecretId: id})
+			return err
+		},
+		"ValidateResourcePolicy": func() error {
+			_, err := a.any().ValidateResourcePolicy(ctx, &secretsmanager.ValidateResourcePolicyInput{SecretId: id, ResourcePolicy: aws.String("{}")})
+			return err
+		},
+	}
 }
 
 // smErr carries a per-secret error code of BatchGetSecretValue.
