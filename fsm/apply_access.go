@@ -6,11 +6,15 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+func init() {
+	register(CmdRecordAccess, "RecordAccess", applyRecordAccess)
+}
+
 // applyRecordAccess moves LastAccessedDate forward to c.Day on each listed
 // secret and version. It never moves a date back, so batches may arrive in
 // any order and more than once; a secret or version that is gone is
-// skipped. Reading is not a change: LastChangedDate stays.
-func applyRecordAccess(txn *memdb.Txn, c *RecordAccess) any {
+// skipped. Reading is not a change: LastChangedDate and ModifyIndex stay.
+func applyRecordAccess(txn *memdb.Txn, index uint64, c *RecordAccess) any {
 	for _, a := range c.Secrets {
 		raw, err := txn.First(tableSecrets, "id", a.ARN)
 		if err != nil {
@@ -34,6 +38,8 @@ func applyRecordAccess(txn *memdb.Txn, c *RecordAccess) any {
 				v.LastAccessedDate = max(v.LastAccessedDate, c.Day)
 			}
 		}
+		// A plain insert, not putSecret: reading is not a change, so
+		// ModifyIndex stays and the change feed does not list the secret.
 		if err := txn.Insert(tableSecrets, s); err != nil {
 			return internal(err)
 		}

@@ -5,10 +5,15 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+func init() {
+	register(CmdPutResourcePolicy, "PutResourcePolicy", applyPutResourcePolicy)
+	register(CmdDeleteResourcePolicy, "DeleteResourcePolicy", applyDeleteResourcePolicy)
+}
+
 // MaxPolicyLength bounds a resource policy, in characters (shared/spec §6).
 const MaxPolicyLength = 20480
 
-func applyPutResourcePolicy(txn *memdb.Txn, c *PutResourcePolicy) any {
+func applyPutResourcePolicy(txn *memdb.Txn, index uint64, c *PutResourcePolicy) any {
 	s, errResp := writableSecret(txn, c.ARN)
 	if errResp != nil {
 		return errResp
@@ -20,14 +25,14 @@ func applyPutResourcePolicy(txn *memdb.Txn, c *PutResourcePolicy) any {
 	if s.ResourcePolicy != c.Policy {
 		s.ResourcePolicy = c.Policy
 		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if err := txn.Insert(tableSecrets, s); err != nil {
-			return internal(err)
+		if e := putSecret(txn, index, s); e != nil {
+			return e
 		}
 	}
 	return &Result{ARN: s.ARN, Name: s.Name}
 }
 
-func applyDeleteResourcePolicy(txn *memdb.Txn, c *DeleteResourcePolicy) any {
+func applyDeleteResourcePolicy(txn *memdb.Txn, index uint64, c *DeleteResourcePolicy) any {
 	s, errResp := writableSecret(txn, c.ARN)
 	if errResp != nil {
 		return errResp
@@ -35,8 +40,8 @@ func applyDeleteResourcePolicy(txn *memdb.Txn, c *DeleteResourcePolicy) any {
 	if s.ResourcePolicy != "" {
 		s.ResourcePolicy = ""
 		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if err := txn.Insert(tableSecrets, s); err != nil {
-			return internal(err)
+		if e := putSecret(txn, index, s); e != nil {
+			return e
 		}
 	}
 	return &Result{ARN: s.ARN, Name: s.Name}

@@ -4,12 +4,16 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+func init() {
+	register(CmdPurgeSecrets, "PurgeSecrets", applyPurgeSecrets)
+}
+
 // applyPurgeSecrets removes the listed secrets whose recovery window ended
 // at or before c.Now. Each one is re-checked here, against the state the
 // command applies to: a secret restored, force-deleted or re-created under
 // the same name since the leader picked it is left alone. The answer's
 // VersionStages lists the ARNs actually removed.
-func applyPurgeSecrets(txn *memdb.Txn, c *PurgeSecrets) any {
+func applyPurgeSecrets(txn *memdb.Txn, index uint64, c *PurgeSecrets) any {
 	res := &Result{}
 	for _, arn := range c.ARNs {
 		raw, err := txn.First(tableSecrets, "id", arn)
@@ -23,8 +27,8 @@ func applyPurgeSecrets(txn *memdb.Txn, c *PurgeSecrets) any {
 		if !s.Scheduled() || s.DeletionDate > c.Now {
 			continue
 		}
-		if err := txn.Delete(tableSecrets, s); err != nil {
-			return internal(err)
+		if e := removeSecret(txn, index, s, c.Now); e != nil {
+			return e
 		}
 		res.Purged = append(res.Purged, arn)
 	}

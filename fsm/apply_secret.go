@@ -9,6 +9,14 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+func init() {
+	register(CmdInitRegion, "InitRegion", applyInitRegion)
+	register(CmdCreateSecret, "CreateSecret", applyCreateSecret)
+	register(CmdPutSecretValue, "PutSecretValue", applyPutSecretValue)
+	register(CmdDeleteSecret, "DeleteSecret", applyDeleteSecret)
+	register(CmdRestoreSecret, "RestoreSecret", applyRestoreSecret)
+}
+
 func errNotFound() *apierr.Error {
 	return apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 }
@@ -23,7 +31,7 @@ func ListKey(createdMillis int64, arn string) string {
 	return fmt.Sprintf("%015d\x00%s", createdMillis, arn)
 }
 
-func applyInitRegion(txn *memdb.Txn, c *InitRegion) any {
+func applyInitRegion(txn *memdb.Txn, index uint64, c *InitRegion) any {
 	if r, _ := txn.First(tableRegion, "id", regionID); r != nil {
 		return apierr.New(apierr.InvalidRequest, "the region is already initialized")
 	}
@@ -39,7 +47,7 @@ func applyInitRegion(txn *memdb.Txn, c *InitRegion) any {
 	return &Result{}
 }
 
-func applyCreateSecret(txn *memdb.Txn, c *CreateSecret) any {
+func applyCreateSecret(txn *memdb.Txn, index uint64, c *CreateSecret) any {
 	raw, err := txn.First(tableSecrets, "name", c.Name)
 	if err != nil {
 		return internal(err)
@@ -69,7 +77,7 @@ func applyCreateSecret(txn *memdb.Txn, c *CreateSecret) any {
 		ARN: c.ARN, Name: c.Name, Description: c.Description, KmsKeyID: c.KmsKeyID,
 		Tags: slices.Clone(c.Tags), TagsEverSet: len(c.Tags) > 0,
 		CreatedDate: c.Date, LastChangedDate: c.Date, ListKey: ListKey(c.Date, c.ARN),
-		Type: c.Type,
+		Type: c.Type, CreateIndex: index,
 	}
 	res := &Result{ARN: s.ARN, Name: s.Name}
 	if c.Version != nil {
@@ -77,13 +85,13 @@ func applyCreateSecret(txn *memdb.Txn, c *CreateSecret) any {
 		res.VersionID = c.Version.VersionID
 		res.VersionStages = []string{StageCurrent}
 	}
-	if err := txn.Insert(tableSecrets, s); err != nil {
-		return internal(err)
+	if e := putSecret(txn, index, s); e != nil {
+		return e
 	}
 	return res
 }
 
-func applyPutSecretValue(txn *memdb.Txn, c *PutSecretValue) any {
+func applyPutSecretValue(txn *memdb.Txn, index uint64, c *PutSecretValue) any {
 	s, errResp := writableSecret(txn, c.ARN)
 	if errResp != nil {
 		return errResp
@@ -129,34 +137,36 @@ func applyPutSecretValue(txn *memdb.Txn, c *PutSecretValue) any {
 		return e
 	}
 	s.LastChangedDate = max(s.LastChangedDate, date)
-	if err := txn.Insert(tableSecrets, s); err != nil {
-		return internal(err)
+	if e := putSecret(txn, index, s); e != nil {
+		return e
 	}
 	return &Result{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: slices.Clone(ver.Stages)}
 }
 
-func applyDeleteSecret(txn *memdb.Txn, c *DeleteSecret) any {
+func applyDeleteSecret(txn *memdb.Txn, index uint64, c *DeleteSecret) any {
 	s, errResp := secretByARN(txn, c.ARN)
 	if errResp != nil {
 		return errResp
 	}
 	if c.Force {
-		if err := txn.Delete(tableSecrets, s); err != nil {
-			return internal(err)
+		if e := removeSecret(txn, index, s, c.Date); e != nil {
+			return e
 		}
 		return &Result{ARN: s.ARN, Name: s.Name, DeletionDate: c.Date}
 	}
 	if s.Scheduled() {
 		return apierr.New(apierr.InvalidRequest, apierr.MsgAlreadyDeleted)
 	}
+	// Scheduling is a change (ModifyIndex), not a removal: the secret stays
+	// until the purge or a forced delete leaves its tombstone.
 	s.DeletedDate, s.DeletionDate = c.Date, c.DeletionDate
-	if err := txn.Insert(tableSecrets, s); err != nil {
-		return internal(err)
+	if e := putSecret(txn, index, s); e != nil {
+		return e
 	}
 	return &Result{ARN: s.ARN, Name: s.Name, DeletionDate: s.DeletionDate}
 }
 
-func applyRestoreSecret(txn *memdb.Txn, c *RestoreSecret) any {
+func applyRestoreSecret(txn *memdb.Txn, index uint64, c *RestoreSecret) any {
 	s, errResp := secretByARN(txn, c.ARN)
 	if errResp != nil {
 		return errResp
@@ -164,8 +174,8 @@ func applyRestoreSecret(txn *memdb.Txn, c *RestoreSecret) any {
 	if s.Scheduled() {
 		s.DeletedDate, s.DeletionDate = 0, 0
 		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if err := txn.Insert(tableSecrets, s); err != nil {
-			return internal(err)
+		if e := putSecret(txn, index, s); e != nil {
+			return e
 		}
 	}
 	return &Result{ARN: s.ARN, Name: s.Name}

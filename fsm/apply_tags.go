@@ -7,10 +7,15 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+func init() {
+	register(CmdTagResource, "TagResource", applyTagResource)
+	register(CmdUntagResource, "UntagResource", applyUntagResource)
+}
+
 // MaxTags is the number of tags a secret can have (shared/spec §6).
 const MaxTags = 50
 
-func applyTagResource(txn *memdb.Txn, c *TagResource) any {
+func applyTagResource(txn *memdb.Txn, index uint64, c *TagResource) any {
 	s, errResp := writableSecret(txn, c.ARN)
 	if errResp != nil {
 		return errResp
@@ -41,14 +46,14 @@ func applyTagResource(txn *memdb.Txn, c *TagResource) any {
 	}
 	if changed {
 		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if err := txn.Insert(tableSecrets, s); err != nil {
-			return internal(err)
+		if e := putSecret(txn, index, s); e != nil {
+			return e
 		}
 	}
 	return &Result{ARN: s.ARN, Name: s.Name}
 }
 
-func applyUntagResource(txn *memdb.Txn, c *UntagResource) any {
+func applyUntagResource(txn *memdb.Txn, index uint64, c *UntagResource) any {
 	s, errResp := writableSecret(txn, c.ARN)
 	if errResp != nil {
 		return errResp
@@ -57,8 +62,8 @@ func applyUntagResource(txn *memdb.Txn, c *UntagResource) any {
 	s.Tags = slices.DeleteFunc(s.Tags, func(t Tag) bool { return slices.Contains(c.Keys, t.Key) })
 	if len(s.Tags) != n {
 		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if err := txn.Insert(tableSecrets, s); err != nil {
-			return internal(err)
+		if e := putSecret(txn, index, s); e != nil {
+			return e
 		}
 	}
 	return &Result{ARN: s.ARN, Name: s.Name}

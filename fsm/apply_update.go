@@ -5,6 +5,11 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+func init() {
+	register(CmdUpdateSecret, "UpdateSecret", applyUpdateSecret)
+	register(CmdUpdateSecretVersionStage, "UpdateSecretVersionStage", applyUpdateSecretVersionStage)
+}
+
 // Messages of UpdateSecretVersionStage's refusals (shared/spec §4.9).
 const (
 	MsgStageNoVersion       = "You must specify MoveToVersionId, RemoveFromVersionId or both."
@@ -15,7 +20,7 @@ func errNotAVersion(id string) *apierr.Error {
 	return apierr.Newf(apierr.InvalidParameter, "Not a valid version: %s", id)
 }
 
-func applyUpdateSecret(txn *memdb.Txn, c *UpdateSecret) any {
+func applyUpdateSecret(txn *memdb.Txn, index uint64, c *UpdateSecret) any {
 	s, errResp := writableSecret(txn, c.ARN)
 	if errResp != nil {
 		return errResp
@@ -24,7 +29,7 @@ func applyUpdateSecret(txn *memdb.Txn, c *UpdateSecret) any {
 	if c.Version != nil {
 		// A value is exactly a PutSecretValue with the default stages,
 		// token idempotency included; it writes the secret itself.
-		put := applyPutSecretValue(txn, &PutSecretValue{ARN: c.ARN, Version: *c.Version, Date: c.Date})
+		put := applyPutSecretValue(txn, index, &PutSecretValue{ARN: c.ARN, Version: *c.Version, Date: c.Date})
 		pr, ok := put.(*Result)
 		if !ok {
 			return put
@@ -46,14 +51,14 @@ func applyUpdateSecret(txn *memdb.Txn, c *UpdateSecret) any {
 	set(&s.Type, c.Type)
 	if changed {
 		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if err := txn.Insert(tableSecrets, s); err != nil {
-			return internal(err)
+		if e := putSecret(txn, index, s); e != nil {
+			return e
 		}
 	}
 	return res
 }
 
-func applyUpdateSecretVersionStage(txn *memdb.Txn, c *UpdateSecretVersionStage) any {
+func applyUpdateSecretVersionStage(txn *memdb.Txn, index uint64, c *UpdateSecretVersionStage) any {
 	s, errResp := writableSecret(txn, c.ARN)
 	if errResp != nil {
 		return errResp
@@ -104,8 +109,8 @@ func applyUpdateSecretVersionStage(txn *memdb.Txn, c *UpdateSecretVersionStage) 
 		return e
 	}
 	s.LastChangedDate = max(s.LastChangedDate, c.Date)
-	if err := txn.Insert(tableSecrets, s); err != nil {
-		return internal(err)
+	if e := putSecret(txn, index, s); e != nil {
+		return e
 	}
 	return &Result{ARN: s.ARN, Name: s.Name}
 }

@@ -3,8 +3,11 @@ package fsm
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/cofferhq/coffer/crypto"
+	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
@@ -12,7 +15,13 @@ import (
 //
 // Part of the log format: append only, never reuse or renumber; 0 is
 // invalid. Fields of a command struct are only ever added, so a log written
-// by an older binary still decodes.
+// by an older binary still decodes. A type with IgnorableFlag (0x80) set
+// may be skipped by a binary that does not know it; see IgnorableFlag.
+//
+// To add a command: a constant here (the next free number), its struct,
+// and one register call in the init of the apply_*.go file that applies
+// it. That is the whole declaration: Decode, Encode, String and Apply read
+// the command table.
 type CommandType uint8
 
 const (
@@ -32,32 +41,85 @@ const (
 	CmdDeleteResourcePolicy     CommandType = 13
 	CmdPurgeSecrets             CommandType = 14
 	CmdRecordAccess             CommandType = 15
+	CmdCompactTombstones        CommandType = 16
 )
 
-var commandNames = map[CommandType]string{
-	CmdInitRegion:     "InitRegion",
-	CmdCreateSecret:   "CreateSecret",
-	CmdPutSecretValue: "PutSecretValue",
-	CmdDeleteSecret:   "DeleteSecret",
-	CmdRestoreSecret:  "RestoreSecret",
-	CmdNoop:           "Noop",
-	CmdResetRegion:    "ResetRegion",
+// IgnorableFlag marks a command type that a binary which does not know it
+// may skip (Consul's IgnoreUnknownTypeFlag): such an entry advances the
+// applied index and changes nothing. Any other type a binary does not know
+// stops it from applying (FSM.Apply): the log was written by a newer
+// binary, and skipping the entry would let this node's state diverge. Only
+// a command whose absence leaves every later command's outcome unchanged
+// (a hint, a statistic) may carry the flag; none does yet.
+const IgnorableFlag CommandType = 0x80
 
-	CmdUpdateSecret:             "UpdateSecret",
-	CmdUpdateSecretVersionStage: "UpdateSecretVersionStage",
-	CmdTagResource:              "TagResource",
-	CmdUntagResource:            "UntagResource",
-	CmdPutResourcePolicy:        "PutResourcePolicy",
-	CmdDeleteResourcePolicy:     "DeleteResourcePolicy",
-	CmdPurgeSecrets:             "PurgeSecrets",
-	CmdRecordAccess:             "RecordAccess",
+// Ignorable reports whether a binary that does not know t may skip it.
+func (t CommandType) Ignorable() bool { return t&IgnorableFlag != 0 }
+
+// Known reports whether this binary has t in its command table.
+func (t CommandType) Known() bool {
+	_, ok := commands[t]
+	return ok
+}
+
+// CommandTypes lists the command types this binary knows, in numeric order.
+func CommandTypes() []CommandType {
+	return slices.Sorted(maps.Keys(commands))
 }
 
 func (t CommandType) String() string {
-	if n, ok := commandNames[t]; ok {
-		return n
+	if c, ok := commands[t]; ok {
+		return c.name
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
+}
+
+// command is one entry of the command table: everything the FSM knows about
+// a command type.
+type command struct {
+	name string
+	// new returns a pointer to a zero command struct, for Decode.
+	new func() any
+	// apply applies a command decoded by new's struct at a log index; it
+	// returns a *Result or an *apierr.Error.
+	apply func(txn *memdb.Txn, index uint64, cmd any) any
+	// is reports whether cmd has the type new returns, for Encode.
+	is func(cmd any) bool
+}
+
+// commands is the command table. Each command is declared once, by a
+// register call in the init of the file that applies it (apply_*.go); the
+// type byte itself is one of the CommandType constants above, which are
+// the log format. Nothing else lists the commands: Decode, String, Encode
+// and Apply all read this table.
+var commands = map[CommandType]command{}
+
+// register declares a command: its type byte, its name, its struct (T; the
+// log entry body decodes into a *T) and the function that applies it at a
+// log index. A type byte or a name registered twice is a programming error
+// and panics at init.
+func register[T any](t CommandType, name string, apply func(txn *memdb.Txn, index uint64, cmd *T) any) {
+	if t == 0 {
+		panic("fsm: command type 0 is invalid")
+	}
+	if prev, dup := commands[t]; dup {
+		panic(fmt.Sprintf("fsm: command type %d registered twice (%s, %s)", uint8(t), prev.name, name))
+	}
+	for other, c := range commands {
+		if c.name == name {
+			panic(fmt.Sprintf("fsm: command name %s registered twice (types %d and %d)", name, uint8(other), uint8(t)))
+		}
+	}
+	commands[t] = command{
+		name:  name,
+		new:   func() any { return new(T) },
+		apply: func(txn *memdb.Txn, index uint64, cmd any) any { return apply(txn, index, cmd.(*T)) },
+		is:    func(cmd any) bool { _, ok := cmd.(*T); return ok },
+	}
+}
+
+func init() {
+	register(CmdNoop, "Noop", func(*memdb.Txn, uint64, *Noop) any { return &Result{} })
 }
 
 // InitRegion bootstraps a region: its keyring and root access key. Applied
@@ -214,7 +276,15 @@ func init() {
 }
 
 // Encode returns the log entry for a command: its type byte, then msgpack.
+// cmd must be a pointer to the struct registered for t.
 func Encode(t CommandType, cmd any) ([]byte, error) {
+	c, ok := commands[t]
+	if !ok {
+		return nil, fmt.Errorf("encode: unknown command type %d", uint8(t))
+	}
+	if !c.is(cmd) {
+		return nil, fmt.Errorf("encode %s: got a %T, want a %T", t, cmd, c.new())
+	}
 	var buf bytes.Buffer
 	buf.WriteByte(byte(t))
 	if err := codec.NewEncoder(&buf, msgpackHandle).Encode(cmd); err != nil {
@@ -224,46 +294,18 @@ func Encode(t CommandType, cmd any) ([]byte, error) {
 }
 
 // Decode parses a log entry written by Encode. It never panics: a bad entry
-// is an error.
+// is an error, and so is a type this binary does not know (Apply decides
+// what an unknown type means; Decode only parses).
 func Decode(buf []byte) (t CommandType, cmd any, err error) {
 	if len(buf) == 0 {
 		return 0, nil, fmt.Errorf("empty command")
 	}
 	t = CommandType(buf[0])
-	switch t {
-	case CmdInitRegion:
-		cmd = new(InitRegion)
-	case CmdCreateSecret:
-		cmd = new(CreateSecret)
-	case CmdPutSecretValue:
-		cmd = new(PutSecretValue)
-	case CmdDeleteSecret:
-		cmd = new(DeleteSecret)
-	case CmdRestoreSecret:
-		cmd = new(RestoreSecret)
-	case CmdNoop:
-		cmd = new(Noop)
-	case CmdResetRegion:
-		cmd = new(ResetRegion)
-	case CmdUpdateSecret:
-		cmd = new(UpdateSecret)
-	case CmdUpdateSecretVersionStage:
-		cmd = new(UpdateSecretVersionStage)
-	case CmdTagResource:
-		cmd = new(TagResource)
-	case CmdUntagResource:
-		cmd = new(UntagResource)
-	case CmdPutResourcePolicy:
-		cmd = new(PutResourcePolicy)
-	case CmdDeleteResourcePolicy:
-		cmd = new(DeleteResourcePolicy)
-	case CmdPurgeSecrets:
-		cmd = new(PurgeSecrets)
-	case CmdRecordAccess:
-		cmd = new(RecordAccess)
-	default:
+	c, ok := commands[t]
+	if !ok {
 		return t, nil, fmt.Errorf("unknown command type %d", buf[0])
 	}
+	cmd = c.new()
 	defer func() {
 		// The msgpack decoder can panic on hostile input (huge lengths);
 		// a bad entry must not take the node down.

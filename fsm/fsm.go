@@ -1,11 +1,14 @@
 // Package fsm is Coffer's replicated state machine: the go-memdb state of a
 // region (secrets, versions, labels, tags, access keys, the sealed keyring),
-// the numbered commands of the Raft log, a deterministic Apply, and
-// Snapshot/Restore.
+// the numbered commands of the Raft log (one command table, command.go), a
+// deterministic Apply, Snapshot/Restore, and the change feed
+// (query_changes.go).
 //
 // Contract (as hashicorp/raft's FSM): Apply is deterministic, does no I/O
 // and returns either a *Result or an *apierr.Error; it never panics on a bad
-// command. Apply and Snapshot are called from raft's FSM goroutine; Persist
+// command. The one exception is deliberate: an entry whose command type
+// this binary does not know and that is not ignorable stops the node (see
+// Apply). Apply and Snapshot are called from raft's FSM goroutine; Persist
 // runs concurrently with later Applys, on a read transaction taken in
 // Snapshot. Restore replaces the whole state.
 package fsm
@@ -71,7 +74,23 @@ func newDB() *memdb.MemDB {
 }
 
 // Apply applies one committed command.
+//
+// A command type this binary does not know (CommandType.Known) is the log
+// of a newer binary. With IgnorableFlag set it is skipped: logged, the
+// applied index advances, the answer is an empty *Result. Without it Apply
+// panics, on purpose and outside the recover that guards the commands
+// (Consul's rule): applying the entries after it would let this node's
+// state diverge from nodes that know it, so the node stops at that entry,
+// and stops there again after every restart, until it runs a binary that
+// knows the type. Type 0 and an empty entry are not "unknown": no binary
+// ever writes them, every binary refuses them alike, so they are refused
+// as undecodable like a body that does not decode.
 func (f *FSM) Apply(l *raft.Log) any {
+	if len(l.Data) > 0 {
+		if t := CommandType(l.Data[0]); t != 0 && !t.Known() {
+			return f.applyUnknown(l.Index, t)
+		}
+	}
 	db := f.db.Load()
 	txn := db.Txn(true)
 	resp := f.applyCommand(txn, l)
@@ -86,6 +105,23 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return resp
 }
 
+// applyUnknown skips an ignorable unknown command or stops the node. It
+// panics before any write transaction is open, so the state, the applied
+// index and the memdb writer lock are as they were.
+func (f *FSM) applyUnknown(index uint64, t CommandType) any {
+	if !t.Ignorable() {
+		f.logger.Error("log entry of an unknown command type: this binary is older than the log; stopping rather than diverging (upgrade this node)",
+			"index", index, "type", uint8(t))
+		panic(fmt.Sprintf("fsm: log entry %d has command type %d, which this binary does not know and which is not ignorable: upgrade this node", index, uint8(t)))
+	}
+	f.logger.Warn("skipped a log entry of an unknown ignorable command type", "index", index, "type", uint8(t))
+	txn := f.db.Load().Txn(true)
+	setIndex(txn, index)
+	txn.Commit()
+	f.setApplied(index)
+	return &Result{}
+}
+
 func (f *FSM) applyCommand(txn *memdb.Txn, l *raft.Log) (resp any) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -98,39 +134,7 @@ func (f *FSM) applyCommand(txn *memdb.Txn, l *raft.Log) (resp any) {
 		f.logger.Error("undecodable command refused", "index", l.Index, "error", err)
 		return apierr.Newf(apierr.InternalServiceError, "undecodable command: %v", err)
 	}
-	switch c := cmd.(type) {
-	case *InitRegion:
-		return applyInitRegion(txn, c)
-	case *CreateSecret:
-		return applyCreateSecret(txn, c)
-	case *PutSecretValue:
-		return applyPutSecretValue(txn, c)
-	case *DeleteSecret:
-		return applyDeleteSecret(txn, c)
-	case *RestoreSecret:
-		return applyRestoreSecret(txn, c)
-	case *Noop:
-		return &Result{}
-	case *ResetRegion:
-		return applyResetRegion(txn, c)
-	case *UpdateSecret:
-		return applyUpdateSecret(txn, c)
-	case *UpdateSecretVersionStage:
-		return applyUpdateSecretVersionStage(txn, c)
-	case *TagResource:
-		return applyTagResource(txn, c)
-	case *UntagResource:
-		return applyUntagResource(txn, c)
-	case *PutResourcePolicy:
-		return applyPutResourcePolicy(txn, c)
-	case *DeleteResourcePolicy:
-		return applyDeleteResourcePolicy(txn, c)
-	case *PurgeSecrets:
-		return applyPurgeSecrets(txn, c)
-	case *RecordAccess:
-		return applyRecordAccess(txn, c)
-	}
-	return apierr.Newf(apierr.InternalServiceError, "no handler for command %s", t)
+	return commands[t].apply(txn, l.Index, cmd)
 }
 
 // StoreConfiguration records the index of a committed configuration entry,
@@ -142,10 +146,21 @@ func (f *FSM) StoreConfiguration(index uint64, _ raft.Configuration) {
 	f.setApplied(index)
 }
 
-func setIndex(txn *memdb.Txn, index uint64) {
-	if err := txn.Insert(tableMeta, &meta{ID: "applied", Index: index}); err != nil {
+func setIndex(txn *memdb.Txn, index uint64) { setMeta(txn, metaApplied, index) }
+
+func setMeta(txn *memdb.Txn, id string, index uint64) {
+	if err := txn.Insert(tableMeta, &meta{ID: id, Index: index}); err != nil {
 		panic(err) // schema mismatch: programming error
 	}
+}
+
+// getMeta returns a meta row's value; 0 when it is not set.
+func getMeta(txn *memdb.Txn, id string) uint64 {
+	raw, err := txn.First(tableMeta, "id", id)
+	if err != nil || raw == nil {
+		return 0
+	}
+	return raw.(*meta).Index
 }
 
 func (f *FSM) setApplied(index uint64) {
@@ -188,13 +203,7 @@ func (f *FSM) ReadTxn() (*memdb.Txn, uint64) {
 	return txn, txnIndex(txn)
 }
 
-func txnIndex(txn *memdb.Txn) uint64 {
-	raw, err := txn.First(tableMeta, "id", "applied")
-	if err != nil || raw == nil {
-		return 0
-	}
-	return raw.(*meta).Index
-}
+func txnIndex(txn *memdb.Txn) uint64 { return getMeta(txn, metaApplied) }
 
 // Snapshot captures the state for raft. Persist streams it out later while
 // Apply goes on.

@@ -297,6 +297,56 @@ func checkInvariants(t testing.TB, txn *memdb.Txn) {
 			t.Fatalf("%s: has a value but %d versions carry AWSCURRENT", s.ARN, current)
 		}
 	}
+	checkFeedInvariants(t, txn, all)
+}
+
+// checkFeedInvariants checks the change feed against the secrets table:
+// CreateIndex <= ModifyIndex <= the state's index; the feed from the
+// compaction mark lists, in index order, every secret changed since then
+// exactly once, at its ModifyIndex, and tombstones of secrets that are gone
+// (a tombstone's ARN may only have come back as a newer secret).
+func checkFeedInvariants(t testing.TB, txn *memdb.Txn, all []*fsm.Secret) {
+	t.Helper()
+	from := fsm.TombstonesCompactedBefore(txn)
+	if from > 0 {
+		from--
+	}
+	page, err := fsm.ChangesAfter(txn, from, 1<<30)
+	if err != nil || page.More {
+		t.Fatalf("ChangesAfter(%d): more=%v, %v", from, page.More, err)
+	}
+	inFeed := map[string]bool{}
+	var last uint64
+	for _, c := range page.Items {
+		if c.Index < last || c.Index <= from || c.Index > page.Next {
+			t.Fatalf("feed entry at %d after %d (cursor %d, head %d)", c.Index, last, from, page.Next)
+		}
+		last = c.Index
+		switch {
+		case (c.Secret == nil) == (c.Tombstone == nil):
+			t.Fatalf("feed entry at %d: secret %v, tombstone %v", c.Index, c.Secret, c.Tombstone)
+		case c.Secret != nil:
+			if inFeed[c.Secret.ARN] || c.Secret.ModifyIndex != c.Index {
+				t.Fatalf("%s in the feed twice, or at %d with ModifyIndex %d", c.Secret.ARN, c.Index, c.Secret.ModifyIndex)
+			}
+			inFeed[c.Secret.ARN] = true
+		default:
+			if c.Tombstone.DeleteIndex != c.Index {
+				t.Fatalf("tombstone %+v at %d", c.Tombstone, c.Index)
+			}
+		}
+	}
+	for _, s := range all {
+		if s.CreateIndex > s.ModifyIndex || s.ModifyIndex > page.Next {
+			t.Fatalf("%s: CreateIndex %d, ModifyIndex %d, state at %d", s.ARN, s.CreateIndex, s.ModifyIndex, page.Next)
+		}
+		if s.ModifyIndex > from && !inFeed[s.ARN] {
+			t.Fatalf("%s changed at %d is not in the feed after %d", s.ARN, s.ModifyIndex, from)
+		}
+		if tb := fsm.TombstoneByARN(txn, s.ARN); tb != nil && tb.DeleteIndex >= s.CreateIndex {
+			t.Fatalf("%s exists (created at %d) but has a tombstone at %d", s.ARN, s.CreateIndex, tb.DeleteIndex)
+		}
+	}
 }
 
 // bufferSink is a raft.SnapshotSink over memory.

@@ -8,14 +8,49 @@ const (
 	tableAccessKeys = "access_keys"
 	tableRegion     = "region"
 	tableMeta       = "meta"
+	tableTombstones = "tombstones"
 )
 
 // meta is the FSM's own bookkeeping, written in the same transaction as the
 // state it describes, so a read transaction sees the index its state is at.
 type meta struct {
-	ID    string // always "applied"
+	ID    string // metaApplied or metaCompacted
 	Index uint64
 }
+
+// Rows of the meta table.
+const (
+	// metaApplied: the index of the last log entry the state reflects.
+	metaApplied = "applied"
+	// metaCompacted: CompactTombstones removed every tombstone whose
+	// DeleteIndex is below this (TombstonesCompactedBefore).
+	metaCompacted = "compacted"
+)
+
+// snapshotTable is a table a snapshot carries: its records are written as
+// record type record (append only: never reuse or renumber a record type;
+// 0 ends a snapshot) and read back into new().
+type snapshotTable struct {
+	table  string
+	record recordType
+	new    func() any
+}
+
+// snapshotTables are the tables a snapshot carries, in the order it writes
+// them (the state digest is a hash of that stream, so the order is part of
+// it: append only). A new table is declared here and in schema, and
+// nowhere else in the snapshot code; a test fails when a table of the
+// schema is in neither snapshotTables nor unsnapshotted.
+var snapshotTables = []snapshotTable{
+	{tableRegion, 1, func() any { return new(Region) }},
+	{tableAccessKeys, 2, func() any { return new(AccessKey) }},
+	{tableSecrets, 3, func() any { return new(Secret) }},
+	{tableTombstones, 4, func() any { return new(Tombstone) }},
+}
+
+// unsnapshotted are the tables a snapshot does not carry as records: meta
+// is the FSM's bookkeeping, which the snapshot header carries.
+var unsnapshotted = []string{tableMeta}
 
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
@@ -33,6 +68,20 @@ func schema() *memdb.DBSchema {
 				// deletion orders the secrets scheduled for deletion by the
 				// end of their recovery window, for the purge.
 				"deletion": {Name: "deletion", AllowMissing: true, Indexer: deletionIndex{}},
+				// modify orders the secrets by ModifyIndex, then ARN: the
+				// change feed (ChangesAfter).
+				"modify": {Name: "modify", Unique: true, Indexer: logIndex[Secret]{
+					func(s *Secret) (uint64, string) { return s.ModifyIndex, s.ARN }}},
+			},
+		},
+		tableTombstones: {
+			Name: tableTombstones,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ARN"}},
+				// index orders the tombstones by DeleteIndex, then ARN: the
+				// change feed and compaction.
+				"index": {Name: "index", Unique: true, Indexer: logIndex[Tombstone]{
+					func(t *Tombstone) (uint64, string) { return t.DeleteIndex, t.ARN }}},
 			},
 		},
 		tableAccessKeys: {

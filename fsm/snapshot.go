@@ -13,21 +13,24 @@ import (
 )
 
 // Snapshot format: a header, then records, each a record type followed by
-// its msgpack body, ending with recordEnd. Record types are append only.
+// its msgpack body, ending with recordEnd. Record types are append only;
+// each table's is declared in snapshotTables (schema.go).
 type recordType uint8
 
-const (
-	recordEnd       recordType = 0
-	recordRegion    recordType = 1
-	recordAccessKey recordType = 2
-	recordSecret    recordType = 3
-)
+const recordEnd recordType = 0
 
 const snapshotVersion = 1
 
 type snapshotHeader struct {
 	Version int
 	Index   uint64 // the FSM's applied index when the snapshot was taken
+	// TombstonesCompactedBefore is the change feed's compaction mark (the
+	// metaCompacted row; TombstonesCompactedBefore). Omitted while 0, so
+	// the header of a state that never compacted is byte for byte what it
+	// was before the field existed. A binary older than record type 4
+	// refuses a snapshot holding tombstones (unknown record type): a
+	// downgrade fails loudly rather than dropping them.
+	TombstonesCompactedBefore uint64 `codec:",omitempty"`
 }
 
 type record struct {
@@ -60,7 +63,8 @@ func (s *snapshot) Release() {}
 // hash of this stream.
 func writeState(w io.Writer, txn *memdb.Txn, index uint64) error {
 	enc := codec.NewEncoder(w, msgpackHandle)
-	if err := enc.Encode(&snapshotHeader{Version: snapshotVersion, Index: index}); err != nil {
+	hdr := &snapshotHeader{Version: snapshotVersion, Index: index, TombstonesCompactedBefore: getMeta(txn, metaCompacted)}
+	if err := enc.Encode(hdr); err != nil {
 		return err
 	}
 	emit := func(t recordType, v any) error {
@@ -70,16 +74,13 @@ func writeState(w io.Writer, txn *memdb.Txn, index uint64) error {
 		}
 		return enc.Encode(&record{Type: t, Body: body})
 	}
-	for _, tbl := range []struct {
-		name string
-		typ  recordType
-	}{{tableRegion, recordRegion}, {tableAccessKeys, recordAccessKey}, {tableSecrets, recordSecret}} {
-		it, err := txn.Get(tbl.name, "id")
+	for _, tbl := range snapshotTables {
+		it, err := txn.Get(tbl.table, "id")
 		if err != nil {
 			return err
 		}
 		for obj := it.Next(); obj != nil; obj = it.Next() {
-			if err := emit(tbl.typ, obj); err != nil {
+			if err := emit(tbl.record, obj); err != nil {
 				return err
 			}
 		}
@@ -98,6 +99,10 @@ func readSnapshot(r io.Reader, db *memdb.MemDB) (uint64, error) {
 	if hdr.Version != snapshotVersion {
 		return 0, fmt.Errorf("unsupported snapshot version %d", hdr.Version)
 	}
+	tables := make(map[recordType]snapshotTable, len(snapshotTables))
+	for _, tbl := range snapshotTables {
+		tables[tbl.record] = tbl
+	}
 	txn := db.Txn(true)
 	defer txn.Abort()
 	for {
@@ -105,26 +110,23 @@ func readSnapshot(r io.Reader, db *memdb.MemDB) (uint64, error) {
 		if err := dec.Decode(&rec); err != nil {
 			return 0, fmt.Errorf("record: %w", err)
 		}
-		var table string
-		var obj any
-		switch rec.Type {
-		case recordEnd:
+		if rec.Type == recordEnd {
 			setIndex(txn, hdr.Index)
+			if hdr.TombstonesCompactedBefore != 0 {
+				setMeta(txn, metaCompacted, hdr.TombstonesCompactedBefore)
+			}
 			txn.Commit()
 			return hdr.Index, nil
-		case recordRegion:
-			table, obj = tableRegion, new(Region)
-		case recordAccessKey:
-			table, obj = tableAccessKeys, new(AccessKey)
-		case recordSecret:
-			table, obj = tableSecrets, new(Secret)
-		default:
+		}
+		tbl, ok := tables[rec.Type]
+		if !ok {
 			return 0, fmt.Errorf("unknown record type %d", rec.Type)
 		}
+		obj := tbl.new()
 		if err := codec.NewDecoderBytes(rec.Body, msgpackHandle).Decode(obj); err != nil {
 			return 0, fmt.Errorf("record type %d: %w", rec.Type, err)
 		}
-		if err := txn.Insert(table, obj); err != nil {
+		if err := txn.Insert(tbl.table, obj); err != nil {
 			return 0, err
 		}
 	}

@@ -48,6 +48,29 @@ type Secret struct {
 	// ResourcePolicy is the resource policy document exactly as it was
 	// put; "" means none.
 	ResourcePolicy string
+	// CreateIndex is the Raft log index of the command that created the
+	// secret; ModifyIndex that of the last command that changed it (the
+	// change feed, query_changes.go). Recording an access (RecordAccess)
+	// is not a change and leaves ModifyIndex alone. Both are 0 in a secret
+	// restored from a snapshot written before they existed; omitempty
+	// keeps such a secret's snapshot record byte for byte as it was.
+	CreateIndex uint64 `codec:",omitempty"`
+	ModifyIndex uint64 `codec:",omitempty"`
+}
+
+// Tombstone records that a secret left the secrets table for good (a
+// forced DeleteSecret, PurgeSecrets, ResetRegion), so the change feed can
+// report the removal. Tombstones stay until a CompactTombstones removes
+// them. Scheduling a deletion is not a removal: the secret changes
+// (ModifyIndex) and stays.
+type Tombstone struct {
+	ARN  string
+	Name string
+	// DeleteIndex is the Raft log index of the command that removed it.
+	DeleteIndex uint64
+	// Date is the removing command's date (DeleteSecret.Date,
+	// PurgeSecrets.Now, ResetRegion.Date); TombstonesBefore compacts by it.
+	Date int64
 }
 
 // Tag is a secret's tag.
