@@ -108,7 +108,7 @@ func applyPutSecretValue(txn *memdb.Txn, index uint64, c *PutSecretValue) any {
 	date := versionDate(s, c.Date)
 	if ver != nil {
 		// A rotation placeholder (AWSPENDING, no value) takes the value.
-		ver.Binary, ver.Value, ver.Digest, ver.CreatedDate = nv.Binary, nv.Value, nv.Digest, date
+		ver.Binary, ver.Value, ver.Digest, ver.CreatedDate, ver.PrimaryARN = nv.Binary, nv.Value, nv.Digest, date, nv.PrimaryARN
 	} else {
 		ver = newVersion(nv, date, nil)
 		s.Versions = append(s.Versions, ver)
@@ -221,7 +221,7 @@ func versionDate(s *Secret, date int64) int64 {
 
 func newVersion(nv *NewVersion, date int64, stages []string) *Version {
 	return &Version{VersionID: nv.VersionID, Stages: stages, CreatedDate: date,
-		Binary: nv.Binary, Value: nv.Value, Digest: nv.Digest}
+		Binary: nv.Binary, Value: nv.Value, Digest: nv.Digest, PrimaryARN: nv.PrimaryARN}
 }
 
 // sameValue decides idempotency: same kind and same keyed digest.

@@ -139,6 +139,8 @@ type NewVersion struct {
 	Binary    bool
 	Value     crypto.Envelope
 	Digest    []byte
+	// PrimaryARN is the ARN the value's AAD binds (Version.PrimaryARN).
+	PrimaryARN string `codec:",omitempty"`
 }
 
 // CreateSecret creates a secret, with a first version when Version is set.

@@ -1,7 +1,9 @@
 package fsm_test
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"testing"
@@ -421,4 +423,36 @@ func TestFSM_PutSecretValue_VersionPurge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A version keeps the ARN its value's AAD binds (the secret's ARN in the
+// region that created it), from CreateSecret and PutSecretValue, through a
+// snapshot; a version
+// written before the field existed binds the secret's own ARN.
+func TestFSM_VersionPrimaryARN(t *testing.T) {
+	h := newHarness(t)
+	arn := arnOf("p", "pppppp")
+	primary := "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p-pppppp"
+	v1 := strVersion("v1", "one")
+	v1.PrimaryARN = primary
+	h.ok(fsm.CmdCreateSecret, createCmd("p", "pppppp", &v1, t0))
+	v2 := strVersion("v2", "two")
+	v2.PrimaryARN = primary
+	h.ok(fsm.CmdPutSecretValue, &fsm.PutSecretValue{ARN: arn, Version: v2, Date: t0 + 2})
+	h.ok(fsm.CmdPutSecretValue, putCmd(arn, "v3", nil, t0+3)) // no PrimaryARN: an older writer
+	check := func(s *fsm.Secret) {
+		t.Helper()
+		for id, want := range map[string]string{"v1": primary, "v2": primary, "v3": arn} {
+			if v := s.Version(id); v == nil || v.AADARN(s) != want {
+				t.Fatalf("version %s binds %v, want %s", id, v, want)
+			}
+		}
+	}
+	check(h.secret(arn))
+	g := fsm.New(nil)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, h.f)))); err != nil {
+		t.Fatal(err)
+	}
+	txn, _ := g.ReadTxn()
+	check(fsm.SecretByARN(txn, arn))
 }

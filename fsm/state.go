@@ -82,7 +82,7 @@ type Tag struct {
 // Version is one secret version. Value holds ciphertext only.
 type Version struct {
 	VersionID        string
-	Stages           []string // sorted
+	Stages           []string // in the order they were attached
 	CreatedDate      int64
 	LastAccessedDate int64
 	Binary           bool
@@ -90,6 +90,21 @@ type Version struct {
 	// Digest is an HMAC of the value under the region's key, so Apply can
 	// decide ClientRequestToken idempotency without plaintext.
 	Digest []byte
+	// PrimaryARN is the ARN of the secret in the region where it was
+	// created, which the value's AAD binds with the version id
+	// (crypto.ValueAAD): it travels with the version, so a replica region,
+	// where the secret's ARN differs, decrypts the same ciphertext once it
+	// has re-wrapped the data key. Empty in versions written before the
+	// field existed: their AAD binds the secret's own ARN (AADARN).
+	PrimaryARN string `codec:",omitempty"`
+}
+
+// AADARN is the ARN the value of v is bound to, in secret s.
+func (v *Version) AADARN(s *Secret) string {
+	if v.PrimaryARN != "" {
+		return v.PrimaryARN
+	}
+	return s.ARN
 }
 
 // Scheduled reports whether the secret is scheduled for deletion.

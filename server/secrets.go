@@ -64,7 +64,9 @@ func (sv *secretValue) seal(kr *crypto.Keyring, arn, versionID string) (fsm.NewV
 	if err != nil {
 		return fsm.NewVersion{}, apierr.Newf(apierr.EncryptionFailure, "The value could not be encrypted: %v", err)
 	}
-	return fsm.NewVersion{VersionID: versionID, Binary: binary, Value: env, Digest: kr.Digest(kind, plain)}, nil
+	// This region created the secret: its ARN here is the primary ARN the
+	// AAD binds, kept with the version for replicas (fsm.Version.PrimaryARN).
+	return fsm.NewVersion{VersionID: versionID, Binary: binary, Value: env, Digest: kr.Digest(kind, plain), PrimaryARN: arn}, nil
 }
 
 func validateTags(tags []tagJSON, v *validator) error {
@@ -305,7 +307,7 @@ func (r *Region) readValue(kr *crypto.Keyring, s *fsm.Secret, versionID, stage *
 			return nil, apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret value for staging label: %s", label)
 		}
 	}
-	plain, err := kr.Decrypt(ver.Value, crypto.ValueAAD(s.ARN, ver.VersionID))
+	plain, err := kr.Decrypt(ver.Value, crypto.ValueAAD(ver.AADARN(s), ver.VersionID))
 	if err != nil {
 		r.logger.Error("stored value does not decrypt", "arn", s.ARN, "version", ver.VersionID, "error", err)
 		return nil, apierr.New(apierr.DecryptionFailure, "Secrets Manager can't decrypt the protected secret text using the provided key.")
