@@ -24,8 +24,7 @@ func applyPutResourcePolicy(txn *memdb.Txn, index uint64, c *PutResourcePolicy) 
 	}
 	if s.ResourcePolicy != c.Policy {
 		s.ResourcePolicy = c.Policy
-		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if e := putSecret(txn, index, s); e != nil {
+		if e := changeSecret(txn, index, s, c.Date); e != nil {
 			return e
 		}
 	}
@@ -39,8 +38,7 @@ func applyDeleteResourcePolicy(txn *memdb.Txn, index uint64, c *DeleteResourcePo
 	}
 	if s.ResourcePolicy != "" {
 		s.ResourcePolicy = ""
-		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if e := putSecret(txn, index, s); e != nil {
+		if e := changeSecret(txn, index, s, c.Date); e != nil {
 			return e
 		}
 	}

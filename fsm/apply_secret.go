@@ -136,8 +136,7 @@ func applyPutSecretValue(txn *memdb.Txn, index uint64, c *PutSecretValue) any {
 	if e := checkLimits(s, date); e != nil {
 		return e
 	}
-	s.LastChangedDate = max(s.LastChangedDate, date)
-	if e := putSecret(txn, index, s); e != nil {
+	if e := changeSecret(txn, index, s, date); e != nil {
 		return e
 	}
 	return &Result{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: slices.Clone(ver.Stages)}
@@ -173,8 +172,7 @@ func applyRestoreSecret(txn *memdb.Txn, index uint64, c *RestoreSecret) any {
 	}
 	if s.Scheduled() {
 		s.DeletedDate, s.DeletionDate = 0, 0
-		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if e := putSecret(txn, index, s); e != nil {
+		if e := changeSecret(txn, index, s, c.Date); e != nil {
 			return e
 		}
 	}

@@ -45,8 +45,7 @@ func applyTagResource(txn *memdb.Txn, index uint64, c *TagResource) any {
 		changed = true
 	}
 	if changed {
-		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if e := putSecret(txn, index, s); e != nil {
+		if e := changeSecret(txn, index, s, c.Date); e != nil {
 			return e
 		}
 	}
@@ -61,8 +60,7 @@ func applyUntagResource(txn *memdb.Txn, index uint64, c *UntagResource) any {
 	n := len(s.Tags)
 	s.Tags = slices.DeleteFunc(s.Tags, func(t Tag) bool { return slices.Contains(c.Keys, t.Key) })
 	if len(s.Tags) != n {
-		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if e := putSecret(txn, index, s); e != nil {
+		if e := changeSecret(txn, index, s, c.Date); e != nil {
 			return e
 		}
 	}

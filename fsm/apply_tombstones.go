@@ -64,6 +64,14 @@ func putSecret(txn *memdb.Txn, index uint64, s *Secret) *apierr.Error {
 	return nil
 }
 
+// changeSecret writes a change the command at index dated date made to
+// s: LastChangedDate moves forward to date (never back: dates follow the
+// log, docs/architecture.md) and the secret is written by putSecret.
+func changeSecret(txn *memdb.Txn, index uint64, s *Secret, date int64) *apierr.Error {
+	s.LastChangedDate = max(s.LastChangedDate, date)
+	return putSecret(txn, index, s)
+}
+
 // removeSecret deletes a secret for good, for the command at index dated
 // date, and leaves its tombstone. Every apply that removes a secret from
 // the table goes through here (or leaveTombstone, for ResetRegion's bulk

@@ -50,8 +50,7 @@ func applyUpdateSecret(txn *memdb.Txn, index uint64, c *UpdateSecret) any {
 	set(&s.KmsKeyID, c.KmsKeyID)
 	set(&s.Type, c.Type)
 	if changed {
-		s.LastChangedDate = max(s.LastChangedDate, c.Date)
-		if e := putSecret(txn, index, s); e != nil {
+		if e := changeSecret(txn, index, s, c.Date); e != nil {
 			return e
 		}
 	}
@@ -108,8 +107,7 @@ func applyUpdateSecretVersionStage(txn *memdb.Txn, index uint64, c *UpdateSecret
 	if e := checkLimits(s, c.Date); e != nil {
 		return e
 	}
-	s.LastChangedDate = max(s.LastChangedDate, c.Date)
-	if e := putSecret(txn, index, s); e != nil {
+	if e := changeSecret(txn, index, s, c.Date); e != nil {
 		return e
 	}
 	return &Result{ARN: s.ARN, Name: s.Name}
