@@ -12,6 +12,7 @@ import (
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 )
 
 // ListSecretVersionIds (shared/spec §4.8).
@@ -27,7 +28,7 @@ type versionEntry struct {
 	KmsKeyIDs        []string `json:"KmsKeyIds"`
 }
 
-func listSecretVersionIDs(ctx context.Context, r *Region, req *request) (any, error) {
+func listSecretVersionIDs(ctx context.Context, r *region.Region, req *request) (any, error) {
 	var in struct {
 		SecretID          *string `json:"SecretId"`
 		MaxResults        *int64  `json:"MaxResults"`
@@ -48,7 +49,7 @@ func listSecretVersionIDs(ctx context.Context, r *Region, req *request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	s, err := r.readSecret(ctx, req, *in.SecretID)
+	s, err := readSecret(ctx, r, req, *in.SecretID)
 	if err != nil {
 		return nil, err
 	}

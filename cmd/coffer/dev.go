@@ -14,6 +14,7 @@ import (
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server"
 	"github.com/spf13/cobra"
 )
@@ -73,7 +74,7 @@ which a real server never does: never put real secrets in a dev server.`,
 	fl.StringVar(&f.apiAddr, "api-addr", "127.0.0.1:8200", "address of the API")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	fl.StringSliceVar(&f.regions, "regions", []string{devDefaultRegion}, "regions to host, comma separated, e.g. us-east-1,us-west-2")
-	fl.StringVar(&f.accountID, "account-id", server.DefaultAccountID, "12-digit account id in every ARN the regions return and accept")
+	fl.StringVar(&f.accountID, "account-id", region.DefaultAccountID, "12-digit account id in every ARN the regions return and accept")
 	fl.StringVar(&f.bootstrapCredentialsFile, "bootstrap-credentials-file", "", "JSON root access key pair for every region (same format as coffer server)")
 	return cmd
 }
@@ -103,7 +104,7 @@ func validateRegions(regions []string) error {
 // fixedDevCredentials returns the key pair given in the environment or
 // with --bootstrap-credentials-file, and where it came from; ok=false when
 // neither gives one.
-func fixedDevCredentials(file string, getenv func(string) string) (c server.Credentials, from string, ok bool, err error) {
+func fixedDevCredentials(file string, getenv func(string) string) (c region.Credentials, from string, ok bool, err error) {
 	id, secret := getenv(envDevAccessKeyID), getenv(envDevSecretAccessKey)
 	switch {
 	case (id == "") != (secret == ""):
@@ -115,7 +116,7 @@ func fixedDevCredentials(file string, getenv func(string) string) (c server.Cred
 	case id != "" && file != "":
 		return c, "", false, fmt.Errorf("the dev credentials come from %s/%s or from --bootstrap-credentials-file, not both", envDevAccessKeyID, envDevSecretAccessKey)
 	case id != "":
-		c, from = server.Credentials{AccessKeyID: id, SecretAccessKey: secret}, envDevAccessKeyID+", "+envDevSecretAccessKey
+		c, from = region.Credentials{AccessKeyID: id, SecretAccessKey: secret}, envDevAccessKeyID+", "+envDevSecretAccessKey
 	case file != "":
 		if c, err = loadCredentials(file); err != nil {
 			return c, "", false, err
@@ -132,7 +133,7 @@ func fixedDevCredentials(file string, getenv func(string) string) (c server.Cred
 
 // checkDevCredentials accepts any key pair a SigV4 client can send: the
 // access key id goes into the Authorization header's credential scope.
-func checkDevCredentials(c server.Credentials) error {
+func checkDevCredentials(c region.Credentials) error {
 	if c.AccessKeyID == "" || len(c.AccessKeyID) > 128 || strings.ContainsFunc(c.AccessKeyID, func(r rune) bool {
 		return r <= ' ' || r > '~' || r == '/' || r == ','
 	}) {
@@ -147,7 +148,7 @@ func checkDevCredentials(c server.Credentials) error {
 // devCredentials picks the root key pair of every hosted region: fixed,
 // else the one an earlier run on this data directory generated, else a
 // new one (written to the data directory for the next run).
-func devCredentials(file, dataDir string, getenv func(string) string) (server.Credentials, string, error) {
+func devCredentials(file, dataDir string, getenv func(string) string) (region.Credentials, string, error) {
 	c, from, ok, err := fixedDevCredentials(file, getenv)
 	if err != nil || ok {
 		return c, from, err
@@ -163,7 +164,7 @@ func devCredentials(file, dataDir string, getenv func(string) string) (server.Cr
 	case !errors.Is(err, os.ErrNotExist):
 		return c, "", err
 	}
-	c = server.GenerateCredentials()
+	c = region.GenerateCredentials()
 	if err := os.WriteFile(path, fmt.Appendf(nil, "{\"AccessKeyId\": %q, \"SecretAccessKey\": %q}\n", c.AccessKeyID, c.SecretAccessKey), 0o600); err != nil {
 		return c, "", err
 	}
@@ -212,7 +213,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	fmt.Fprintln(errw, "WARNING: coffer dev uses generated root keys kept next to its data. Never use dev mode for real secrets.")
 	logger := newLogger(errw, f.logLevel)
 
-	var regions []*server.Region
+	var regions []*region.Region
 	stop := func() {
 		for _, r := range regions {
 			r.Shutdown()
@@ -236,15 +237,15 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 		// its first election (20 ms instead of 200 ms takes about 270 ms
 		// off the start, docs/performance.md), and its lease always holds.
 		cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
-		region, err := server.StartRegion(server.RegionConfig{Cluster: cc, AccountID: f.accountID, RootKey: rootKey,
+		r, err := region.Start(region.Config{Cluster: cc, AccountID: f.accountID, RootKey: rootKey,
 			Bootstrap: &creds, Logger: logger.With("region", name)})
 		crypto.Zero(rootKey)
 		if err != nil {
 			stop()
 			return fmt.Errorf("region %s: %w", name, err)
 		}
-		regions = append(regions, region)
-		if err := region.Node().Bootstrap(); err != nil {
+		regions = append(regions, r)
+		if err := r.Node().Bootstrap(); err != nil {
 			stop()
 			return fmt.Errorf("region %s: %w", name, err)
 		}
@@ -305,7 +306,7 @@ Empty every region between tests:
 // waitServing polls until the region leads and has bootstrapped. Whether
 // it can open its keyring is checkDevRegion's question: a data directory of
 // another account stays sealed, and deserves a message that says why.
-func waitServing(ctx context.Context, r *server.Region) error {
+func waitServing(ctx context.Context, r *region.Region) error {
 	for {
 		txn, _ := r.FSM().ReadTxn()
 		if r.Node().IsLeader() && fsm.RegionRecord(txn) != nil {
@@ -322,7 +323,7 @@ func waitServing(ctx context.Context, r *server.Region) error {
 // checkDevRegion refuses a region that an earlier run on the same
 // --data-dir bootstrapped with another account or other credentials: its
 // ARNs or its root key would not be the ones printed.
-func checkDevRegion(r *server.Region, accountID string, creds server.Credentials, dataDir string) error {
+func checkDevRegion(r *region.Region, accountID string, creds region.Credentials, dataDir string) error {
 	txn, _ := r.FSM().ReadTxn()
 	if rec := fsm.RegionRecord(txn); rec != nil && rec.AccountID != accountID {
 		return fmt.Errorf("region %s in %s belongs to account %s, not --account-id %s: use the same account id or another --data-dir",

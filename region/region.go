@@ -1,4 +1,10 @@
-package server
+// Package region is one region's service: its keyring and bootstrap,
+// reading, writing and resolving secrets, sealing and opening values, the
+// purge, the SigV4 key lookup, LastAccessedDate, and the leader-only work
+// run from cluster's fenced leader loop. It knows Raft only through
+// cluster.Node's Apply and ReadIndex, and nothing of HTTP: server decodes
+// and validates requests and calls it; rotation and replication will too.
+package region
 
 import (
 	"context"
@@ -27,8 +33,8 @@ type Credentials struct {
 // RootIdentity owns the region's bootstrap access key.
 const RootIdentity = "root"
 
-// RegionConfig configures one hosted region.
-type RegionConfig struct {
+// Config configures one hosted region.
+type Config struct {
 	Cluster   cluster.Config
 	AccountID string
 	RootKey   []byte
@@ -53,7 +59,7 @@ type RegionConfig struct {
 // Region is one Coffer region served by this process: its Raft node, its
 // state and its keys.
 type Region struct {
-	cfg    RegionConfig
+	cfg    Config
 	name   string
 	logger hclog.Logger
 	fsm    *fsm.FSM
@@ -85,8 +91,8 @@ type cachedSecret struct {
 // DefaultAccountID is the account in ARNs when none is configured.
 const DefaultAccountID = "000000000000"
 
-// StartRegion opens the region's state and starts its Raft node.
-func StartRegion(cfg RegionConfig) (*Region, error) {
+// Start opens the region's state and starts its Raft node.
+func Start(cfg Config) (*Region, error) {
 	if len(cfg.RootKey) != crypto.KeySize {
 		return nil, errors.New("a 32-byte root key is required")
 	}
@@ -124,8 +130,12 @@ func StartRegion(cfg RegionConfig) (*Region, error) {
 	return r, nil
 }
 
-// now is the node's wall-clock time (RegionConfig.Clock).
-func (r *Region) now() time.Time { return r.cfg.Clock() }
+// Now is the node's wall-clock time (Config.Clock): every timestamp a
+// caller puts in a command comes from it.
+func (r *Region) Now() time.Time { return r.cfg.Clock() }
+
+// AccountID is the account in this region's ARNs.
+func (r *Region) AccountID() string { return r.cfg.AccountID }
 
 // Name is the region's name.
 func (r *Region) Name() string { return r.name }
@@ -135,6 +145,22 @@ func (r *Region) Node() *cluster.Node { return r.node }
 
 // FSM is the region's state machine.
 func (r *Region) FSM() *fsm.FSM { return r.fsm }
+
+// IsLeader reports whether this node leads the region's Raft group.
+func (r *Region) IsLeader() bool { return r.node.IsLeader() }
+
+// Status is this node's view of the region's Raft group (/v1/health,
+// /v1/cluster/status).
+func (r *Region) Status() cluster.Status { return r.node.Status() }
+
+// LastContact is how long ago this node last heard from a leader (zero on
+// the leader, negative if never), for X-Coffer-Last-Contact on stale
+// reads.
+func (r *Region) LastContact() time.Duration { return r.node.LastContact() }
+
+// StateDigest is the SHA-256 of the state's snapshot stream and the index
+// it reflects: nodes at the same index must report the same digest.
+func (r *Region) StateDigest() (string, uint64, error) { return r.fsm.Digest() }
 
 // Leave exits the cluster gracefully, after sending the reads noted for
 // LastAccessedDate.
@@ -158,7 +184,7 @@ func (r *Region) Shutdown() error {
 // purge of secrets whose recovery window ended (purge.go).
 func (r *Region) onLeader(ctx context.Context) {
 	// A single voter can win its election inside cluster.New, before
-	// StartRegion has stored the node this work uses.
+	// Start has stored the node this work uses.
 	select {
 	case <-r.started:
 	case <-ctx.Done():
@@ -199,7 +225,7 @@ func (r *Region) initRegion(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := r.now().UnixMilli()
+	now := r.Now().UnixMilli()
 	cmd, err := fsm.Encode(fsm.CmdInitRegion, &fsm.InitRegion{
 		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed,
 		RootKey: fsm.AccessKey{AccessKeyID: creds.AccessKeyID, Identity: RootIdentity, SealedSecret: sealedSecret, CreatedDate: now},
@@ -267,7 +293,7 @@ func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret str
 	txn, _ := r.fsm.ReadTxn()
 	ak := fsm.LookupAccessKey(txn, id)
 	if ak == nil {
-		if r.node.IsLeader() || !r.keys.shouldCatchUp(id, r.now()) {
+		if r.node.IsLeader() || !r.keys.shouldCatchUp(id, r.Now()) {
 			return "", "", false
 		}
 		if err := r.keys.catchUp(ctx, r.bg, r.node.ReadIndex); err != nil {
@@ -275,7 +301,7 @@ func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret str
 		}
 		txn, _ = r.fsm.ReadTxn()
 		if ak = fsm.LookupAccessKey(txn, id); ak == nil {
-			r.keys.missed(id, r.now())
+			r.keys.missed(id, r.Now())
 			return "", "", false
 		}
 	}
@@ -322,7 +348,16 @@ func randomString(n int, alphabet string) string {
 	return string(out)
 }
 
-// arnPrefix is the ARN of this region's secrets up to the name.
-func (r *Region) arnPrefix() string {
+// ARNPrefix is the ARN of this region's secrets up to the name.
+func (r *Region) ARNPrefix() string {
 	return fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:", r.name, r.cfg.AccountID)
+}
+
+const arnSuffixAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// NewARN is the ARN of a new secret of this name in this region: the
+// prefix, the name and a fresh random 6-character suffix (CSPRNG), as AWS
+// makes them. It is decided on the receiving node, never in Apply.
+func (r *Region) NewARN(name string) string {
+	return r.ARNPrefix() + name + "-" + randomString(6, arnSuffixAlphabet)
 }
