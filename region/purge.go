@@ -56,7 +56,7 @@ func (r *Region) PurgeExpired(ctx context.Context, now time.Time) ([]string, err
 		if err != nil {
 			return purged, err
 		}
-		res, _, err := r.node.Apply(ctx, buf)
+		res, _, err := r.consensus.Apply(ctx, buf)
 		if err != nil {
 			return purged, err
 		}

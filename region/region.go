@@ -1,9 +1,10 @@
 // Package region is one region's service: its keyring and bootstrap,
 // reading, writing and resolving secrets, sealing and opening values, the
 // purge, the SigV4 key lookup, LastAccessedDate, and the leader-only work
-// run from cluster's fenced leader loop. It knows Raft only through
-// cluster.Node's Apply and ReadIndex, and nothing of HTTP: server decodes
-// and validates requests and calls it; rotation and replication will too.
+// that runs from cluster's fenced leader loop. It reaches Raft only
+// through Consensus (Apply, ReadIndex and a few status accessors), which
+// *cluster.Node satisfies, and knows nothing of HTTP: server decodes and
+// validates requests and calls it; rotation and replication will too.
 package region
 
 import (
@@ -33,8 +34,13 @@ type Credentials struct {
 // RootIdentity owns the region's bootstrap access key.
 const RootIdentity = "root"
 
+// DefaultAccountID is the account in ARNs when none is configured.
+const DefaultAccountID = "000000000000"
+
 // Config configures one hosted region.
 type Config struct {
+	// Cluster configures the region's Raft node; Cluster.Region names the
+	// region. OnLeader and Logger are the region's own and are replaced.
 	Cluster   cluster.Config
 	AccountID string
 	RootKey   []byte
@@ -54,16 +60,51 @@ type Config struct {
 	// deadline, read days) comes from it. nil is time.Now. Raft, timeouts
 	// and durations use the monotonic clock and never read it.
 	Clock func() time.Time
+	// Local runs the region without Raft, on the in-memory Consensus of
+	// local.go: one node, always the leader, every command applied on the
+	// caller's goroutine. Only Cluster.Region (the name) and
+	// Cluster.NodeID are read from Cluster. Nothing is durable: it is for
+	// tests of the layers above (server's handler tests), never a server.
+	Local bool
 }
 
-// Region is one Coffer region served by this process: its Raft node, its
-// state and its keys.
+// Consensus is what a region needs from the replication of its log.
+// *cluster.Node is the real one; local.go has an in-memory one for tests.
+type Consensus interface {
+	// Apply commits an encoded fsm command and returns Apply's result and
+	// the index it applied at. Errors are an *apierr.Error that Apply
+	// returned (nothing changed), or a *cluster.UnavailableError whose
+	// Outcome says whether the command may have been applied.
+	Apply(ctx context.Context, cmd []byte) (*fsm.Result, uint64, error)
+	// ReadIndex returns once the local state reflects every write
+	// acknowledged before it was called: the next local read is
+	// linearizable. It writes nothing to the log.
+	ReadIndex(ctx context.Context) (uint64, error)
+	// IsLeader reports whether this node leads the region now.
+	IsLeader() bool
+	// Status is this node's view of the group, for health and operators.
+	Status() cluster.Status
+	// LastContact is how long ago this node last heard from a leader:
+	// zero on the leader, negative if never.
+	LastContact() time.Duration
+	// Leave exits the group gracefully (a leader hands leadership over).
+	Leave(timeout time.Duration) error
+	// Shutdown stops the node without leaving.
+	Shutdown() error
+}
+
+var _ Consensus = (*cluster.Node)(nil)
+
+// Region is one Coffer region served by this process: its consensus (a
+// Raft node), its state and its keys.
 type Region struct {
-	cfg    Config
-	name   string
-	logger hclog.Logger
-	fsm    *fsm.FSM
-	node   *cluster.Node
+	cfg       Config
+	name      string
+	logger    hclog.Logger
+	fsm       *fsm.FSM
+	consensus Consensus
+	// node is consensus when it is a Raft node; nil for a local region.
+	node *cluster.Node
 
 	keyring atomic.Pointer[crypto.Keyring]
 	// secrets caches decrypted access-key secrets by access key id; the
@@ -71,7 +112,11 @@ type Region struct {
 	secretsMu sync.Mutex
 	secrets   map[string]cachedSecret
 
-	// started is closed once node is set.
+	// workMu guards work and starting: leader work registers before Start.
+	workMu   sync.Mutex
+	work     []leaderWork
+	starting bool
+	// started is closed once consensus is set.
 	started chan struct{}
 	// keys catches up with the leader for access keys not found locally.
 	keys keyCatchUp
@@ -88,13 +133,20 @@ type cachedSecret struct {
 	secret string
 }
 
-// DefaultAccountID is the account in ARNs when none is configured.
-const DefaultAccountID = "000000000000"
+// leaderWork is one piece of leader-only work (RegisterLeaderWork).
+type leaderWork struct {
+	name string
+	run  func(ctx context.Context)
+}
 
-// Start opens the region's state and starts its Raft node.
-func Start(cfg Config) (*Region, error) {
+// New opens the region's state without starting it: register leader work
+// (RegisterLeaderWork), then call Start. The purge is registered already.
+func New(cfg Config) (*Region, error) {
 	if len(cfg.RootKey) != crypto.KeySize {
 		return nil, errors.New("a 32-byte root key is required")
+	}
+	if cfg.Local && cfg.Cluster.Region == "" {
+		return nil, errors.New("region name (Cluster.Region) is required")
 	}
 	if cfg.AccountID == "" {
 		cfg.AccountID = DefaultAccountID
@@ -115,19 +167,74 @@ func Start(cfg Config) (*Region, error) {
 	// single voter can win its election inside cluster.New.
 	r.access.flushing = make(chan struct{}, 1)
 	r.bg, r.stopBG = context.WithCancel(context.Background())
-	cc := cfg.Cluster
-	cc.Logger = logger
-	cc.OnLeader = r.onLeader
-	node, err := cluster.New(cc, r.fsm)
+	r.work = []leaderWork{{"purge", r.purgeLoop}}
+	return r, nil
+}
+
+// Start opens a region's state and starts it: New, then (*Region).Start,
+// for a region with no leader work besides its own.
+func Start(cfg Config) (*Region, error) {
+	r, err := New(cfg)
 	if err != nil {
-		r.stopBG()
 		return nil, err
 	}
-	r.node = node
-	close(r.started)
+	if err := r.Start(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// RegisterLeaderWork adds work that runs on this region's leader: the
+// rotation scheduler, replication's shippers. Call it before Start (it
+// panics after). Each time this node gains leadership, once the region has
+// bootstrapped, every registered work runs on its own goroutine with the
+// leadership context, alongside the purge; it must return when that
+// context ends. The next term's work on this node starts only after all of
+// this term's has returned (cluster's fenced leader loop), so two copies
+// of a work never run at once on one node.
+func (r *Region) RegisterLeaderWork(name string, work func(ctx context.Context)) {
+	r.workMu.Lock()
+	defer r.workMu.Unlock()
+	if r.starting {
+		panic("region: RegisterLeaderWork(" + name + ") after Start")
+	}
+	r.work = append(r.work, leaderWork{name, work})
+}
+
+// Start starts the region's consensus (its Raft node, or the local one)
+// and its background loops. It is called once.
+func (r *Region) Start() error {
+	r.workMu.Lock()
+	if r.starting {
+		r.workMu.Unlock()
+		return errors.New("region already started")
+	}
+	r.starting = true
+	r.workMu.Unlock()
+	if r.cfg.Local {
+		r.consensus = newLocal(r.cfg.Cluster.NodeID, r.name, r.fsm)
+		close(r.started)
+		// Always the leader: the leader work runs once, until shutdown.
+		r.loops.Add(1)
+		go func() {
+			defer r.loops.Done()
+			r.onLeader(r.bg)
+		}()
+	} else {
+		cc := r.cfg.Cluster
+		cc.Logger = r.logger
+		cc.OnLeader = r.onLeader
+		node, err := cluster.New(cc, r.fsm)
+		if err != nil {
+			r.stopBG()
+			return err
+		}
+		r.node, r.consensus = node, node
+		close(r.started)
+	}
 	r.loops.Add(1)
 	go r.accessFlusher()
-	return r, nil
+	return nil
 }
 
 // Now is the node's wall-clock time (Config.Clock): every timestamp a
@@ -140,23 +247,24 @@ func (r *Region) AccountID() string { return r.cfg.AccountID }
 // Name is the region's name.
 func (r *Region) Name() string { return r.name }
 
-// Node is the region's Raft node.
+// Node is the region's Raft node: for what only Raft has (its addresses,
+// Bootstrap, tests of membership). nil for a local region.
 func (r *Region) Node() *cluster.Node { return r.node }
 
 // FSM is the region's state machine.
 func (r *Region) FSM() *fsm.FSM { return r.fsm }
 
-// IsLeader reports whether this node leads the region's Raft group.
-func (r *Region) IsLeader() bool { return r.node.IsLeader() }
+// IsLeader reports whether this node leads the region.
+func (r *Region) IsLeader() bool { return r.consensus.IsLeader() }
 
 // Status is this node's view of the region's Raft group (/v1/health,
 // /v1/cluster/status).
-func (r *Region) Status() cluster.Status { return r.node.Status() }
+func (r *Region) Status() cluster.Status { return r.consensus.Status() }
 
 // LastContact is how long ago this node last heard from a leader (zero on
 // the leader, negative if never), for X-Coffer-Last-Contact on stale
 // reads.
-func (r *Region) LastContact() time.Duration { return r.node.LastContact() }
+func (r *Region) LastContact() time.Duration { return r.consensus.LastContact() }
 
 // StateDigest is the SHA-256 of the state's snapshot stream and the index
 // it reflects: nodes at the same index must report the same digest.
@@ -170,18 +278,25 @@ func (r *Region) Leave(timeout time.Duration) error {
 		r.logger.Warn("LastAccessedDate batch lost on leave", "error", err)
 	}
 	cancel()
-	return r.node.Leave(timeout)
+	return r.consensus.Leave(timeout)
 }
 
-// Shutdown stops the region's background loops and its node.
+// Shutdown stops the region's background loops (and a local region's
+// leader work) and its node.
 func (r *Region) Shutdown() error {
 	r.stopBG()
 	r.loops.Wait()
-	return r.node.Shutdown()
+	if r.consensus == nil {
+		return nil // never started
+	}
+	return r.consensus.Shutdown()
 }
 
-// onLeader runs leader-only work: bootstrapping the region, then the
-// purge of secrets whose recovery window ended (purge.go).
+// onLeader is the region's leader-only work, which cluster runs fenced
+// (one term's has returned before the next term's starts): it bootstraps
+// the region, then runs the purge (purge.go) and every registered work
+// concurrently with the leadership context, and returns once all have
+// returned.
 func (r *Region) onLeader(ctx context.Context) {
 	// A single voter can win its election inside cluster.New, before
 	// Start has stored the node this work uses.
@@ -193,7 +308,7 @@ func (r *Region) onLeader(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := r.initRegion(ctx)
 		if err == nil {
-			r.purgeLoop(ctx)
+			r.runLeaderWork(ctx)
 			return
 		}
 		r.logger.Warn("region bootstrap failed; retrying", "error", err)
@@ -202,6 +317,20 @@ func (r *Region) onLeader(ctx context.Context) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// runLeaderWork runs every leader work on its own goroutine and returns
+// once all have returned.
+func (r *Region) runLeaderWork(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, w := range r.work {
+		wg.Go(func() {
+			r.logger.Debug("leader work started", "work", w.name)
+			w.run(ctx)
+			r.logger.Debug("leader work returned", "work", w.name)
+		})
+	}
+	wg.Wait()
 }
 
 // initRegion creates the keyring and the root access key once, the first
@@ -234,7 +363,7 @@ func (r *Region) initRegion(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = r.node.Apply(ctx, cmd)
+	_, _, err = r.consensus.Apply(ctx, cmd)
 	if apierr.Is(err, apierr.InvalidRequest) {
 		return nil // another leader got there first
 	}
@@ -246,6 +375,18 @@ func (r *Region) initRegion(ctx context.Context) error {
 		r.cfg.OnGenerated(r.name, *creds)
 	}
 	return nil
+}
+
+// Account is the account id the region was bootstrapped with, from local
+// state, and whether it has bootstrapped at all. An account other than
+// AccountID keeps the node sealed (Keyring).
+func (r *Region) Account() (id string, bootstrapped bool) {
+	txn, _ := r.fsm.ReadTxn()
+	rec := fsm.RegionRecord(txn)
+	if rec == nil {
+		return "", false
+	}
+	return rec.AccountID, true
 }
 
 // Keyring returns the region's keyring, opening it with the root key the
@@ -293,10 +434,10 @@ func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret str
 	txn, _ := r.fsm.ReadTxn()
 	ak := fsm.LookupAccessKey(txn, id)
 	if ak == nil {
-		if r.node.IsLeader() || !r.keys.shouldCatchUp(id, r.Now()) {
+		if r.consensus.IsLeader() || !r.keys.shouldCatchUp(id, r.Now()) {
 			return "", "", false
 		}
-		if err := r.keys.catchUp(ctx, r.bg, r.node.ReadIndex); err != nil {
+		if err := r.keys.catchUp(ctx, r.bg, r.consensus.ReadIndex); err != nil {
 			return "", "", false
 		}
 		txn, _ = r.fsm.ReadTxn()

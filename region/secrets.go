@@ -19,7 +19,7 @@ import (
 // caller asked for X-Coffer-Consistency: stale).
 func (r *Region) Read(ctx context.Context, stale bool) (*memdb.Txn, uint64, error) {
 	if !stale {
-		if _, err := r.node.ReadIndex(ctx); err != nil {
+		if _, err := r.consensus.ReadIndex(ctx); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -57,7 +57,7 @@ func (r *Region) Apply(ctx context.Context, t fsm.CommandType, cmd any) (*fsm.Re
 	if err != nil {
 		return nil, 0, apierr.Newf(apierr.InternalServiceError, "encode command: %v", err)
 	}
-	return r.node.Apply(ctx, buf)
+	return r.consensus.Apply(ctx, buf)
 }
 
 // WriteSecret resolves a SecretId and applies the command build makes for
@@ -91,7 +91,7 @@ func (r *Region) WriteSecret(ctx context.Context, id string, build func(*fsm.Sec
 		if !apierr.Is(err, apierr.ResourceNotFound) || fresh {
 			return res, answered, err
 		}
-		if _, rerr := r.node.ReadIndex(ctx); rerr != nil {
+		if _, rerr := r.consensus.ReadIndex(ctx); rerr != nil {
 			return nil, answered, rerr
 		}
 		fresh = true
