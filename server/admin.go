@@ -22,7 +22,7 @@ type regionHealth struct {
 	Serving bool `json:"serving"`
 }
 
-func health(r *region.Region) regionHealth {
+func health(r Region) regionHealth {
 	st := r.Status()
 	h := regionHealth{Region: r.Name(), NodeID: st.NodeID, State: st.State, LeaderID: st.LeaderID,
 		Term: st.Term, AppliedIndex: st.AppliedIndex}

@@ -28,7 +28,7 @@ type batchError struct {
 	Message   string `json:"Message"`
 }
 
-func batchGetSecretValue(ctx context.Context, r *region.Region, req *request) (any, error) {
+func batchGetSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretIDList []string     `json:"SecretIdList"`
 		Filters      []filterJSON `json:"Filters"`
@@ -99,7 +99,7 @@ func batchGetSecretValue(ctx context.Context, r *region.Region, req *request) (a
 	return out, nil
 }
 
-func batchByFilters(ctx context.Context, r *region.Region, req *request, filters []filterJSON, maxResults *int64, nextToken *string) (any, error) {
+func batchByFilters(ctx context.Context, r Region, req *request, filters []filterJSON, maxResults *int64, nextToken *string) (any, error) {
 	fs, err := filterRules(filters)
 	if err != nil {
 		return nil, err

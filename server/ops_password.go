@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/region"
 )
 
 // GetRandomPassword (shared/spec §4.14). Nothing is stored or logged: the
@@ -31,7 +30,7 @@ const (
 	MsgPasswordNoClasses = "The request excludes every character: include at least one character type, and do not exclude all of its characters with ExcludeCharacters."
 )
 
-func getRandomPassword(_ context.Context, _ *region.Region, req *request) (any, error) {
+func getRandomPassword(_ context.Context, _ Region, req *request) (any, error) {
 	var in struct {
 		PasswordLength          *int64  `json:"PasswordLength"`
 		ExcludeCharacters       *string `json:"ExcludeCharacters"`

@@ -34,7 +34,7 @@ func validatePolicyMember(v *validator, policy *string) {
 	}
 }
 
-func putResourcePolicy(ctx context.Context, r *region.Region, req *request) (any, error) {
+func putResourcePolicy(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID          *string `json:"SecretId"`
 		ResourcePolicy    *string `json:"ResourcePolicy"`
@@ -67,7 +67,7 @@ func putResourcePolicy(ctx context.Context, r *region.Region, req *request) (any
 	return arnName{res.ARN, res.Name}, nil
 }
 
-func getResourcePolicy(ctx context.Context, r *region.Region, req *request) (any, error) {
+func getResourcePolicy(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func getResourcePolicy(ctx context.Context, r *region.Region, req *request) (any
 	}{s.ARN, s.Name, s.ResourcePolicy}, nil
 }
 
-func deleteResourcePolicy(ctx context.Context, r *region.Region, req *request) (any, error) {
+func deleteResourcePolicy(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ type validationError struct {
 	ErrorMessage string `json:"ErrorMessage"`
 }
 
-func validateResourcePolicy(ctx context.Context, r *region.Region, req *request) (any, error) {
+func validateResourcePolicy(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID       *string `json:"SecretId"`
 		ResourcePolicy *string `json:"ResourcePolicy"`
@@ -153,7 +153,7 @@ func validateResourcePolicy(ctx context.Context, r *region.Region, req *request)
 }
 
 // callerARN is the principal ARN of an identity of this region's account.
-func callerARN(r *region.Region, identity string) string {
+func callerARN(r Region, identity string) string {
 	if identity == region.RootIdentity || identity == "" {
 		return "arn:aws:iam::" + r.AccountID() + ":root"
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
-	"github.com/cofferhq/coffer/region"
 )
 
 // ReplicateSecretToRegions, RemoveRegionsFromReplication,
@@ -53,7 +52,7 @@ func validateRegionName(v *validator, region *string, path string) {
 
 // checkReplicaRegions applies the stateless rules to a list of regions
 // that met the model constraints: not this region, none twice.
-func checkReplicaRegions(r *region.Region, regions []string, member string) error {
+func checkReplicaRegions(r Region, regions []string, member string) error {
 	seen := map[string]bool{}
 	for _, name := range regions {
 		if name == r.Name() {
@@ -70,7 +69,7 @@ func checkReplicaRegions(r *region.Region, regions []string, member string) erro
 // validateAddReplicaRegions checks AddReplicaRegions (of
 // ReplicateSecretToRegions and CreateSecret): model constraints into v,
 // then, when v has none, the stateless rules.
-func validateAddReplicaRegions(r *region.Region, v *validator, list []replicaRegionJSON) error {
+func validateAddReplicaRegions(r Region, v *validator, list []replicaRegionJSON) error {
 	if list != nil && len(list) == 0 {
 		n := "0 items"
 		v.add(&n, "addReplicaRegions", "Member must have length greater than or equal to 1")
@@ -92,7 +91,7 @@ func validateAddReplicaRegions(r *region.Region, v *validator, list []replicaReg
 	return checkReplicaRegions(r, names, "AddReplicaRegions")
 }
 
-func replicateSecretToRegions(ctx context.Context, r *region.Region, req *request) (any, error) {
+func replicateSecretToRegions(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID                    *string             `json:"SecretId"`
 		AddReplicaRegions           []replicaRegionJSON `json:"AddReplicaRegions"`
@@ -117,7 +116,7 @@ func replicateSecretToRegions(ctx context.Context, r *region.Region, req *reques
 	return nil, apierr.New(apierr.InvalidRequest, MsgReplicateNotYet)
 }
 
-func removeRegionsFromReplication(ctx context.Context, r *region.Region, req *request) (any, error) {
+func removeRegionsFromReplication(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID             *string  `json:"SecretId"`
 		RemoveReplicaRegions []string `json:"RemoveReplicaRegions"`
@@ -150,7 +149,7 @@ func removeRegionsFromReplication(ctx context.Context, r *region.Region, req *re
 	return nil, apierr.New(apierr.InvalidRequest, MsgRemoveRegionsNotYet)
 }
 
-func stopReplicationToReplica(ctx context.Context, r *region.Region, req *request) (any, error) {
+func stopReplicationToReplica(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
@@ -170,7 +169,7 @@ func stopReplicationToReplica(ctx context.Context, r *region.Region, req *reques
 // checks everything else and refuses before writing anything, then the
 // name's state rules are checked; a request that passes everything is
 // refused as not available yet.
-func createSecretOp(ctx context.Context, r *region.Region, req *request) (any, error) {
+func createSecretOp(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		Name              *string             `json:"Name"`
 		AddReplicaRegions []replicaRegionJSON `json:"AddReplicaRegions"`
@@ -210,7 +209,7 @@ func createSecretOp(ctx context.Context, r *region.Region, req *request) (any, e
 // resolveSecret resolves a SecretId on a linearizable (or stale, if asked)
 // read, for the operations allowed while a secret is scheduled for
 // deletion.
-func resolveSecret(ctx context.Context, r *region.Region, req *request, id string) (*fsm.Secret, error) {
+func resolveSecret(ctx context.Context, r Region, req *request, id string) (*fsm.Secret, error) {
 	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
-	"github.com/cofferhq/coffer/region"
 )
 
 // RotateSecret and CancelRotateSecret (shared/spec §4.12, §4.13, §5.2).
@@ -61,7 +60,7 @@ var (
 	validScheduleExpression = regexp.MustCompile(scheduleExpressionPattern)
 )
 
-func rotateSecret(ctx context.Context, r *region.Region, req *request) (any, error) {
+func rotateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID                       *string                `json:"SecretId"`
 		ClientRequestToken             *string                `json:"ClientRequestToken"`
@@ -125,7 +124,7 @@ func rotateSecret(ctx context.Context, r *region.Region, req *request) (any, err
 	return nil, apierr.New(apierr.InvalidRequest, MsgRotateNotYet)
 }
 
-func cancelRotateSecret(ctx context.Context, r *region.Region, req *request) (any, error) {
+func cancelRotateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err

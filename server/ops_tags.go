@@ -4,12 +4,11 @@ import (
 	"context"
 
 	"github.com/cofferhq/coffer/fsm"
-	"github.com/cofferhq/coffer/region"
 )
 
 // TagResource and UntagResource (shared/spec §4.21, §4.22). Both answer {}.
 
-func tagResource(ctx context.Context, r *region.Region, req *request) (any, error) {
+func tagResource(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID *string   `json:"SecretId"`
 		Tags     []tagJSON `json:"Tags"`
@@ -40,7 +39,7 @@ func tagResource(ctx context.Context, r *region.Region, req *request) (any, erro
 	return struct{}{}, nil
 }
 
-func untagResource(ctx context.Context, r *region.Region, req *request) (any, error) {
+func untagResource(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID *string  `json:"SecretId"`
 		TagKeys  []string `json:"TagKeys"`

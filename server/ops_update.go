@@ -70,7 +70,7 @@ type arnName struct {
 	Name string `json:"Name"`
 }
 
-func updateSecret(ctx context.Context, r *region.Region, req *request) (any, error) {
+func updateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID           *string `json:"SecretId"`
 		ClientRequestToken *string `json:"ClientRequestToken"`
@@ -123,7 +123,7 @@ func updateSecret(ctx context.Context, r *region.Region, req *request) (any, err
 	return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
 }
 
-func updateSecretVersionStage(ctx context.Context, r *region.Region, req *request) (any, error) {
+func updateSecretVersionStage(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID            *string `json:"SecretId"`
 		VersionStage        *string `json:"VersionStage"`

@@ -12,7 +12,6 @@ import (
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/fsm"
-	"github.com/cofferhq/coffer/region"
 )
 
 // ListSecretVersionIds (shared/spec §4.8).
@@ -28,7 +27,7 @@ type versionEntry struct {
 	KmsKeyIDs        []string `json:"KmsKeyIds"`
 }
 
-func listSecretVersionIDs(ctx context.Context, r *region.Region, req *request) (any, error) {
+func listSecretVersionIDs(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID          *string `json:"SecretId"`
 		MaxResults        *int64  `json:"MaxResults"`

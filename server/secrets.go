@@ -89,7 +89,7 @@ func validateTags(tags []tagJSON, v *validator) error {
 	return nil
 }
 
-func createSecret(ctx context.Context, r *region.Region, req *request) (any, error) {
+func createSecret(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		Name               *string           `json:"Name"`
 		ClientRequestToken *string           `json:"ClientRequestToken"`
@@ -158,7 +158,7 @@ func createSecret(ctx context.Context, r *region.Region, req *request) (any, err
 	return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
 }
 
-func putSecretValue(ctx context.Context, r *region.Region, req *request) (any, error) {
+func putSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID           *string  `json:"SecretId"`
 		ClientRequestToken *string  `json:"ClientRequestToken"`
@@ -223,7 +223,7 @@ func validateStages(stages []string, path string, v *validator) {
 	}
 }
 
-func getSecretValue(ctx context.Context, r *region.Region, req *request) (any, error) {
+func getSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID     *string `json:"SecretId"`
 		VersionID    *string `json:"VersionId"`
@@ -276,7 +276,7 @@ type secretValueOut struct {
 // by id and/or label (AWSCURRENT by default), decrypts it, and adds the
 // read to reads, for the caller to record in LastAccessedDate
 // (region.RecordAccess) once it has read every value it serves.
-func readValue(r *region.Region, kr *crypto.Keyring, s *fsm.Secret, versionID, stage *string, reads *[]region.ValueRead) (*secretValueOut, error) {
+func readValue(r Region, kr *crypto.Keyring, s *fsm.Secret, versionID, stage *string, reads *[]region.ValueRead) (*secretValueOut, error) {
 	if s.Scheduled() {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
 	}
@@ -360,7 +360,7 @@ func entryOf(s *fsm.Secret) secretEntry {
 	return e
 }
 
-func describeSecret(ctx context.Context, r *region.Region, req *request) (any, error) {
+func describeSecret(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
@@ -376,7 +376,7 @@ func describeSecret(ctx context.Context, r *region.Region, req *request) (any, e
 	return entryOf(s), nil
 }
 
-func listSecrets(ctx context.Context, r *region.Region, req *request) (any, error) {
+func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		MaxResults             *int64       `json:"MaxResults"`
 		NextToken              *string      `json:"NextToken"`
@@ -440,7 +440,7 @@ func listSecrets(ctx context.Context, r *region.Region, req *request) (any, erro
 	return out, nil
 }
 
-func deleteSecret(ctx context.Context, r *region.Region, req *request) (any, error) {
+func deleteSecret(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID                   *string `json:"SecretId"`
 		RecoveryWindowInDays       *int64  `json:"RecoveryWindowInDays"`
@@ -493,7 +493,7 @@ func deleteSecret(ctx context.Context, r *region.Region, req *request) (any, err
 	return output{res.ARN, res.Name, epoch(res.DeletionDate)}, nil
 }
 
-func restoreSecret(ctx context.Context, r *region.Region, req *request) (any, error) {
+func restoreSecret(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
@@ -513,14 +513,14 @@ func restoreSecret(ctx context.Context, r *region.Region, req *request) (any, er
 // read returns a read transaction for req: linearizable by default, local
 // state at once for X-Coffer-Consistency: stale. req.index records the
 // index the state reflects.
-func read(ctx context.Context, r *region.Region, req *request) (*memdb.Txn, error) {
+func read(ctx context.Context, r Region, req *request) (*memdb.Txn, error) {
 	txn, index, err := r.Read(ctx, req.stale)
 	req.setIndex(index)
 	return txn, err
 }
 
 // apply commits one command and records the index it applied at.
-func apply(ctx context.Context, r *region.Region, req *request, t fsm.CommandType, cmd any) (*fsm.Result, error) {
+func apply(ctx context.Context, r Region, req *request, t fsm.CommandType, cmd any) (*fsm.Result, error) {
 	res, index, err := r.Apply(ctx, t, cmd)
 	req.setIndex(index)
 	return res, err
@@ -528,7 +528,7 @@ func apply(ctx context.Context, r *region.Region, req *request, t fsm.CommandTyp
 
 // writeSecret is region.WriteSecret for req, recording the index the
 // answer reflects.
-func writeSecret(ctx context.Context, r *region.Region, req *request, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, error) {
+func writeSecret(ctx context.Context, r Region, req *request, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, error) {
 	res, index, err := r.WriteSecret(ctx, id, build)
 	req.setIndex(index)
 	return res, err
@@ -536,7 +536,7 @@ func writeSecret(ctx context.Context, r *region.Region, req *request, id string,
 
 // readSecret is region.ReadSecret for req (refused while the secret is
 // scheduled for deletion), recording the index read.
-func readSecret(ctx context.Context, r *region.Region, req *request, id string) (*fsm.Secret, error) {
+func readSecret(ctx context.Context, r Region, req *request, id string) (*fsm.Secret, error) {
 	s, index, err := r.ReadSecret(ctx, req.stale, id)
 	req.setIndex(index)
 	return s, err

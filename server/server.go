@@ -1,7 +1,9 @@
 // Package server is Coffer's HTTP face: the AWS Secrets Manager JSON 1.1
 // protocol on POST /, SigV4 authentication, and the operator endpoints
-// under /v1/. It knows HTTP, not Raft: it builds fsm commands and hands
-// them to the region's cluster node.
+// under /v1/. It knows HTTP and the AWS wire format, not Raft: it decodes
+// and validates requests, builds fsm commands and hands them to the region
+// service it is given, through the Region interface (region.go) that it
+// defines itself.
 package server
 
 import (
@@ -20,7 +22,6 @@ import (
 
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/region"
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
 )
@@ -52,14 +53,14 @@ type Server struct {
 	echo     *echo.Echo
 	http     *http.Server
 	ln       net.Listener
-	regions  map[string]*region.Region
+	regions  map[string]Region
 	names    []string
 	verifier acl.Verifier
 	admin    acl.Verifier
 }
 
 // New builds a server for the given regions; Start begins serving.
-func New(cfg Config, regions ...*region.Region) (*Server, error) {
+func New(cfg Config, regions ...Region) (*Server, error) {
 	if len(regions) == 0 {
 		return nil, errors.New("server needs at least one region")
 	}
@@ -73,7 +74,7 @@ func New(cfg Config, regions ...*region.Region) (*Server, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &Server{cfg: cfg, logger: logger.Named("http"), regions: map[string]*region.Region{}}
+	s := &Server{cfg: cfg, logger: logger.Named("http"), regions: map[string]Region{}}
 	for _, r := range regions {
 		s.regions[r.Name()] = r
 		s.names = append(s.names, r.Name())
@@ -201,7 +202,7 @@ func bodyTooLarge(limit int64) error {
 
 // authenticate verifies SigV4 with the given verifier and returns the
 // region the request is scoped to and the caller's identity.
-func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (*region.Region, string, error) {
+func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (Region, string, error) {
 	scope, err := v.Verify(acl.FromHTTP(c.Request(), body))
 	if err != nil {
 		return nil, "", err
@@ -219,7 +220,7 @@ func newRequestID() string {
 }
 
 // operation is one API operation's handler.
-type operation func(ctx context.Context, r *region.Region, req *request) (any, error)
+type operation func(ctx context.Context, r Region, req *request) (any, error)
 
 var operations = map[string]operation{
 	"CreateSecret":   createSecretOp, // createSecret with AddReplicaRegions checked (ops_replication.go)

@@ -265,7 +265,11 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	// The port opens only now: a client that connects finds every region
 	// serving, never a region still bootstrapping.
 	hold.Close()
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger}, regions...)
+	served := make([]server.Region, len(regions))
+	for i, r := range regions {
+		served[i] = r
+	}
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger}, served...)
 	if err == nil {
 		err = srv.Start()
 	}

@@ -77,8 +77,12 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 		}
 		d.Regions[name] = r
 	}
+	served := make([]server.Region, len(regions))
+	for i, r := range regions {
+		served[i] = r
+	}
 	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Dev: true,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.Info, Output: logOut})}, regions...)
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.Info, Output: logOut})}, served...)
 	if err == nil {
 		err = srv.Start()
 	}

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/cofferhq/coffer/cluster"
+	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
+	"github.com/hashicorp/go-memdb"
+)
+
+// Region is the region service the handlers call: all server needs of a
+// region, and no more (rqlite's habit: the user of an interface defines
+// it). *region.Region is the one cmd/coffer gives New; a region started
+// with region.Config.Local serves it without Raft in handler tests.
+// Errors are *apierr.Error or *cluster.UnavailableError, mapped to the
+// wire in errors.go; every method that reads or writes returns the index
+// its answer reflects, for X-Coffer-Index.
+type Region interface {
+	// Name is the region's name, the one in SigV4 credential scopes.
+	Name() string
+	// AccountID is the account in the region's ARNs.
+	AccountID() string
+	// Now is the node's wall clock: every date in a command comes from it.
+	Now() time.Time
+	// NewARN is a new secret's ARN, with a fresh random suffix.
+	NewARN(name string) string
+
+	// AccessKey finds an access key's identity and secret (SigV4).
+	AccessKey(ctx context.Context, id string) (identity, secret string, ok bool)
+	// Keyring is the region's open keyring, or an error while sealed.
+	Keyring() (*crypto.Keyring, error)
+	// Sealed reports whether the region cannot decrypt yet.
+	Sealed() bool
+
+	// Read is a read transaction: linearizable, or local state if stale.
+	Read(ctx context.Context, stale bool) (*memdb.Txn, uint64, error)
+	// Resolve finds a secret by name, ARN or partial ARN in txn.
+	Resolve(txn *memdb.Txn, id string) *fsm.Secret
+	// ReadSecret reads and resolves a secret not scheduled for deletion.
+	ReadSecret(ctx context.Context, stale bool, id string) (*fsm.Secret, uint64, error)
+	// Apply commits one command.
+	Apply(ctx context.Context, t fsm.CommandType, cmd any) (*fsm.Result, uint64, error)
+	// WriteSecret resolves a secret and commits the command build makes.
+	WriteSecret(ctx context.Context, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, uint64, error)
+	// OpenValue decrypts a version's value.
+	OpenValue(kr *crypto.Keyring, s *fsm.Secret, v *fsm.Version) ([]byte, error)
+	// RecordAccess records the values a request served in
+	// LastAccessedDate.
+	RecordAccess(ctx context.Context, stale bool, reads []region.ValueRead)
+	// Reset empties the region (coffer dev's POST /v1/dev/reset).
+	Reset(ctx context.Context) (uint64, error)
+
+	// Status is the node's view of the region's group (/v1/health,
+	// /v1/cluster/status).
+	Status() cluster.Status
+	// LastContact is the time since the node last heard from a leader.
+	LastContact() time.Duration
+	// StateDigest is the state's digest and the index it reflects.
+	StateDigest() (string, uint64, error)
+}
+
+var _ Region = (*region.Region)(nil)
