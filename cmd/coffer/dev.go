@@ -13,7 +13,6 @@ import (
 
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
-	"github.com/cofferhq/coffer/fsm"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server"
 	"github.com/spf13/cobra"
@@ -312,8 +311,7 @@ Empty every region between tests:
 // another account stays sealed, and deserves a message that says why.
 func waitServing(ctx context.Context, r *region.Region) error {
 	for {
-		txn, _ := r.FSM().ReadTxn()
-		if r.Node().IsLeader() && fsm.RegionRecord(txn) != nil {
+		if _, bootstrapped := r.Account(); bootstrapped && r.IsLeader() {
 			return nil
 		}
 		select {
@@ -328,10 +326,9 @@ func waitServing(ctx context.Context, r *region.Region) error {
 // --data-dir bootstrapped with another account or other credentials: its
 // ARNs or its root key would not be the ones printed.
 func checkDevRegion(r *region.Region, accountID string, creds region.Credentials, dataDir string) error {
-	txn, _ := r.FSM().ReadTxn()
-	if rec := fsm.RegionRecord(txn); rec != nil && rec.AccountID != accountID {
+	if account, bootstrapped := r.Account(); bootstrapped && account != accountID {
 		return fmt.Errorf("region %s in %s belongs to account %s, not --account-id %s: use the same account id or another --data-dir",
-			r.Name(), dataDir, rec.AccountID, accountID)
+			r.Name(), dataDir, account, accountID)
 	}
 	if _, secret, ok := r.AccessKey(context.Background(), creds.AccessKeyID); !ok || secret != creds.SecretAccessKey {
 		return fmt.Errorf("region %s in %s was bootstrapped with another root key pair than %s: start with the same credentials or another --data-dir",

@@ -128,7 +128,12 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	r, err := region.Start(region.Config{
+	// The wiring, top to bottom (docs/architecture.md, "Packages"): the
+	// region service over its Raft node, then leader-only work registered
+	// with the region (rotation's scheduler and replication's shippers will
+	// register here, between New and Start; the purge is the region's own),
+	// then the HTTP server over the region.
+	r, err := region.New(region.Config{
 		Cluster: cc, AccountID: f.accountID, RootKey: rootKey, Bootstrap: creds, Logger: logger, Clock: clock,
 		OnGenerated: func(name string, c region.Credentials) {
 			fmt.Fprintf(out, "Root credentials of region %s (shown once; store them now):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
@@ -137,6 +142,9 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	})
 	crypto.Zero(rootKey)
 	if err != nil {
+		return err
+	}
+	if err := r.Start(); err != nil {
 		return err
 	}
 	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Logger: logger, Clock: clock}, r)
