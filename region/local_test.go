@@ -152,3 +152,38 @@ func TestLocal_ApplyAndRead(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// The purge removes, through the region's consensus, exactly the secrets
+// whose recovery window ended by the time it is given.
+func TestPurgeExpired_Local(t *testing.T) {
+	r, err := region.Start(localConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown()
+	eventually(t, "bootstrap", func() bool { return !r.Sealed() })
+	ctx := context.Background()
+	now := r.Now()
+	for i, name := range []string{"soon", "later"} {
+		arn := r.NewARN(name)
+		if _, _, err := r.Apply(ctx, fsm.CmdCreateSecret, &fsm.CreateSecret{ARN: arn, Name: name, Date: now.UnixMilli()}); err != nil {
+			t.Fatal(err)
+		}
+		window := time.Duration(7+i*10) * 24 * time.Hour
+		if _, _, err := r.Apply(ctx, fsm.CmdDeleteSecret, &fsm.DeleteSecret{ARN: arn, Date: now.UnixMilli(),
+			DeletionDate: now.Add(window).UnixMilli()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	purged, err := r.PurgeExpired(ctx, now.Add(8*24*time.Hour))
+	if err != nil || len(purged) != 1 {
+		t.Fatalf("purged %v, %v; want the secret whose window ended", purged, err)
+	}
+	txn, _, err := r.Read(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Resolve(txn, "soon") != nil || r.Resolve(txn, "later") == nil {
+		t.Fatal("the wrong secret was purged")
+	}
+}
