@@ -5,6 +5,7 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/cluster"
+	"github.com/cofferhq/coffer/region"
 	"github.com/labstack/echo/v4"
 )
 
@@ -21,9 +22,9 @@ type regionHealth struct {
 	Serving bool `json:"serving"`
 }
 
-func (r *Region) health() regionHealth {
-	st := r.node.Status()
-	h := regionHealth{Region: r.name, NodeID: st.NodeID, State: st.State, LeaderID: st.LeaderID,
+func health(r Region) regionHealth {
+	st := r.Status()
+	h := regionHealth{Region: r.Name(), NodeID: st.NodeID, State: st.State, LeaderID: st.LeaderID,
 		Term: st.Term, AppliedIndex: st.AppliedIndex}
 	if r.Sealed() && st.State != "shutdown" {
 		h.State = "sealed"
@@ -41,7 +42,7 @@ func (s *Server) handleHealth(c echo.Context) error {
 	}{}
 	status := http.StatusOK
 	for i, name := range s.names {
-		h := s.regions[name].health()
+		h := health(s.regions[name])
 		if i == 0 {
 			out.regionHealth = h
 		}
@@ -64,11 +65,11 @@ func (s *Server) handleClusterStatus(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	if identity != RootIdentity {
+	if identity != region.RootIdentity {
 		return writeError(c, apierr.New(apierr.AccessDenied, "Only the region's root identity may read the cluster status."))
 	}
-	st := r.node.Status()
-	digest, index, err := r.fsm.Digest()
+	st := r.Status()
+	digest, index, err := r.StateDigest()
 	if err != nil {
 		return writeError(c, apierr.Newf(apierr.InternalFailure, "state digest: %v", err))
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
-	"github.com/cofferhq/coffer/server"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -48,7 +48,7 @@ func goneEverywhere(t *testing.T, c *servertest.Cluster, arn string) {
 }
 
 func TestAPI_PurgeAfterRecoveryWindow(t *testing.T) {
-	c, a := newOpsEnv(t, servertest.Options{TuneRegion: func(rc *server.RegionConfig) { rc.PurgeInterval = 100 * time.Millisecond }})
+	c, a := newOpsEnv(t, servertest.Options{TuneRegion: func(rc *region.Config) { rc.PurgeInterval = 100 * time.Millisecond }})
 	ctx := ctxT(t)
 	due := mkSecret(t, a, "purge-due", "v")
 	mkSecret(t, a, "purge-kept", "v")
@@ -104,7 +104,7 @@ func isToday(got *time.Time, before, after time.Time) bool {
 func TestAPI_LastAccessedDate(t *testing.T) {
 	// The flusher only carries stale reads and failed recordings; an hour
 	// keeps it out of the way, so what is seen here is the recording.
-	c, a := newOpsEnv(t, servertest.Options{TuneRegion: func(rc *server.RegionConfig) { rc.AccessFlushInterval = time.Hour }})
+	c, a := newOpsEnv(t, servertest.Options{TuneRegion: func(rc *region.Config) { rc.AccessFlushInterval = time.Hour }})
 	ctx := ctxT(t)
 	start := time.Now()
 	created := mkSecret(t, a, "la", "one")

@@ -14,11 +14,12 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
-// A node's wall clock is injected (RegionConfig.Clock, Config.Clock), as a
+// A node's wall clock is injected (region.Config.Clock, Config.Clock), as a
 // faults build does with --faults-clock-file: these tests skew one node
 // and check what reads that clock (SigV4's request-time window, the Date
 // header, command dates, the purge) and that dates stay in log order.
@@ -60,7 +61,7 @@ func near(t *testing.T, what string, got, want time.Time, tol time.Duration) {
 
 func TestClock_SkewedNode(t *testing.T) {
 	var clk skewedClock
-	c := servertest.New(t, 1, servertest.Options{TuneRegion: func(rc *server.RegionConfig) {
+	c := servertest.New(t, 1, servertest.Options{TuneRegion: func(rc *region.Config) {
 		rc.Clock = clk.now
 		rc.PurgeInterval = 100 * time.Millisecond
 	}})

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"sync"
@@ -9,7 +8,7 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/cluster"
-	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 	"github.com/labstack/echo/v4"
 )
 
@@ -17,18 +16,6 @@ import (
 // between the tests of a suite (see docs/dev-mode.md). It exists only when
 // Config.Dev is set; a `coffer server` answers 404 for it, so no request
 // can wipe a real region.
-
-// Reset wipes every secret of the region through Raft (one
-// fsm.ResetRegion command, applied atomically), keeping its keyring,
-// account and access keys. It returns the index the reset applied at.
-func (r *Region) Reset(ctx context.Context) (uint64, error) {
-	cmd, err := fsm.Encode(fsm.CmdResetRegion, &fsm.ResetRegion{Region: r.name, Date: r.now().UnixMilli()})
-	if err != nil {
-		return 0, apierr.Newf(apierr.InternalServiceError, "encode command: %v", err)
-	}
-	_, index, err := r.node.Apply(ctx, cmd)
-	return index, err
-}
 
 // regionReset is one region's part of the reset answer.
 type regionReset struct {
@@ -53,7 +40,7 @@ func (s *Server) handleDevReset(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	if identity != RootIdentity {
+	if identity != region.RootIdentity {
 		return writeError(c, apierr.New(apierr.AccessDenied, "Only the root identity may reset the dev server."))
 	}
 	start := time.Now()

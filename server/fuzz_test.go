@@ -13,6 +13,7 @@ import (
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/region"
 )
 
 // FuzzOperations feeds arbitrary bodies and X-Amz-Target values, signed
@@ -31,12 +32,12 @@ import (
 func FuzzOperations(f *testing.F) {
 	// One region per fuzz process (each worker runs this body once and
 	// then the fuzz function many times).
-	creds := Credentials{AccessKeyID: "AKIAFUZZFUZZFUZZFUZZ", SecretAccessKey: "fuzz/secret/key/for/coffer/fuzzing/01234"}
+	creds := region.Credentials{AccessKeyID: "AKIAFUZZFUZZFUZZFUZZ", SecretAccessKey: "fuzz/secret/key/for/coffer/fuzzing/01234"}
 	dir := f.TempDir()
 	cfg := cluster.DefaultConfig()
 	cfg.NodeID, cfg.Region, cfg.DataDir = "fuzz1", "us-east-1", filepath.Join(dir, "n1")
 	cfg.ClusterAddr, cfg.GossipAddr, cfg.GossipLocal, cfg.BootstrapExpect = "127.0.0.1:0", "127.0.0.1:0", true, 1
-	r, err := StartRegion(RegionConfig{Cluster: cfg, RootKey: crypto.RandomKey(), Bootstrap: &creds})
+	r, err := region.Start(region.Config{Cluster: cfg, RootKey: crypto.RandomKey(), Bootstrap: &creds})
 	if err != nil {
 		f.Fatal(err)
 	}

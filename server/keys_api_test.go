@@ -5,7 +5,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/server"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -15,7 +15,7 @@ import (
 func TestAPI_UnknownAccessKeysDoNotReachTheLeader(t *testing.T) {
 	c := servertest.New(t, 3)
 	ctx := ctxT(t)
-	stranger := server.Credentials{AccessKeyID: "AKIASTRANGERSTRANGER", SecretAccessKey: "0123456789abcdef0123456789abcdef01234567"}
+	stranger := region.Credentials{AccessKeyID: "AKIASTRANGERSTRANGER", SecretAccessKey: "0123456789abcdef0123456789abcdef01234567"}
 	try := func(i int) {
 		t.Helper()
 		cl := servertest.NewClient(c.Nodes[i].Endpoint, servertest.Region, stranger, 0)

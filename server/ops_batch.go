@@ -5,6 +5,7 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 )
 
 // BatchGetSecretValue (shared/spec §4.3) by SecretIdList: one read index
@@ -27,7 +28,7 @@ type batchError struct {
 	Message   string `json:"Message"`
 }
 
-func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
+func batchGetSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretIDList []string     `json:"SecretIdList"`
 		Filters      []filterJSON `json:"Filters"`
@@ -68,7 +69,7 @@ func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	txn, err := r.read(ctx, req)
+	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
@@ -76,14 +77,14 @@ func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, err
 		SecretValues []*secretValueOut `json:"SecretValues"`
 		Errors       []batchError      `json:"Errors,omitempty"`
 	}{SecretValues: []*secretValueOut{}}
-	var reads []accessRead
+	var reads []region.ValueRead
 	for _, id := range in.SecretIDList {
-		s := r.resolve(txn, id)
+		s := r.Resolve(txn, id)
 		if s == nil {
 			out.Errors = append(out.Errors, batchError{id, apierr.ResourceNotFound, apierr.MsgSecretNotFound})
 			continue
 		}
-		val, err := r.readValue(kr, s, nil, nil, &reads)
+		val, err := readValue(r, kr, s, nil, nil, &reads)
 		if err != nil {
 			e, ok := apierr.As(err)
 			if !ok {
@@ -94,11 +95,11 @@ func batchGetSecretValue(ctx context.Context, r *Region, req *request) (any, err
 		}
 		out.SecretValues = append(out.SecretValues, val)
 	}
-	r.recordAccess(ctx, req, reads)
+	r.RecordAccess(ctx, req.stale, reads)
 	return out, nil
 }
 
-func batchByFilters(ctx context.Context, r *Region, req *request, filters []filterJSON, maxResults *int64, nextToken *string) (any, error) {
+func batchByFilters(ctx context.Context, r Region, req *request, filters []filterJSON, maxResults *int64, nextToken *string) (any, error) {
 	fs, err := filterRules(filters)
 	if err != nil {
 		return nil, err
@@ -117,7 +118,7 @@ func batchByFilters(ctx context.Context, r *Region, req *request, filters []filt
 			return nil, err
 		}
 	}
-	txn, err := r.read(ctx, req)
+	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
@@ -130,9 +131,9 @@ func batchByFilters(ctx context.Context, r *Region, req *request, filters []filt
 		Errors       []batchError      `json:"Errors,omitempty"`
 		NextToken    string            `json:"NextToken,omitempty"`
 	}{SecretValues: []*secretValueOut{}}
-	var reads []accessRead
+	var reads []region.ValueRead
 	for _, s := range page.Secrets {
-		val, err := r.readValue(kr, s, nil, nil, &reads)
+		val, err := readValue(r, kr, s, nil, nil, &reads)
 		if err != nil {
 			e, ok := apierr.As(err)
 			if !ok {
@@ -143,7 +144,7 @@ func batchByFilters(ctx context.Context, r *Region, req *request, filters []filt
 		}
 		out.SecretValues = append(out.SecretValues, val)
 	}
-	r.recordAccess(ctx, req, reads)
+	r.RecordAccess(ctx, req.stale, reads)
 	if page.Next != "" {
 		out.NextToken = sealToken(kr, binding, page.Next)
 	}

@@ -30,7 +30,7 @@ const (
 	MsgPasswordNoClasses = "The request excludes every character: include at least one character type, and do not exclude all of its characters with ExcludeCharacters."
 )
 
-func getRandomPassword(_ context.Context, _ *Region, req *request) (any, error) {
+func getRandomPassword(_ context.Context, _ Region, req *request) (any, error) {
 	var in struct {
 		PasswordLength          *int64  `json:"PasswordLength"`
 		ExcludeCharacters       *string `json:"ExcludeCharacters"`

@@ -7,6 +7,7 @@ import (
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 )
 
 // Resource policies (shared/spec §4.15–4.17, §7.6). The document is stored
@@ -33,7 +34,7 @@ func validatePolicyMember(v *validator, policy *string) {
 	}
 }
 
-func putResourcePolicy(ctx context.Context, r *Region, req *request) (any, error) {
+func putResourcePolicy(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID          *string `json:"SecretId"`
 		ResourcePolicy    *string `json:"ResourcePolicy"`
@@ -50,7 +51,7 @@ func putResourcePolicy(ctx context.Context, r *Region, req *request) (any, error
 	}
 	// AWS finds the secret before it reads the policy: an unknown secret
 	// is ResourceNotFoundException whatever the document says.
-	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		p, problems, err := acl.ParsePolicy(*in.ResourcePolicy)
 		if err != nil || len(problems) > 0 {
 			return 0, nil, apierr.New(apierr.MalformedPolicyDocument, MsgMalformedPolicy)
@@ -58,7 +59,7 @@ func putResourcePolicy(ctx context.Context, r *Region, req *request) (any, error
 		if in.BlockPublicPolicy != nil && *in.BlockPublicPolicy && len(p.BroadAccess()) > 0 {
 			return 0, nil, apierr.New(apierr.PublicPolicy, MsgPublicPolicy)
 		}
-		return fsm.CmdPutResourcePolicy, &fsm.PutResourcePolicy{ARN: s.ARN, Policy: *in.ResourcePolicy, Date: r.now().UnixMilli()}, nil
+		return fsm.CmdPutResourcePolicy, &fsm.PutResourcePolicy{ARN: s.ARN, Policy: *in.ResourcePolicy, Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -66,12 +67,12 @@ func putResourcePolicy(ctx context.Context, r *Region, req *request) (any, error
 	return arnName{res.ARN, res.Name}, nil
 }
 
-func getResourcePolicy(ctx context.Context, r *Region, req *request) (any, error) {
+func getResourcePolicy(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
 	}
-	s, err := r.readSecret(ctx, req, id)
+	s, err := readSecret(ctx, r, req, id)
 	if err != nil {
 		return nil, err
 	}
@@ -84,13 +85,13 @@ func getResourcePolicy(ctx context.Context, r *Region, req *request) (any, error
 	}{s.ARN, s.Name, s.ResourcePolicy}, nil
 }
 
-func deleteResourcePolicy(ctx context.Context, r *Region, req *request) (any, error) {
+func deleteResourcePolicy(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.writeSecret(ctx, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdDeleteResourcePolicy, &fsm.DeleteResourcePolicy{ARN: s.ARN, Date: r.now().UnixMilli()}, nil
+	res, err := writeSecret(ctx, r, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdDeleteResourcePolicy, &fsm.DeleteResourcePolicy{ARN: s.ARN, Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -103,7 +104,7 @@ type validationError struct {
 	ErrorMessage string `json:"ErrorMessage"`
 }
 
-func validateResourcePolicy(ctx context.Context, r *Region, req *request) (any, error) {
+func validateResourcePolicy(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID       *string `json:"SecretId"`
 		ResourcePolicy *string `json:"ResourcePolicy"`
@@ -120,7 +121,7 @@ func validateResourcePolicy(ctx context.Context, r *Region, req *request) (any, 
 	// The secret, if named, is found first, as PutResourcePolicy does.
 	secretARN := ""
 	if in.SecretID != nil {
-		s, err := r.readSecret(ctx, req, *in.SecretID)
+		s, err := readSecret(ctx, r, req, *in.SecretID)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +144,7 @@ func validateResourcePolicy(ctx context.Context, r *Region, req *request) (any, 
 		for _, msg := range p.BroadAccess() {
 			out.ValidationErrors = append(out.ValidationErrors, validationError{checkBroadAccess, msg})
 		}
-		for _, msg := range p.LocksOut(r.callerARN(req.identity), r.cfg.AccountID, secretARN) {
+		for _, msg := range p.LocksOut(callerARN(r, req.identity), r.AccountID(), secretARN) {
 			out.ValidationErrors = append(out.ValidationErrors, validationError{checkLockout, msg})
 		}
 	}
@@ -151,27 +152,10 @@ func validateResourcePolicy(ctx context.Context, r *Region, req *request) (any, 
 	return out, nil
 }
 
-// readSecret resolves a SecretId on a linearizable (or stale, if asked)
-// read for the operations refused during the recovery window.
-func (r *Region) readSecret(ctx context.Context, req *request, id string) (*fsm.Secret, error) {
-	txn, err := r.read(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	s := r.resolve(txn, id)
-	if s == nil {
-		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
-	}
-	if s.Scheduled() {
-		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
-	}
-	return s, nil
-}
-
 // callerARN is the principal ARN of an identity of this region's account.
-func (r *Region) callerARN(identity string) string {
-	if identity == RootIdentity || identity == "" {
-		return "arn:aws:iam::" + r.cfg.AccountID + ":root"
+func callerARN(r Region, identity string) string {
+	if identity == region.RootIdentity || identity == "" {
+		return "arn:aws:iam::" + r.AccountID() + ":root"
 	}
-	return "arn:aws:iam::" + r.cfg.AccountID + ":user/" + identity
+	return "arn:aws:iam::" + r.AccountID() + ":user/" + identity
 }

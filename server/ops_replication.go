@@ -52,10 +52,10 @@ func validateRegionName(v *validator, region *string, path string) {
 
 // checkReplicaRegions applies the stateless rules to a list of regions
 // that met the model constraints: not this region, none twice.
-func (r *Region) checkReplicaRegions(regions []string, member string) error {
+func checkReplicaRegions(r Region, regions []string, member string) error {
 	seen := map[string]bool{}
 	for _, name := range regions {
-		if name == r.name {
+		if name == r.Name() {
 			return apierr.New(apierr.InvalidParameter, MsgInvalidReplicaRegion)
 		}
 		if seen[name] {
@@ -69,7 +69,7 @@ func (r *Region) checkReplicaRegions(regions []string, member string) error {
 // validateAddReplicaRegions checks AddReplicaRegions (of
 // ReplicateSecretToRegions and CreateSecret): model constraints into v,
 // then, when v has none, the stateless rules.
-func (r *Region) validateAddReplicaRegions(v *validator, list []replicaRegionJSON) error {
+func validateAddReplicaRegions(r Region, v *validator, list []replicaRegionJSON) error {
 	if list != nil && len(list) == 0 {
 		n := "0 items"
 		v.add(&n, "addReplicaRegions", "Member must have length greater than or equal to 1")
@@ -88,10 +88,10 @@ func (r *Region) validateAddReplicaRegions(v *validator, list []replicaRegionJSO
 	for _, rr := range list {
 		names = append(names, *rr.Region)
 	}
-	return r.checkReplicaRegions(names, "AddReplicaRegions")
+	return checkReplicaRegions(r, names, "AddReplicaRegions")
 }
 
-func replicateSecretToRegions(ctx context.Context, r *Region, req *request) (any, error) {
+func replicateSecretToRegions(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID                    *string             `json:"SecretId"`
 		AddReplicaRegions           []replicaRegionJSON `json:"AddReplicaRegions"`
@@ -105,18 +105,18 @@ func replicateSecretToRegions(ctx context.Context, r *Region, req *request) (any
 	if in.AddReplicaRegions == nil {
 		v.add(nil, "addReplicaRegions", "Member must not be null")
 	}
-	if err := r.validateAddReplicaRegions(&v, in.AddReplicaRegions); err != nil {
+	if err := validateAddReplicaRegions(r, &v, in.AddReplicaRegions); err != nil {
 		return nil, err
 	}
 	// Resolve; refused while scheduled for deletion. (A replica would be
 	// refused too; there are none yet.)
-	if _, err := r.readSecret(ctx, req, *in.SecretID); err != nil {
+	if _, err := readSecret(ctx, r, req, *in.SecretID); err != nil {
 		return nil, err
 	}
 	return nil, apierr.New(apierr.InvalidRequest, MsgReplicateNotYet)
 }
 
-func removeRegionsFromReplication(ctx context.Context, r *Region, req *request) (any, error) {
+func removeRegionsFromReplication(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID             *string  `json:"SecretId"`
 		RemoveReplicaRegions []string `json:"RemoveReplicaRegions"`
@@ -139,23 +139,23 @@ func removeRegionsFromReplication(ctx context.Context, r *Region, req *request) 
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := r.checkReplicaRegions(in.RemoveReplicaRegions, "RemoveReplicaRegions"); err != nil {
+	if err := checkReplicaRegions(r, in.RemoveReplicaRegions, "RemoveReplicaRegions"); err != nil {
 		return nil, err
 	}
 	// Allowed while scheduled for deletion (spec §4.23): resolve only.
-	if _, err := r.resolveSecret(ctx, req, *in.SecretID); err != nil {
+	if _, err := resolveSecret(ctx, r, req, *in.SecretID); err != nil {
 		return nil, err
 	}
 	return nil, apierr.New(apierr.InvalidRequest, MsgRemoveRegionsNotYet)
 }
 
-func stopReplicationToReplica(ctx context.Context, r *Region, req *request) (any, error) {
+func stopReplicationToReplica(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
 	}
 	// Allowed while scheduled for deletion (spec §4.23): resolve only.
-	if _, err := r.resolveSecret(ctx, req, id); err != nil {
+	if _, err := resolveSecret(ctx, r, req, id); err != nil {
 		return nil, err
 	}
 	// Not a replica → InvalidRequestException (spec §4.20); no secret is
@@ -169,7 +169,7 @@ func stopReplicationToReplica(ctx context.Context, r *Region, req *request) (any
 // checks everything else and refuses before writing anything, then the
 // name's state rules are checked; a request that passes everything is
 // refused as not available yet.
-func createSecretOp(ctx context.Context, r *Region, req *request) (any, error) {
+func createSecretOp(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		Name              *string             `json:"Name"`
 		AddReplicaRegions []replicaRegionJSON `json:"AddReplicaRegions"`
@@ -181,7 +181,7 @@ func createSecretOp(ctx context.Context, r *Region, req *request) (any, error) {
 		return createSecret(ctx, r, req)
 	}
 	var v validator
-	if err := r.validateAddReplicaRegions(&v, in.AddReplicaRegions); err != nil {
+	if err := validateAddReplicaRegions(r, &v, in.AddReplicaRegions); err != nil {
 		return nil, err
 	}
 	// With AddReplicaRegions present, createSecret refuses after all of its
@@ -191,13 +191,13 @@ func createSecretOp(ctx context.Context, r *Region, req *request) (any, error) {
 		!strings.Contains(ae.Message, "AddReplicaRegions") {
 		return out, err
 	}
-	txn, err := r.read(ctx, req)
+	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
 	// A name is never "arn:..." (no ':' allowed), so this is a name lookup;
 	// secrets scheduled for deletion are found too.
-	if s := r.resolve(txn, *in.Name); s != nil {
+	if s := r.Resolve(txn, *in.Name); s != nil {
 		if s.Scheduled() {
 			return nil, apierr.New(apierr.InvalidRequest, apierr.MsgScheduledCreate)
 		}
@@ -209,12 +209,12 @@ func createSecretOp(ctx context.Context, r *Region, req *request) (any, error) {
 // resolveSecret resolves a SecretId on a linearizable (or stale, if asked)
 // read, for the operations allowed while a secret is scheduled for
 // deletion.
-func (r *Region) resolveSecret(ctx context.Context, req *request, id string) (*fsm.Secret, error) {
-	txn, err := r.read(ctx, req)
+func resolveSecret(ctx context.Context, r Region, req *request, id string) (*fsm.Secret, error) {
+	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
-	s := r.resolve(txn, id)
+	s := r.Resolve(txn, id)
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}

@@ -60,7 +60,7 @@ var (
 	validScheduleExpression = regexp.MustCompile(scheduleExpressionPattern)
 )
 
-func rotateSecret(ctx context.Context, r *Region, req *request) (any, error) {
+func rotateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID                       *string                `json:"SecretId"`
 		ClientRequestToken             *string                `json:"ClientRequestToken"`
@@ -108,7 +108,7 @@ func rotateSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	}
 	// Resolve; refused while scheduled for deletion. (No secret is a
 	// replica yet, so the replica rule cannot apply.)
-	s, err := r.readSecret(ctx, req, *in.SecretID)
+	s, err := readSecret(ctx, r, req, *in.SecretID)
 	if err != nil {
 		return nil, err
 	}
@@ -124,12 +124,12 @@ func rotateSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	return nil, apierr.New(apierr.InvalidRequest, MsgRotateNotYet)
 }
 
-func cancelRotateSecret(ctx context.Context, r *Region, req *request) (any, error) {
+func cancelRotateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.readSecret(ctx, req, id); err != nil {
+	if _, err := readSecret(ctx, r, req, id); err != nil {
 		return nil, err
 	}
 	// Never configured → InvalidRequestException (spec §4.13). Once

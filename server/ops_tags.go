@@ -8,7 +8,7 @@ import (
 
 // TagResource and UntagResource (shared/spec §4.21, §4.22). Both answer {}.
 
-func tagResource(ctx context.Context, r *Region, req *request) (any, error) {
+func tagResource(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID *string   `json:"SecretId"`
 		Tags     []tagJSON `json:"Tags"`
@@ -30,8 +30,8 @@ func tagResource(ctx context.Context, r *Region, req *request) (any, error) {
 	for _, t := range in.Tags {
 		tags = append(tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
-	_, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdTagResource, &fsm.TagResource{ARN: s.ARN, Tags: tags, Date: r.now().UnixMilli()}, nil
+	_, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdTagResource, &fsm.TagResource{ARN: s.ARN, Tags: tags, Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -39,7 +39,7 @@ func tagResource(ctx context.Context, r *Region, req *request) (any, error) {
 	return struct{}{}, nil
 }
 
-func untagResource(ctx context.Context, r *Region, req *request) (any, error) {
+func untagResource(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID *string  `json:"SecretId"`
 		TagKeys  []string `json:"TagKeys"`
@@ -58,8 +58,8 @@ func untagResource(ctx context.Context, r *Region, req *request) (any, error) {
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdUntagResource, &fsm.UntagResource{ARN: s.ARN, Keys: in.TagKeys, Date: r.now().UnixMilli()}, nil
+	_, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdUntagResource, &fsm.UntagResource{ARN: s.ARN, Keys: in.TagKeys, Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err

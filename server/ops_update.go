@@ -7,6 +7,7 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 )
 
 // UpdateSecret and UpdateSecretVersionStage (shared/spec §4.5, §4.9).
@@ -69,7 +70,7 @@ type arnName struct {
 	Name string `json:"Name"`
 }
 
-func updateSecret(ctx context.Context, r *Region, req *request) (any, error) {
+func updateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID           *string `json:"SecretId"`
 		ClientRequestToken *string `json:"ClientRequestToken"`
@@ -99,15 +100,16 @@ func updateSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	if in.present() && in.ClientRequestToken == nil {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgTokenMissing)
 	}
-	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		cmd := &fsm.UpdateSecret{ARN: s.ARN, Description: in.Description, KmsKeyID: in.KmsKeyID, Type: in.Type,
-			Date: r.now().UnixMilli()}
+			Date: r.Now().UnixMilli()}
 		if in.present() {
 			kr, err := r.Keyring()
 			if err != nil {
 				return 0, nil, err
 			}
-			nv, err := in.seal(kr, s.ARN, *in.ClientRequestToken)
+			plain, binary := in.plain()
+			nv, err := region.Seal(kr, s.ARN, *in.ClientRequestToken, plain, binary)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -121,7 +123,7 @@ func updateSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
 }
 
-func updateSecretVersionStage(ctx context.Context, r *Region, req *request) (any, error) {
+func updateSecretVersionStage(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID            *string `json:"SecretId"`
 		VersionStage        *string `json:"VersionStage"`
@@ -144,9 +146,9 @@ func updateSecretVersionStage(ctx context.Context, r *Region, req *request) (any
 	if in.RemoveFromVersionID == nil && in.MoveToVersionID == nil {
 		return nil, apierr.New(apierr.InvalidParameter, fsm.MsgStageNoVersion)
 	}
-	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		return fsm.CmdUpdateSecretVersionStage, &fsm.UpdateSecretVersionStage{ARN: s.ARN, Stage: *in.VersionStage,
-			RemoveFrom: deref(in.RemoveFromVersionID), MoveTo: deref(in.MoveToVersionID), Date: r.now().UnixMilli()}, nil
+			RemoveFrom: deref(in.RemoveFromVersionID), MoveTo: deref(in.MoveToVersionID), Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -27,7 +27,7 @@ type versionEntry struct {
 	KmsKeyIDs        []string `json:"KmsKeyIds"`
 }
 
-func listSecretVersionIDs(ctx context.Context, r *Region, req *request) (any, error) {
+func listSecretVersionIDs(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID          *string `json:"SecretId"`
 		MaxResults        *int64  `json:"MaxResults"`
@@ -48,7 +48,7 @@ func listSecretVersionIDs(ctx context.Context, r *Region, req *request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	s, err := r.readSecret(ctx, req, *in.SecretID)
+	s, err := readSecret(ctx, r, req, *in.SecretID)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -20,8 +21,6 @@ import (
 // then one Raft command whose Apply checks the state rules atomically.
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]+$`)
-
-const arnSuffixAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 type tagJSON struct {
 	Key   *string `json:"Key"`
@@ -52,21 +51,13 @@ func (sv *secretValue) bothValues() error {
 	return nil
 }
 
-// seal encrypts the value for a version of the secret with this ARN. This
-// is the only place plaintext meets the write path; what leaves is
-// ciphertext and a keyed digest.
-func (sv *secretValue) seal(kr *crypto.Keyring, arn, versionID string) (fsm.NewVersion, error) {
-	plain, kind, binary := sv.SecretBinary, "b", true
+// plain is the value's bytes and whether they are SecretBinary, for
+// region.Seal: decoding JSON is server's part, sealing is region's.
+func (sv *secretValue) plain() ([]byte, bool) {
 	if sv.SecretString != nil {
-		plain, kind, binary = []byte(*sv.SecretString), "s", false
+		return []byte(*sv.SecretString), false
 	}
-	env, err := kr.Encrypt(plain, crypto.ValueAAD(arn, versionID))
-	if err != nil {
-		return fsm.NewVersion{}, apierr.Newf(apierr.EncryptionFailure, "The value could not be encrypted: %v", err)
-	}
-	// This region created the secret: its ARN here is the primary ARN the
-	// AAD binds, kept with the version for replicas (fsm.Version.PrimaryARN).
-	return fsm.NewVersion{VersionID: versionID, Binary: binary, Value: env, Digest: kr.Digest(kind, plain), PrimaryARN: arn}, nil
+	return sv.SecretBinary, true
 }
 
 func validateTags(tags []tagJSON, v *validator) error {
@@ -98,7 +89,7 @@ func validateTags(tags []tagJSON, v *validator) error {
 	return nil
 }
 
-func createSecret(ctx context.Context, r *Region, req *request) (any, error) {
+func createSecret(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		Name               *string           `json:"Name"`
 		ClientRequestToken *string           `json:"ClientRequestToken"`
@@ -143,9 +134,9 @@ func createSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := r.now().UnixMilli()
+	now := r.Now().UnixMilli()
 	cmd := &fsm.CreateSecret{
-		ARN:  r.arnPrefix() + *in.Name + "-" + randomString(6, arnSuffixAlphabet),
+		ARN:  r.NewARN(*in.Name),
 		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), Date: now,
 		Type: deref(in.Type),
 	}
@@ -153,20 +144,21 @@ func createSecret(ctx context.Context, r *Region, req *request) (any, error) {
 		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
 	if in.present() {
-		nv, err := in.seal(kr, cmd.ARN, *in.ClientRequestToken)
+		plain, binary := in.plain()
+		nv, err := region.Seal(kr, cmd.ARN, *in.ClientRequestToken, plain, binary)
 		if err != nil {
 			return nil, err
 		}
 		cmd.Version = &nv
 	}
-	res, err := r.apply(ctx, req, fsm.CmdCreateSecret, cmd)
+	res, err := apply(ctx, r, req, fsm.CmdCreateSecret, cmd)
 	if err != nil {
 		return nil, err
 	}
 	return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
 }
 
-func putSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
+func putSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID           *string  `json:"SecretId"`
 		ClientRequestToken *string  `json:"ClientRequestToken"`
@@ -201,10 +193,11 @@ func putSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		nv, err := in.seal(kr, s.ARN, *in.ClientRequestToken)
+	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		plain, binary := in.plain()
+		nv, err := region.Seal(kr, s.ARN, *in.ClientRequestToken, plain, binary)
 		return fsm.CmdPutSecretValue, &fsm.PutSecretValue{ARN: s.ARN, Version: nv,
-			Stages: uniqueLabels(in.VersionStages), Date: r.now().UnixMilli()}, err
+			Stages: uniqueLabels(in.VersionStages), Date: r.Now().UnixMilli()}, err
 	})
 	if err != nil {
 		return nil, err
@@ -230,7 +223,7 @@ func validateStages(stages []string, path string, v *validator) {
 	}
 }
 
-func getSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
+func getSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID     *string `json:"SecretId"`
 		VersionID    *string `json:"VersionId"`
@@ -250,20 +243,20 @@ func getSecretValue(ctx context.Context, r *Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	txn, err := r.read(ctx, req)
+	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
-	s := r.resolve(txn, *in.SecretID)
+	s := r.Resolve(txn, *in.SecretID)
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
-	var reads []accessRead
-	out, err := r.readValue(kr, s, in.VersionID, in.VersionStage, &reads)
+	var reads []region.ValueRead
+	out, err := readValue(r, kr, s, in.VersionID, in.VersionStage, &reads)
 	if err != nil {
 		return nil, err
 	}
-	r.recordAccess(ctx, req, reads)
+	r.RecordAccess(ctx, req.stale, reads)
 	return out, nil
 }
 
@@ -282,8 +275,8 @@ type secretValueOut struct {
 // readValue is GetSecretValue on a resolved secret: it picks the version
 // by id and/or label (AWSCURRENT by default), decrypts it, and adds the
 // read to reads, for the caller to record in LastAccessedDate
-// (recordAccess, access.go) once it has read every value it serves.
-func (r *Region) readValue(kr *crypto.Keyring, s *fsm.Secret, versionID, stage *string, reads *[]accessRead) (*secretValueOut, error) {
+// (region.RecordAccess) once it has read every value it serves.
+func readValue(r Region, kr *crypto.Keyring, s *fsm.Secret, versionID, stage *string, reads *[]region.ValueRead) (*secretValueOut, error) {
 	if s.Scheduled() {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
 	}
@@ -307,12 +300,11 @@ func (r *Region) readValue(kr *crypto.Keyring, s *fsm.Secret, versionID, stage *
 			return nil, apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret value for staging label: %s", label)
 		}
 	}
-	plain, err := kr.Decrypt(ver.Value, crypto.ValueAAD(ver.AADARN(s), ver.VersionID))
+	plain, err := r.OpenValue(kr, s, ver)
 	if err != nil {
-		r.logger.Error("stored value does not decrypt", "arn", s.ARN, "version", ver.VersionID, "error", err)
-		return nil, apierr.New(apierr.DecryptionFailure, "Secrets Manager can't decrypt the protected secret text using the provided key.")
+		return nil, err
 	}
-	*reads = append(*reads, accessRead{s, ver})
+	*reads = append(*reads, region.ValueRead{Secret: s, Version: ver})
 	out := &secretValueOut{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: ver.Stages, CreatedDate: epoch(ver.CreatedDate)}
 	if ver.Binary {
 		out.SecretBinary = plain
@@ -368,23 +360,23 @@ func entryOf(s *fsm.Secret) secretEntry {
 	return e
 }
 
-func describeSecret(ctx context.Context, r *Region, req *request) (any, error) {
+func describeSecret(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
 	}
-	txn, err := r.read(ctx, req)
+	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
-	s := r.resolve(txn, id)
+	s := r.Resolve(txn, id)
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
 	return entryOf(s), nil
 }
 
-func listSecrets(ctx context.Context, r *Region, req *request) (any, error) {
+func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		MaxResults             *int64       `json:"MaxResults"`
 		NextToken              *string      `json:"NextToken"`
@@ -425,7 +417,7 @@ func listSecrets(ctx context.Context, r *Region, req *request) (any, error) {
 			return nil, err
 		}
 	}
-	txn, err := r.read(ctx, req)
+	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +440,7 @@ func listSecrets(ctx context.Context, r *Region, req *request) (any, error) {
 	return out, nil
 }
 
-func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
+func deleteSecret(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		SecretID                   *string `json:"SecretId"`
 		RecoveryWindowInDays       *int64  `json:"RecoveryWindowInDays"`
@@ -480,8 +472,8 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 		Name         string `json:"Name"`
 		DeletionDate epoch  `json:"DeletionDate"`
 	}
-	res, err := r.writeSecret(ctx, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		now := r.now().UnixMilli()
+	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		now := r.Now().UnixMilli()
 		return fsm.CmdDeleteSecret, &fsm.DeleteSecret{ARN: s.ARN, Force: force, Date: now,
 			DeletionDate: now + window*24*int64(time.Hour/time.Millisecond)}, nil
 	})
@@ -489,9 +481,9 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 		// Force-deleting what does not exist succeeds, as in AWS, with
 		// the ARN such a secret would have had: the one given, or this
 		// region's ARN of the name with a fresh suffix.
-		out := output{ARN: *in.SecretID, Name: *in.SecretID, DeletionDate: epoch(r.now().UnixMilli())}
+		out := output{ARN: *in.SecretID, Name: *in.SecretID, DeletionDate: epoch(r.Now().UnixMilli())}
 		if !strings.HasPrefix(*in.SecretID, "arn:") {
-			out.ARN = r.arnPrefix() + *in.SecretID + "-" + randomString(6, arnSuffixAlphabet)
+			out.ARN = r.NewARN(*in.SecretID)
 		}
 		return out, nil
 	}
@@ -501,13 +493,13 @@ func deleteSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	return output{res.ARN, res.Name, epoch(res.DeletionDate)}, nil
 }
 
-func restoreSecret(ctx context.Context, r *Region, req *request) (any, error) {
+func restoreSecret(ctx context.Context, r Region, req *request) (any, error) {
 	id, err := decodeSecretIDOnly(req)
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.writeSecret(ctx, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		return fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: s.ARN, Date: r.now().UnixMilli()}, nil
+	res, err := writeSecret(ctx, r, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: s.ARN, Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -518,66 +510,36 @@ func restoreSecret(ctx context.Context, r *Region, req *request) (any, error) {
 	}{res.ARN, res.Name}, nil
 }
 
-// read returns a read transaction: linearizable (after a read index) by
-// default, local state at once for X-Coffer-Consistency: stale.
-func (r *Region) read(ctx context.Context, req *request) (*memdb.Txn, error) {
-	if !req.stale {
-		if _, err := r.node.ReadIndex(ctx); err != nil {
-			return nil, err
-		}
-	}
-	txn, index := r.fsm.ReadTxn()
-	req.index = index
-	return txn, nil
-}
-
-func (r *Region) resolve(txn *memdb.Txn, id string) *fsm.Secret {
-	return fsm.ResolveSecret(txn, id, r.name, r.cfg.AccountID)
+// read returns a read transaction for req: linearizable by default, local
+// state at once for X-Coffer-Consistency: stale. req.index records the
+// index the state reflects.
+func read(ctx context.Context, r Region, req *request) (*memdb.Txn, error) {
+	txn, index, err := r.Read(ctx, req.stale)
+	req.setIndex(index)
+	return txn, err
 }
 
 // apply commits one command and records the index it applied at.
-func (r *Region) apply(ctx context.Context, req *request, t fsm.CommandType, cmd any) (*fsm.Result, error) {
-	buf, err := fsm.Encode(t, cmd)
-	if err != nil {
-		return nil, apierr.Newf(apierr.InternalServiceError, "encode command: %v", err)
-	}
-	res, index, err := r.node.Apply(ctx, buf)
-	if index != 0 {
-		req.index = index
-	}
+func apply(ctx context.Context, r Region, req *request, t fsm.CommandType, cmd any) (*fsm.Result, error) {
+	res, index, err := r.Apply(ctx, t, cmd)
+	req.setIndex(index)
 	return res, err
 }
 
-// writeSecret resolves a SecretId and applies the command build makes for
-// that secret. It resolves on local state first (no extra round trip);
-// Apply re-checks the ARN, so a stale resolve can only cause a spurious
-// "not found", which is retried once after a read index makes the local
-// state current.
-func (r *Region) writeSecret(ctx context.Context, req *request, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, error) {
-	fresh := false
-	for {
-		txn, index := r.fsm.ReadTxn()
-		s := r.resolve(txn, id)
-		var res *fsm.Result
-		var err error
-		if s == nil {
-			req.index = index // the state the "not found" was read from
-			err = apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
-		} else {
-			t, cmd, berr := build(s)
-			if berr != nil {
-				return nil, berr
-			}
-			res, err = r.apply(ctx, req, t, cmd)
-		}
-		if !apierr.Is(err, apierr.ResourceNotFound) || fresh {
-			return res, err
-		}
-		if _, rerr := r.node.ReadIndex(ctx); rerr != nil {
-			return nil, rerr
-		}
-		fresh = true
-	}
+// writeSecret is region.WriteSecret for req, recording the index the
+// answer reflects.
+func writeSecret(ctx context.Context, r Region, req *request, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, error) {
+	res, index, err := r.WriteSecret(ctx, id, build)
+	req.setIndex(index)
+	return res, err
+}
+
+// readSecret is region.ReadSecret for req (refused while the secret is
+// scheduled for deletion), recording the index read.
+func readSecret(ctx context.Context, r Region, req *request, id string) (*fsm.Secret, error) {
+	s, index, err := r.ReadSecret(ctx, req.stale, id)
+	req.setIndex(index)
+	return s, err
 }
 
 func deref(s *string) string {

@@ -1,7 +1,9 @@
 // Package server is Coffer's HTTP face: the AWS Secrets Manager JSON 1.1
 // protocol on POST /, SigV4 authentication, and the operator endpoints
-// under /v1/. It knows HTTP, not Raft: it builds fsm commands and hands
-// them to the region's cluster node.
+// under /v1/. It knows HTTP and the AWS wire format, not Raft: it decodes
+// and validates requests, builds fsm commands and hands them to the region
+// service it is given, through the Region interface (region.go) that it
+// defines itself.
 package server
 
 import (
@@ -35,7 +37,7 @@ type Config struct {
 	Logger       hclog.Logger
 	// Clock is the wall clock of the Date header and of the SigV4
 	// request-time window; nil is time.Now. Give it the clock of the
-	// regions (RegionConfig.Clock): a faults build skews both together.
+	// regions (region.Config.Clock): a faults build skews both together.
 	Clock func() time.Time
 }
 
@@ -51,14 +53,14 @@ type Server struct {
 	echo     *echo.Echo
 	http     *http.Server
 	ln       net.Listener
-	regions  map[string]*Region
+	regions  map[string]Region
 	names    []string
 	verifier acl.Verifier
 	admin    acl.Verifier
 }
 
 // New builds a server for the given regions; Start begins serving.
-func New(cfg Config, regions ...*Region) (*Server, error) {
+func New(cfg Config, regions ...Region) (*Server, error) {
 	if len(regions) == 0 {
 		return nil, errors.New("server needs at least one region")
 	}
@@ -72,7 +74,7 @@ func New(cfg Config, regions ...*Region) (*Server, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &Server{cfg: cfg, logger: logger.Named("http"), regions: map[string]*Region{}}
+	s := &Server{cfg: cfg, logger: logger.Named("http"), regions: map[string]Region{}}
 	for _, r := range regions {
 		s.regions[r.Name()] = r
 		s.names = append(s.names, r.Name())
@@ -200,7 +202,7 @@ func bodyTooLarge(limit int64) error {
 
 // authenticate verifies SigV4 with the given verifier and returns the
 // region the request is scoped to and the caller's identity.
-func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (*Region, string, error) {
+func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (Region, string, error) {
 	scope, err := v.Verify(acl.FromHTTP(c.Request(), body))
 	if err != nil {
 		return nil, "", err
@@ -218,7 +220,7 @@ func newRequestID() string {
 }
 
 // operation is one API operation's handler.
-type operation func(ctx context.Context, r *Region, req *request) (any, error)
+type operation func(ctx context.Context, r Region, req *request) (any, error)
 
 var operations = map[string]operation{
 	"CreateSecret":   createSecretOp, // createSecret with AddReplicaRegions checked (ops_replication.go)
@@ -258,11 +260,19 @@ var notYet = []string{}
 type request struct {
 	body   []byte
 	header http.Header
-	// identity is the authenticated caller (RootIdentity for now).
+	// identity is the authenticated caller (region.RootIdentity for now).
 	identity string
 	// index is set by the handler to the Raft index the answer reflects.
 	index uint64
 	stale bool
+}
+
+// setIndex records the Raft index the answer reflects; 0 (nothing read or
+// applied) leaves it as it was.
+func (req *request) setIndex(index uint64) {
+	if index != 0 {
+		req.index = index
+	}
 }
 
 func (s *Server) handleAPI(c echo.Context) error {
@@ -270,7 +280,7 @@ func (s *Server) handleAPI(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	region, identity, err := s.authenticate(c, &s.verifier, body)
+	r, identity, err := s.authenticate(c, &s.verifier, body)
 	if err != nil {
 		return writeError(c, err)
 	}
@@ -289,12 +299,12 @@ func (s *Server) handleAPI(c echo.Context) error {
 	}
 	req := &request{body: body, header: c.Request().Header, identity: identity,
 		stale: strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale")}
-	out, err := op(c.Request().Context(), region, req)
+	out, err := op(c.Request().Context(), r, req)
 	if req.index != 0 {
 		c.Response().Header().Set(HeaderIndex, fmt.Sprint(req.index))
 	}
 	if req.stale {
-		c.Response().Header().Set(HeaderLastContact, fmt.Sprint(region.node.LastContact().Milliseconds()))
+		c.Response().Header().Set(HeaderLastContact, fmt.Sprint(r.LastContact().Milliseconds()))
 	}
 	if err != nil {
 		return writeError(c, err)

@@ -31,7 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/server"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -42,7 +42,7 @@ const (
 	callTimeout = 15 * time.Second
 )
 
-var binCreds = server.Credentials{AccessKeyID: "AKIABINARYTEST000001", SecretAccessKey: "binary/test/secret/key/0123456789abcdefgh"}
+var binCreds = region.Credentials{AccessKeyID: "AKIABINARYTEST000001", SecretAccessKey: "binary/test/secret/key/0123456789abcdefgh"}
 
 var (
 	buildOnce sync.Once
@@ -637,7 +637,7 @@ func TestBinary_DevPrintsCredentialsAndServes(t *testing.T) {
 		t.Fatalf("data directory %q is not a temporary directory under TMPDIR %s", dataDir, tmp)
 	}
 
-	creds := server.Credentials{AccessKeyID: keyID[1], SecretAccessKey: secret[1]}
+	creds := region.Credentials{AccessKeyID: keyID[1], SecretAccessKey: secret[1]}
 	cl := servertest.NewClient("http://"+apiAddr, binRegion, creds, 0)
 	token := newToken()
 	call(t, 30*time.Second, "CreateSecret with the printed credentials", func(ctx context.Context) error {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
-	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server"
 	"github.com/spf13/cobra"
 )
@@ -73,7 +73,7 @@ which a real server never does: never put real secrets in a dev server.`,
 	fl.StringVar(&f.apiAddr, "api-addr", "127.0.0.1:8200", "address of the API")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	fl.StringSliceVar(&f.regions, "regions", []string{devDefaultRegion}, "regions to host, comma separated, e.g. us-east-1,us-west-2")
-	fl.StringVar(&f.accountID, "account-id", server.DefaultAccountID, "12-digit account id in every ARN the regions return and accept")
+	fl.StringVar(&f.accountID, "account-id", region.DefaultAccountID, "12-digit account id in every ARN the regions return and accept")
 	fl.StringVar(&f.bootstrapCredentialsFile, "bootstrap-credentials-file", "", "JSON root access key pair for every region (same format as coffer server)")
 	return cmd
 }
@@ -103,7 +103,7 @@ func validateRegions(regions []string) error {
 // fixedDevCredentials returns the key pair given in the environment or
 // with --bootstrap-credentials-file, and where it came from; ok=false when
 // neither gives one.
-func fixedDevCredentials(file string, getenv func(string) string) (c server.Credentials, from string, ok bool, err error) {
+func fixedDevCredentials(file string, getenv func(string) string) (c region.Credentials, from string, ok bool, err error) {
 	id, secret := getenv(envDevAccessKeyID), getenv(envDevSecretAccessKey)
 	switch {
 	case (id == "") != (secret == ""):
@@ -115,7 +115,7 @@ func fixedDevCredentials(file string, getenv func(string) string) (c server.Cred
 	case id != "" && file != "":
 		return c, "", false, fmt.Errorf("the dev credentials come from %s/%s or from --bootstrap-credentials-file, not both", envDevAccessKeyID, envDevSecretAccessKey)
 	case id != "":
-		c, from = server.Credentials{AccessKeyID: id, SecretAccessKey: secret}, envDevAccessKeyID+", "+envDevSecretAccessKey
+		c, from = region.Credentials{AccessKeyID: id, SecretAccessKey: secret}, envDevAccessKeyID+", "+envDevSecretAccessKey
 	case file != "":
 		if c, err = loadCredentials(file); err != nil {
 			return c, "", false, err
@@ -132,7 +132,7 @@ func fixedDevCredentials(file string, getenv func(string) string) (c server.Cred
 
 // checkDevCredentials accepts any key pair a SigV4 client can send: the
 // access key id goes into the Authorization header's credential scope.
-func checkDevCredentials(c server.Credentials) error {
+func checkDevCredentials(c region.Credentials) error {
 	if c.AccessKeyID == "" || len(c.AccessKeyID) > 128 || strings.ContainsFunc(c.AccessKeyID, func(r rune) bool {
 		return r <= ' ' || r > '~' || r == '/' || r == ','
 	}) {
@@ -147,7 +147,7 @@ func checkDevCredentials(c server.Credentials) error {
 // devCredentials picks the root key pair of every hosted region: fixed,
 // else the one an earlier run on this data directory generated, else a
 // new one (written to the data directory for the next run).
-func devCredentials(file, dataDir string, getenv func(string) string) (server.Credentials, string, error) {
+func devCredentials(file, dataDir string, getenv func(string) string) (region.Credentials, string, error) {
 	c, from, ok, err := fixedDevCredentials(file, getenv)
 	if err != nil || ok {
 		return c, from, err
@@ -163,7 +163,7 @@ func devCredentials(file, dataDir string, getenv func(string) string) (server.Cr
 	case !errors.Is(err, os.ErrNotExist):
 		return c, "", err
 	}
-	c = server.GenerateCredentials()
+	c = region.GenerateCredentials()
 	if err := os.WriteFile(path, fmt.Appendf(nil, "{\"AccessKeyId\": %q, \"SecretAccessKey\": %q}\n", c.AccessKeyID, c.SecretAccessKey), 0o600); err != nil {
 		return c, "", err
 	}
@@ -212,7 +212,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	fmt.Fprintln(errw, "WARNING: coffer dev uses generated root keys kept next to its data. Never use dev mode for real secrets.")
 	logger := newLogger(errw, f.logLevel)
 
-	var regions []*server.Region
+	var regions []*region.Region
 	stop := func() {
 		for _, r := range regions {
 			r.Shutdown()
@@ -236,15 +236,15 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 		// its first election (20 ms instead of 200 ms takes about 270 ms
 		// off the start, docs/performance.md), and its lease always holds.
 		cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
-		region, err := server.StartRegion(server.RegionConfig{Cluster: cc, AccountID: f.accountID, RootKey: rootKey,
+		r, err := region.Start(region.Config{Cluster: cc, AccountID: f.accountID, RootKey: rootKey,
 			Bootstrap: &creds, Logger: logger.With("region", name)})
 		crypto.Zero(rootKey)
 		if err != nil {
 			stop()
 			return fmt.Errorf("region %s: %w", name, err)
 		}
-		regions = append(regions, region)
-		if err := region.Node().Bootstrap(); err != nil {
+		regions = append(regions, r)
+		if err := r.Node().Bootstrap(); err != nil {
 			stop()
 			return fmt.Errorf("region %s: %w", name, err)
 		}
@@ -264,7 +264,11 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	// The port opens only now: a client that connects finds every region
 	// serving, never a region still bootstrapping.
 	hold.Close()
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger}, regions...)
+	served := make([]server.Region, len(regions))
+	for i, r := range regions {
+		served[i] = r
+	}
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger}, served...)
 	if err == nil {
 		err = srv.Start()
 	}
@@ -305,10 +309,9 @@ Empty every region between tests:
 // waitServing polls until the region leads and has bootstrapped. Whether
 // it can open its keyring is checkDevRegion's question: a data directory of
 // another account stays sealed, and deserves a message that says why.
-func waitServing(ctx context.Context, r *server.Region) error {
+func waitServing(ctx context.Context, r *region.Region) error {
 	for {
-		txn, _ := r.FSM().ReadTxn()
-		if r.Node().IsLeader() && fsm.RegionRecord(txn) != nil {
+		if _, bootstrapped := r.Account(); bootstrapped && r.IsLeader() {
 			return nil
 		}
 		select {
@@ -322,11 +325,10 @@ func waitServing(ctx context.Context, r *server.Region) error {
 // checkDevRegion refuses a region that an earlier run on the same
 // --data-dir bootstrapped with another account or other credentials: its
 // ARNs or its root key would not be the ones printed.
-func checkDevRegion(r *server.Region, accountID string, creds server.Credentials, dataDir string) error {
-	txn, _ := r.FSM().ReadTxn()
-	if rec := fsm.RegionRecord(txn); rec != nil && rec.AccountID != accountID {
+func checkDevRegion(r *region.Region, accountID string, creds region.Credentials, dataDir string) error {
+	if account, bootstrapped := r.Account(); bootstrapped && account != accountID {
 		return fmt.Errorf("region %s in %s belongs to account %s, not --account-id %s: use the same account id or another --data-dir",
-			r.Name(), dataDir, rec.AccountID, accountID)
+			r.Name(), dataDir, account, accountID)
 	}
 	if _, secret, ok := r.AccessKey(context.Background(), creds.AccessKeyID); !ok || secret != creds.SecretAccessKey {
 		return fmt.Errorf("region %s in %s was bootstrapped with another root key pair than %s: start with the same credentials or another --data-dir",

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/cofferhq/coffer/server"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -32,7 +32,7 @@ func BenchmarkDevStartToFirstRequest(b *testing.B) {
 
 func benchDevStart(b *testing.B, regions []string) {
 	bin := cofferBinary(b)
-	creds := server.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
+	creds := region.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
 	var runs []time.Duration
 	b.ResetTimer()
 	for range b.N {

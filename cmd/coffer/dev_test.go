@@ -26,7 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/server"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -37,7 +37,7 @@ var devBannerField = regexp.MustCompile(`(?m)^  (Region|Regions|Account|Endpoint
 type devServer struct {
 	*proc
 	endpoint string
-	creds    server.Credentials
+	creds    region.Credentials
 	fields   map[string]string
 }
 
@@ -78,7 +78,7 @@ func startDev(t *testing.T, args []string, env ...string) *devServer {
 	if keyID == nil || secret == nil || d.fields["Endpoint"] != d.endpoint {
 		t.Fatalf("banner without key pair or endpoint %s:\n%s", d.endpoint, out)
 	}
-	d.creds = server.Credentials{AccessKeyID: keyID[1], SecretAccessKey: secret[1]}
+	d.creds = region.Credentials{AccessKeyID: keyID[1], SecretAccessKey: secret[1]}
 	return d
 }
 
@@ -147,7 +147,7 @@ const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599
 // devReset calls POST /v1/dev/reset signed with the AWS SDK's own SigV4
 // signer, as docs/dev-mode.md tells Go suites to; sign=false sends it
 // unsigned.
-func devReset(t *testing.T, endpoint, region string, creds server.Credentials, sign bool) (int, string) {
+func devReset(t *testing.T, endpoint, regionName string, creds region.Credentials, sign bool) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(bctx(t), http.MethodPost, endpoint+"/v1/dev/reset", nil)
 	if err != nil {
@@ -155,7 +155,7 @@ func devReset(t *testing.T, endpoint, region string, creds server.Credentials, s
 	}
 	if sign {
 		c := aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}
-		if err := v4.NewSigner().SignHTTP(req.Context(), c, req, emptyPayloadHash, "coffer", region, time.Now()); err != nil {
+		if err := v4.NewSigner().SignHTTP(req.Context(), c, req, emptyPayloadHash, "coffer", regionName, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -254,19 +254,19 @@ func TestBinary_DevHostsRegionsOnOneEndpoint(t *testing.T) {
 // Fixed credentials, from a file or from the environment, are the root key
 // pair of every hosted region; any other key is refused.
 func TestBinary_DevFixedCredentials(t *testing.T) {
-	fileCreds := server.Credentials{AccessKeyID: "AKIADEVSUITEFILE0001", SecretAccessKey: "dev/suite/file/secret/0123456789abcdefghij"}
+	fileCreds := region.Credentials{AccessKeyID: "AKIADEVSUITEFILE0001", SecretAccessKey: "dev/suite/file/secret/0123456789abcdefghij"}
 	credsFile := filepath.Join(t.TempDir(), "creds.json")
 	raw, _ := json.Marshal(map[string]string{"AccessKeyId": fileCreds.AccessKeyID, "SecretAccessKey": fileCreds.SecretAccessKey})
 	if err := os.WriteFile(credsFile, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// LocalStack's customary pair: suites written for it keep theirs.
-	envCreds := server.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
+	envCreds := region.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
 	for _, tc := range []struct {
 		name  string
 		args  []string
 		env   []string
-		creds server.Credentials
+		creds region.Credentials
 	}{
 		{"file", []string{"--bootstrap-credentials-file", credsFile}, nil, fileCreds},
 		{"environment", nil, []string{envDevAccessKeyID + "=" + envCreds.AccessKeyID, envDevSecretAccessKey + "=" + envCreds.SecretAccessKey}, envCreds},
@@ -276,20 +276,20 @@ func TestBinary_DevFixedCredentials(t *testing.T) {
 			if d.creds != tc.creds {
 				t.Fatalf("banner prints %+v, want %+v", d.creds, tc.creds)
 			}
-			for _, region := range []string{"us-east-1", "us-west-2"} {
-				cl := servertest.NewClient(d.endpoint, region, tc.creds, 0)
-				createNamed(t, cl, "fixed-"+region, "v")
-				if got := listNames(t, cl); !slices.Equal(got, []string{"fixed-" + region}) {
-					t.Fatalf("%s lists %v", region, got)
+			for _, name := range []string{"us-east-1", "us-west-2"} {
+				cl := servertest.NewClient(d.endpoint, name, tc.creds, 0)
+				createNamed(t, cl, "fixed-"+name, "v")
+				if got := listNames(t, cl); !slices.Equal(got, []string{"fixed-" + name}) {
+					t.Fatalf("%s lists %v", name, got)
 				}
-				other := server.Credentials{AccessKeyID: "AKIAOTHEROTHEROTHER1", SecretAccessKey: tc.creds.SecretAccessKey}
-				_, err := servertest.NewClient(d.endpoint, region, other, 0).ListSecrets(bctx(t), &secretsmanager.ListSecretsInput{})
-				wantCode(t, region+" with another access key", err, apierr.UnrecognizedClient, apierr.MsgUnknownAccessKey)
-				wrong := server.Credentials{AccessKeyID: tc.creds.AccessKeyID, SecretAccessKey: tc.creds.SecretAccessKey + "x"}
-				_, err = servertest.NewClient(d.endpoint, region, wrong, 0).ListSecrets(bctx(t), &secretsmanager.ListSecretsInput{})
-				wantCode(t, region+" with the wrong secret key", err, apierr.InvalidSignature, "signature we calculated does not match")
+				other := region.Credentials{AccessKeyID: "AKIAOTHEROTHEROTHER1", SecretAccessKey: tc.creds.SecretAccessKey}
+				_, err := servertest.NewClient(d.endpoint, name, other, 0).ListSecrets(bctx(t), &secretsmanager.ListSecretsInput{})
+				wantCode(t, name+" with another access key", err, apierr.UnrecognizedClient, apierr.MsgUnknownAccessKey)
+				wrong := region.Credentials{AccessKeyID: tc.creds.AccessKeyID, SecretAccessKey: tc.creds.SecretAccessKey + "x"}
+				_, err = servertest.NewClient(d.endpoint, name, wrong, 0).ListSecrets(bctx(t), &secretsmanager.ListSecretsInput{})
+				wantCode(t, name+" with the wrong secret key", err, apierr.InvalidSignature, "signature we calculated does not match")
 			}
-			if status, body := devReset(t, d.endpoint, "us-west-2", server.Credentials{AccessKeyID: "AKIAOTHEROTHEROTHER1", SecretAccessKey: "x"}, true); status != http.StatusBadRequest {
+			if status, body := devReset(t, d.endpoint, "us-west-2", region.Credentials{AccessKeyID: "AKIAOTHEROTHEROTHER1", SecretAccessKey: "x"}, true); status != http.StatusBadRequest {
 				t.Fatalf("reset with another key: %d %s, want 400", status, body)
 			}
 			if status, body := devReset(t, d.endpoint, "us-west-2", tc.creds, true); status != http.StatusOK {
@@ -484,7 +484,7 @@ func TestFixedDevCredentials(t *testing.T) {
 		}
 	}
 	c, _, ok, err := fixedDevCredentials("", env(envDevAccessKeyID, "test", envDevSecretAccessKey, "s3cr3t"))
-	if err != nil || !ok || c != (server.Credentials{AccessKeyID: "test", SecretAccessKey: "s3cr3t"}) {
+	if err != nil || !ok || c != (region.Credentials{AccessKeyID: "test", SecretAccessKey: "s3cr3t"}) {
 		t.Fatalf("from the environment: %+v, %v, %v", c, ok, err)
 	}
 	if _, _, ok, err := fixedDevCredentials("", env()); ok || err != nil {
@@ -495,11 +495,11 @@ func TestFixedDevCredentials(t *testing.T) {
 		t.Fatal("an access key id without a secret key was accepted")
 	}
 	for _, id := range []string{"a b", "a/b", "a,b", "caf\u00e9", strings.Repeat("a", 129)} {
-		if err := checkDevCredentials(server.Credentials{AccessKeyID: id, SecretAccessKey: "x"}); err == nil {
+		if err := checkDevCredentials(region.Credentials{AccessKeyID: id, SecretAccessKey: "x"}); err == nil {
 			t.Errorf("access key id %q accepted", id)
 		}
 	}
-	if err := checkDevCredentials(server.Credentials{AccessKeyID: "test"}); err == nil {
+	if err := checkDevCredentials(region.Credentials{AccessKeyID: "test"}); err == nil {
 		t.Error("an empty secret key was accepted")
 	}
 }

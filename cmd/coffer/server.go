@@ -15,6 +15,7 @@ import (
 
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -71,7 +72,7 @@ leader then removes it from the Raft configuration).`,
 	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new region once this many servers are in the gossip pool")
 	fl.StringVar(&f.rootKeyFile, "root-key-file", "", "file holding the region's root key (coffer operator root-key generate) (required)")
 	fl.StringVar(&f.bootstrapCredentialsFile, "bootstrap-credentials-file", "", "JSON root access key pair to install when the region bootstraps")
-	fl.StringVar(&f.accountID, "account-id", server.DefaultAccountID, "12-digit account id in every ARN the region returns and accepts")
+	fl.StringVar(&f.accountID, "account-id", region.DefaultAccountID, "12-digit account id in every ARN the region returns and accepts")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	d := cluster.DefaultConfig()
 	fl.DurationVar(&f.heartbeat, "raft-heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
@@ -102,7 +103,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
-	var creds *server.Credentials
+	var creds *region.Credentials
 	if f.bootstrapCredentialsFile != "" {
 		c, err := readCredentials(f.bootstrapCredentialsFile)
 		if err != nil {
@@ -127,35 +128,43 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	region, err := server.StartRegion(server.RegionConfig{
+	// The wiring, top to bottom (docs/architecture.md, "Packages"): the
+	// region service over its Raft node, then leader-only work registered
+	// with the region (rotation's scheduler and replication's shippers will
+	// register here, between New and Start; the purge is the region's own),
+	// then the HTTP server over the region.
+	r, err := region.New(region.Config{
 		Cluster: cc, AccountID: f.accountID, RootKey: rootKey, Bootstrap: creds, Logger: logger, Clock: clock,
-		OnGenerated: func(region string, c server.Credentials) {
+		OnGenerated: func(name string, c region.Credentials) {
 			fmt.Fprintf(out, "Root credentials of region %s (shown once; store them now):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
-				region, c.AccessKeyID, c.SecretAccessKey)
+				name, c.AccessKeyID, c.SecretAccessKey)
 		},
 	})
 	crypto.Zero(rootKey)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Logger: logger, Clock: clock}, region)
+	if err := r.Start(); err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Logger: logger, Clock: clock}, r)
 	if err == nil {
 		err = srv.Start()
 	}
 	if err != nil {
-		region.Shutdown()
+		r.Shutdown()
 		return err
 	}
 	logger.Info("coffer server started", "node_id", f.nodeID, "region", f.region, "api", srv.Addr(),
-		"cluster", region.Node().ClusterAddr(), "gossip", region.Node().GossipAddr())
+		"cluster", r.Node().ClusterAddr(), "gossip", r.Node().GossipAddr())
 	waitForSignal(logger, sigs)
-	shutdown(logger, srv, region)
+	shutdown(logger, srv, r)
 	return nil
 }
 
 // shutdown is graceful: in-flight requests finish, then the node hands
 // off leadership and leaves the pool, then Raft stops.
-func shutdown(logger hclog.Logger, srv *server.Server, regions ...*server.Region) {
+func shutdown(logger hclog.Logger, srv *server.Server, regions ...*region.Region) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -193,7 +202,7 @@ func newLogger(w io.Writer, level string) hclog.Logger {
 
 // readCredentials reads a `coffer server` --bootstrap-credentials-file:
 // the pair must have the strength of a real one.
-func readCredentials(path string) (server.Credentials, error) {
+func readCredentials(path string) (region.Credentials, error) {
 	c, err := loadCredentials(path)
 	if err != nil {
 		return c, err
@@ -209,8 +218,8 @@ func readCredentials(path string) (server.Credentials, error) {
 
 // loadCredentials parses a credentials file,
 // {"AccessKeyId": "...", "SecretAccessKey": "..."}, without judging the keys.
-func loadCredentials(path string) (server.Credentials, error) {
-	var c server.Credentials
+func loadCredentials(path string) (region.Credentials, error) {
+	var c region.Credentials
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("read credentials: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 )
@@ -21,7 +22,7 @@ import (
 // DevOptions configure NewDev.
 type DevOptions struct {
 	Regions   []string // default: us-east-1
-	AccountID string   // default: server.DefaultAccountID
+	AccountID string   // default: region.DefaultAccountID
 }
 
 // Dev is what `coffer dev` runs, in-process: one single-node region per
@@ -29,7 +30,7 @@ type DevOptions struct {
 // one HTTP server with the dev endpoints on. Every region's root key pair
 // is Credentials.
 type Dev struct {
-	Regions  map[string]*server.Region
+	Regions  map[string]*region.Region
 	Server   *server.Server
 	Endpoint string
 }
@@ -44,8 +45,8 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 	}
 	logOut := &testWriter{t: t}
 	base := t.TempDir()
-	d := &Dev{Regions: map[string]*server.Region{}}
-	var regions []*server.Region
+	d := &Dev{Regions: map[string]*region.Region{}}
+	var regions []*region.Region
 	t.Cleanup(func() {
 		if d.Server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -65,7 +66,7 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 		cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
 		creds := Credentials
 		logger := hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Info, Output: logOut})
-		r, err := server.StartRegion(server.RegionConfig{Cluster: cc, AccountID: opts.AccountID,
+		r, err := region.Start(region.Config{Cluster: cc, AccountID: opts.AccountID,
 			RootKey: crypto.RandomKey(), Bootstrap: &creds, Logger: logger})
 		if err != nil {
 			t.Fatalf("start region %s: %v", name, err)
@@ -76,8 +77,12 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 		}
 		d.Regions[name] = r
 	}
+	served := make([]server.Region, len(regions))
+	for i, r := range regions {
+		served[i] = r
+	}
 	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Dev: true,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.Info, Output: logOut})}, regions...)
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.Info, Output: logOut})}, served...)
 	if err == nil {
 		err = srv.Start()
 	}
@@ -113,7 +118,7 @@ var devHTTP = &http.Client{Timeout: 60 * time.Second}
 
 // DevReset sends POST /v1/dev/reset to endpoint, signed with SigV4 for the
 // signing name "coffer" and region, and returns the status and body.
-func DevReset(endpoint, region string, creds server.Credentials) (status int, body []byte, err error) {
+func DevReset(endpoint, region string, creds region.Credentials) (status int, body []byte, err error) {
 	req, err := http.NewRequest(http.MethodPost, endpoint+"/v1/dev/reset", bytes.NewReader(nil))
 	if err != nil {
 		return 0, nil, err

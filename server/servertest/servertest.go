@@ -27,12 +27,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 )
 
 // Credentials is the root key pair every test region bootstraps with.
-var Credentials = server.Credentials{AccessKeyID: "AKIATESTTESTTESTTEST", SecretAccessKey: "test/secret/key/for/coffer/tests/0123456"}
+var Credentials = region.Credentials{AccessKeyID: "AKIATESTTESTTESTTEST", SecretAccessKey: "test/secret/key/for/coffer/tests/0123456"}
 
 // Region is the region test clusters serve.
 const Region = "us-east-1"
@@ -45,7 +46,7 @@ type Options struct {
 	// (e.g. a short purge or access-flush interval, or a skewed Clock:
 	// the node's HTTP server uses the same clock, rc.Cluster.NodeID says
 	// which node it is).
-	TuneRegion func(*server.RegionConfig)
+	TuneRegion func(*region.Config)
 }
 
 // Node is one node of a test cluster.
@@ -55,7 +56,7 @@ type Node struct {
 	// 000000000000); set it before Restart to change it.
 	AccountID string
 	DataDir   string
-	Region    *server.Region
+	Region    *region.Region
 	Server    *server.Server
 	Endpoint  string // http://127.0.0.1:port
 	running   bool
@@ -137,11 +138,11 @@ func (c *Cluster) start(node *Node) {
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: node.ID, Level: hclog.Info, Output: c.logOut})
 	creds := Credentials
-	rc := server.RegionConfig{Cluster: node.cfg, AccountID: node.AccountID, RootKey: c.RootKey, Bootstrap: &creds, Logger: logger}
+	rc := region.Config{Cluster: node.cfg, AccountID: node.AccountID, RootKey: c.RootKey, Bootstrap: &creds, Logger: logger}
 	if c.opts.TuneRegion != nil {
 		c.opts.TuneRegion(&rc)
 	}
-	r, err := server.StartRegion(rc)
+	r, err := region.Start(rc)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
@@ -317,7 +318,7 @@ func (c *Cluster) Client(i int) *secretsmanager.Client {
 
 // NewClient returns an SDK client for an endpoint. maxAttempts 0 disables
 // retries.
-func NewClient(endpoint, region string, creds server.Credentials, maxAttempts int) *secretsmanager.Client {
+func NewClient(endpoint, region string, creds region.Credentials, maxAttempts int) *secretsmanager.Client {
 	return secretsmanager.New(secretsmanager.Options{
 		Region:       region,
 		BaseEndpoint: aws.String(endpoint),

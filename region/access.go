@@ -1,4 +1,4 @@
-package server
+package region
 
 import (
 	"context"
@@ -61,19 +61,19 @@ type pendingAccess struct {
 	keys []accessKey
 }
 
-// accessRead is a value read: its secret and version as the state showed
+// ValueRead is a value read: its secret and version as the state showed
 // them.
-type accessRead struct {
-	secret  *fsm.Secret
-	version *fsm.Version
+type ValueRead struct {
+	Secret  *fsm.Secret
+	Version *fsm.Version
 }
 
 // due returns the reads whose day the state does not show yet.
-func due(reads []accessRead, day int64) []accessKey {
+func due(reads []ValueRead, day int64) []accessKey {
 	var out []accessKey
 	for _, rd := range reads {
-		if rd.secret.LastAccessedDate < day || rd.version.LastAccessedDate < day {
-			k := accessKey{rd.secret.ARN, rd.version.VersionID}
+		if rd.Secret.LastAccessedDate < day || rd.Version.LastAccessedDate < day {
+			k := accessKey{rd.Secret.ARN, rd.Version.VersionID}
 			if !slices.Contains(out, k) {
 				out = append(out, k)
 			}
@@ -131,18 +131,20 @@ func (a *accessLog) noteAll(day int64, keys []accessKey) {
 	}
 }
 
-// recordAccess makes the reads a request served show in LastAccessedDate:
+// RecordAccess makes the reads a request served show in LastAccessedDate:
 // the versions whose day the state does not show yet are recorded through
-// Raft, in one command, before the request is answered. A stale read only
-// notes them for the next flush. A recording that fails does not fail the
-// read: its reads are noted for the next flush.
-func (r *Region) recordAccess(ctx context.Context, req *request, reads []accessRead) {
-	day := dayOf(r.now())
+// Raft, in one command, before the request is answered (call it once the
+// request has read every value it serves). A stale read (the request asked
+// for X-Coffer-Consistency: stale) only notes them for the next flush. A
+// recording that fails does not fail the read: its reads are noted for the
+// next flush.
+func (r *Region) RecordAccess(ctx context.Context, stale bool, reads []ValueRead) {
+	day := dayOf(r.Now())
 	keys := due(reads, day)
 	if len(keys) == 0 {
 		return
 	}
-	if req.stale {
+	if stale {
 		r.access.noteAll(day, keys)
 		return
 	}
@@ -183,7 +185,7 @@ func accessCommand(day int64, keys []accessKey) *fsm.RecordAccess {
 func (r *Region) applyAccess(ctx context.Context, c *fsm.RecordAccess) error {
 	buf, err := fsm.Encode(fsm.CmdRecordAccess, c)
 	if err == nil {
-		_, _, err = r.node.Apply(ctx, buf)
+		_, _, err = r.consensus.Apply(ctx, buf)
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package server
+package region
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func (r *Region) purgeLoop(ctx context.Context) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		if _, err := r.PurgeExpired(ctx, r.now()); err != nil && ctx.Err() == nil {
+		if _, err := r.PurgeExpired(ctx, r.Now()); err != nil && ctx.Err() == nil {
 			r.logger.Warn("purging expired secrets failed; retrying at the next tick", "error", err)
 		}
 		select {
@@ -56,7 +56,7 @@ func (r *Region) PurgeExpired(ctx context.Context, now time.Time) ([]string, err
 		if err != nil {
 			return purged, err
 		}
-		res, _, err := r.node.Apply(ctx, buf)
+		res, _, err := r.consensus.Apply(ctx, buf)
 		if err != nil {
 			return purged, err
 		}

@@ -1,0 +1,504 @@
+// Package region is one region's service: its keyring and bootstrap,
+// reading, writing and resolving secrets, sealing and opening values, the
+// purge, the SigV4 key lookup, LastAccessedDate, and the leader-only work
+// that runs from cluster's fenced leader loop. It reaches Raft only
+// through Consensus (Apply, ReadIndex and a few status accessors), which
+// *cluster.Node satisfies, and knows nothing of HTTP: server decodes and
+// validates requests and calls it; rotation and replication will too.
+package region
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/cluster"
+	"github.com/cofferhq/coffer/crypto"
+	"github.com/cofferhq/coffer/fsm"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Credentials is an access key pair, in the JSON form of
+// --bootstrap-credentials-file.
+type Credentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+}
+
+// RootIdentity owns the region's bootstrap access key.
+const RootIdentity = "root"
+
+// DefaultAccountID is the account in ARNs when none is configured.
+const DefaultAccountID = "000000000000"
+
+// Config configures one hosted region.
+type Config struct {
+	// Cluster configures the region's Raft node; Cluster.Region names the
+	// region. OnLeader and Logger are the region's own and are replaced.
+	Cluster   cluster.Config
+	AccountID string
+	RootKey   []byte
+	// Bootstrap is the root key pair to install when the region
+	// bootstraps; nil generates one and reports it through OnGenerated.
+	Bootstrap   *Credentials
+	OnGenerated func(region string, c Credentials)
+	Logger      hclog.Logger
+	// PurgeInterval is how often the leader looks for secrets whose
+	// recovery window ended (default 1 minute).
+	PurgeInterval time.Duration
+	// AccessFlushInterval is how often a node sends the reads it served
+	// to the leader for LastAccessedDate (default 30 seconds).
+	AccessFlushInterval time.Duration
+	// Clock is the node's wall clock: every timestamp the region puts in
+	// a command (creation and change dates, deletion windows, the purge
+	// deadline, read days) comes from it. nil is time.Now. Raft, timeouts
+	// and durations use the monotonic clock and never read it.
+	Clock func() time.Time
+	// Local runs the region without Raft, on the in-memory Consensus of
+	// local.go: one node, always the leader, every command applied on the
+	// caller's goroutine. Only Cluster.Region (the name) and
+	// Cluster.NodeID are read from Cluster. Nothing is durable: it is for
+	// tests of the layers above (server's handler tests), never a server.
+	Local bool
+}
+
+// Consensus is what a region needs from the replication of its log.
+// *cluster.Node is the real one; local.go has an in-memory one for tests.
+type Consensus interface {
+	// Apply commits an encoded fsm command and returns Apply's result and
+	// the index it applied at. Errors are an *apierr.Error that Apply
+	// returned (nothing changed), or a *cluster.UnavailableError whose
+	// Outcome says whether the command may have been applied.
+	Apply(ctx context.Context, cmd []byte) (*fsm.Result, uint64, error)
+	// ReadIndex returns once the local state reflects every write
+	// acknowledged before it was called: the next local read is
+	// linearizable. It writes nothing to the log.
+	ReadIndex(ctx context.Context) (uint64, error)
+	// IsLeader reports whether this node leads the region now.
+	IsLeader() bool
+	// Status is this node's view of the group, for health and operators.
+	Status() cluster.Status
+	// LastContact is how long ago this node last heard from a leader:
+	// zero on the leader, negative if never.
+	LastContact() time.Duration
+	// Leave exits the group gracefully (a leader hands leadership over).
+	Leave(timeout time.Duration) error
+	// Shutdown stops the node without leaving.
+	Shutdown() error
+}
+
+var _ Consensus = (*cluster.Node)(nil)
+
+// Region is one Coffer region served by this process: its consensus (a
+// Raft node), its state and its keys.
+type Region struct {
+	cfg       Config
+	name      string
+	logger    hclog.Logger
+	fsm       *fsm.FSM
+	consensus Consensus
+	// node is consensus when it is a Raft node; nil for a local region.
+	node *cluster.Node
+
+	keyring atomic.Pointer[crypto.Keyring]
+	// secrets caches decrypted access-key secrets by access key id; the
+	// sealed form is compared so a replaced key is not served from cache.
+	secretsMu sync.Mutex
+	secrets   map[string]cachedSecret
+
+	// workMu guards work and starting: leader work registers before Start.
+	workMu   sync.Mutex
+	work     []leaderWork
+	starting bool
+	// started is closed once consensus is set.
+	started chan struct{}
+	// keys catches up with the leader for access keys not found locally.
+	keys keyCatchUp
+	// access notes the reads this node served, for LastAccessedDate.
+	access accessLog
+	// bg ends when the region shuts down; loops are the goroutines on it.
+	bg     context.Context
+	stopBG context.CancelFunc
+	loops  sync.WaitGroup
+}
+
+type cachedSecret struct {
+	sealed string
+	secret string
+}
+
+// leaderWork is one piece of leader-only work (RegisterLeaderWork).
+type leaderWork struct {
+	name string
+	run  func(ctx context.Context)
+}
+
+// New opens the region's state without starting it: register leader work
+// (RegisterLeaderWork), then call Start. The purge is registered already.
+func New(cfg Config) (*Region, error) {
+	if len(cfg.RootKey) != crypto.KeySize {
+		return nil, errors.New("a 32-byte root key is required")
+	}
+	if cfg.Local && cfg.Cluster.Region == "" {
+		return nil, errors.New("region name (Cluster.Region) is required")
+	}
+	if cfg.AccountID == "" {
+		cfg.AccountID = DefaultAccountID
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	// The region keeps its own copy: callers zero theirs once it started.
+	cfg.RootKey = slices.Clone(cfg.RootKey)
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	r := &Region{cfg: cfg, name: cfg.Cluster.Region, logger: logger, secrets: map[string]cachedSecret{},
+		started: make(chan struct{})}
+	r.fsm = fsm.New(logger.Named("fsm"))
+	// Everything leader work may touch is set before the node starts: a
+	// single voter can win its election inside cluster.New.
+	r.access.flushing = make(chan struct{}, 1)
+	r.bg, r.stopBG = context.WithCancel(context.Background())
+	r.work = []leaderWork{{"purge", r.purgeLoop}}
+	return r, nil
+}
+
+// Start opens a region's state and starts it: New, then (*Region).Start,
+// for a region with no leader work besides its own.
+func Start(cfg Config) (*Region, error) {
+	r, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Start(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// RegisterLeaderWork adds work that runs on this region's leader: the
+// rotation scheduler, replication's shippers. Call it before Start (it
+// panics after). Each time this node gains leadership, once the region has
+// bootstrapped, every registered work runs on its own goroutine with the
+// leadership context, alongside the purge; it must return when that
+// context ends. The next term's work on this node starts only after all of
+// this term's has returned (cluster's fenced leader loop), so two copies
+// of a work never run at once on one node.
+func (r *Region) RegisterLeaderWork(name string, work func(ctx context.Context)) {
+	r.workMu.Lock()
+	defer r.workMu.Unlock()
+	if r.starting {
+		panic("region: RegisterLeaderWork(" + name + ") after Start")
+	}
+	r.work = append(r.work, leaderWork{name, work})
+}
+
+// Start starts the region's consensus (its Raft node, or the local one)
+// and its background loops. It is called once.
+func (r *Region) Start() error {
+	r.workMu.Lock()
+	if r.starting {
+		r.workMu.Unlock()
+		return errors.New("region already started")
+	}
+	r.starting = true
+	r.workMu.Unlock()
+	if r.cfg.Local {
+		r.consensus = newLocal(r.cfg.Cluster.NodeID, r.name, r.fsm)
+		close(r.started)
+		// Always the leader: the leader work runs once, until shutdown.
+		r.loops.Add(1)
+		go func() {
+			defer r.loops.Done()
+			r.onLeader(r.bg)
+		}()
+	} else {
+		cc := r.cfg.Cluster
+		cc.Logger = r.logger
+		cc.OnLeader = r.onLeader
+		node, err := cluster.New(cc, r.fsm)
+		if err != nil {
+			r.stopBG()
+			return err
+		}
+		r.node, r.consensus = node, node
+		close(r.started)
+	}
+	r.loops.Add(1)
+	go r.accessFlusher()
+	return nil
+}
+
+// Now is the node's wall-clock time (Config.Clock): every timestamp a
+// caller puts in a command comes from it.
+func (r *Region) Now() time.Time { return r.cfg.Clock() }
+
+// AccountID is the account in this region's ARNs.
+func (r *Region) AccountID() string { return r.cfg.AccountID }
+
+// Name is the region's name.
+func (r *Region) Name() string { return r.name }
+
+// Node is the region's Raft node: for what only Raft has (its addresses,
+// Bootstrap, tests of membership). nil for a local region.
+func (r *Region) Node() *cluster.Node { return r.node }
+
+// FSM is the region's state machine.
+func (r *Region) FSM() *fsm.FSM { return r.fsm }
+
+// IsLeader reports whether this node leads the region.
+func (r *Region) IsLeader() bool { return r.consensus.IsLeader() }
+
+// Status is this node's view of the region's Raft group (/v1/health,
+// /v1/cluster/status).
+func (r *Region) Status() cluster.Status { return r.consensus.Status() }
+
+// LastContact is how long ago this node last heard from a leader (zero on
+// the leader, negative if never), for X-Coffer-Last-Contact on stale
+// reads.
+func (r *Region) LastContact() time.Duration { return r.consensus.LastContact() }
+
+// StateDigest is the SHA-256 of the state's snapshot stream and the index
+// it reflects: nodes at the same index must report the same digest.
+func (r *Region) StateDigest() (string, uint64, error) { return r.fsm.Digest() }
+
+// Leave exits the cluster gracefully, after sending the reads noted for
+// LastAccessedDate.
+func (r *Region) Leave(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), min(timeout/2, 2*time.Second))
+	if err := r.FlushAccess(ctx); err != nil {
+		r.logger.Warn("LastAccessedDate batch lost on leave", "error", err)
+	}
+	cancel()
+	return r.consensus.Leave(timeout)
+}
+
+// Shutdown stops the region's background loops (and a local region's
+// leader work) and its node.
+func (r *Region) Shutdown() error {
+	r.stopBG()
+	r.loops.Wait()
+	if r.consensus == nil {
+		return nil // never started
+	}
+	return r.consensus.Shutdown()
+}
+
+// onLeader is the region's leader-only work, which cluster runs fenced
+// (one term's has returned before the next term's starts): it bootstraps
+// the region, then runs the purge (purge.go) and every registered work
+// concurrently with the leadership context, and returns once all have
+// returned.
+func (r *Region) onLeader(ctx context.Context) {
+	// A single voter can win its election inside cluster.New, before
+	// Start has stored the node this work uses.
+	select {
+	case <-r.started:
+	case <-ctx.Done():
+		return
+	}
+	for ctx.Err() == nil {
+		err := r.initRegion(ctx)
+		if err == nil {
+			r.runLeaderWork(ctx)
+			return
+		}
+		r.logger.Warn("region bootstrap failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// runLeaderWork runs every leader work on its own goroutine and returns
+// once all have returned.
+func (r *Region) runLeaderWork(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, w := range r.work {
+		wg.Go(func() {
+			r.logger.Debug("leader work started", "work", w.name)
+			w.run(ctx)
+			r.logger.Debug("leader work returned", "work", w.name)
+		})
+	}
+	wg.Wait()
+}
+
+// initRegion creates the keyring and the root access key once, the first
+// time the region has a leader.
+func (r *Region) initRegion(ctx context.Context) error {
+	txn, _ := r.fsm.ReadTxn()
+	if fsm.RegionRecord(txn) != nil {
+		return nil
+	}
+	kr := crypto.NewKeyring("k1")
+	sealed, err := kr.Seal(r.cfg.RootKey, r.name)
+	if err != nil {
+		return err
+	}
+	creds, generated := r.cfg.Bootstrap, false
+	if creds == nil {
+		c := GenerateCredentials()
+		creds, generated = &c, true
+	}
+	sealedSecret, err := crypto.SealWithRoot(r.cfg.RootKey, []byte(creds.SecretAccessKey), creds.AccessKeyID)
+	if err != nil {
+		return err
+	}
+	now := r.Now().UnixMilli()
+	cmd, err := fsm.Encode(fsm.CmdInitRegion, &fsm.InitRegion{
+		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed,
+		RootKey: fsm.AccessKey{AccessKeyID: creds.AccessKeyID, Identity: RootIdentity, SealedSecret: sealedSecret, CreatedDate: now},
+		Date:    now,
+	})
+	if err != nil {
+		return err
+	}
+	_, _, err = r.consensus.Apply(ctx, cmd)
+	if apierr.Is(err, apierr.InvalidRequest) {
+		return nil // another leader got there first
+	}
+	if err != nil {
+		return err
+	}
+	r.logger.Info("region bootstrapped", "region", r.name, "access_key_id", creds.AccessKeyID)
+	if generated && r.cfg.OnGenerated != nil {
+		r.cfg.OnGenerated(r.name, *creds)
+	}
+	return nil
+}
+
+// Account is the account id the region was bootstrapped with, from local
+// state, and whether it has bootstrapped at all. An account other than
+// AccountID keeps the node sealed (Keyring).
+func (r *Region) Account() (id string, bootstrapped bool) {
+	txn, _ := r.fsm.ReadTxn()
+	rec := fsm.RegionRecord(txn)
+	if rec == nil {
+		return "", false
+	}
+	return rec.AccountID, true
+}
+
+// Keyring returns the region's keyring, opening it with the root key the
+// first time. Before the region has bootstrapped, or if the root key does
+// not open it, the region is sealed.
+func (r *Region) Keyring() (*crypto.Keyring, error) {
+	if kr := r.keyring.Load(); kr != nil {
+		return kr, nil
+	}
+	txn, _ := r.fsm.ReadTxn()
+	rec := fsm.RegionRecord(txn)
+	if rec == nil {
+		return nil, errSealed("the region has not finished bootstrapping")
+	}
+	if rec.AccountID != r.cfg.AccountID {
+		// ARNs carry the account: serving under another one would
+		// silently rename every secret.
+		return nil, errSealed(fmt.Sprintf("the region was bootstrapped with account id %s, but this node is configured with %s", rec.AccountID, r.cfg.AccountID))
+	}
+	kr, err := crypto.OpenKeyring(r.cfg.RootKey, rec.SealedKeyring, r.name, rec.KEKID)
+	if err != nil {
+		return nil, errSealed("the root key does not open this region's keyring")
+	}
+	r.keyring.Store(kr)
+	return kr, nil
+}
+
+func errSealed(why string) error {
+	return &cluster.UnavailableError{Reason: "node is sealed: " + why, Outcome: cluster.OutcomeNotApplied}
+}
+
+// Sealed reports whether the region cannot yet decrypt.
+func (r *Region) Sealed() bool {
+	_, err := r.Keyring()
+	return err != nil
+}
+
+// AccessKey returns the identity and secret of an access key from local
+// state. A key this node does not have may be one it has not applied yet
+// (it just joined, restarted or lags): then, on a follower, the node
+// catches up with the leader (keyCatchUp) before refusing, once per unknown
+// id per keyMissWindow, and never for longer than ctx allows. The leader's
+// state holds every key acknowledged to anyone, so it never asks.
+func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret string, ok bool) {
+	txn, _ := r.fsm.ReadTxn()
+	ak := fsm.LookupAccessKey(txn, id)
+	if ak == nil {
+		if r.consensus.IsLeader() || !r.keys.shouldCatchUp(id, r.Now()) {
+			return "", "", false
+		}
+		if err := r.keys.catchUp(ctx, r.bg, r.consensus.ReadIndex); err != nil {
+			return "", "", false
+		}
+		txn, _ = r.fsm.ReadTxn()
+		if ak = fsm.LookupAccessKey(txn, id); ak == nil {
+			r.keys.missed(id, r.Now())
+			return "", "", false
+		}
+	}
+	r.secretsMu.Lock()
+	c, hit := r.secrets[id]
+	r.secretsMu.Unlock()
+	if hit && c.sealed == string(ak.SealedSecret) {
+		return ak.Identity, c.secret, true
+	}
+	pt, err := crypto.OpenWithRoot(r.cfg.RootKey, ak.SealedSecret, id)
+	if err != nil {
+		r.logger.Error("access key does not open with the root key", "access_key_id", id)
+		return "", "", false
+	}
+	r.secretsMu.Lock()
+	r.secrets[id] = cachedSecret{sealed: string(ak.SealedSecret), secret: string(pt)}
+	r.secretsMu.Unlock()
+	return ak.Identity, string(pt), true
+}
+
+// GenerateCredentials returns a fresh access key pair in AWS's shapes: a
+// 20-character id starting AKIA and a 40-character secret.
+func GenerateCredentials() Credentials {
+	return Credentials{
+		AccessKeyID:     "AKIA" + randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+		SecretAccessKey: randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+	}
+}
+
+// randomString draws n characters from alphabet with the CSPRNG, without
+// modulo bias.
+func randomString(n int, alphabet string) string {
+	out := make([]byte, 0, n)
+	var buf [64]byte
+	limit := 256 - 256%len(alphabet)
+	for len(out) < n {
+		rand.Read(buf[:])
+		for _, b := range buf {
+			if int(b) < limit && len(out) < n {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+			}
+		}
+	}
+	return string(out)
+}
+
+// ARNPrefix is the ARN of this region's secrets up to the name.
+func (r *Region) ARNPrefix() string {
+	return fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:", r.name, r.cfg.AccountID)
+}
+
+const arnSuffixAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// NewARN is the ARN of a new secret of this name in this region: the
+// prefix, the name and a fresh random 6-character suffix (CSPRNG), as AWS
+// makes them. It is decided on the receiving node, never in Apply.
+func (r *Region) NewARN(name string) string {
+	return r.ARNPrefix() + name + "-" + randomString(6, arnSuffixAlphabet)
+}
