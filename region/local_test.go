@@ -187,3 +187,42 @@ func TestPurgeExpired_Local(t *testing.T) {
 		t.Fatal("the wrong secret was purged")
 	}
 }
+
+// The leader compacts the tombstones of removed secrets once they are
+// older than the retention, through Raft; younger ones stay.
+func TestCompactTombstones_AfterRetention(t *testing.T) {
+	cfg := localConfig()
+	cfg.TombstoneRetention = time.Hour
+	r, err := region.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown() })
+	ctx := context.Background()
+	eventually(t, "bootstrap", func() bool { _, ok := r.Account(); return ok })
+	now := r.Now()
+	arn := r.NewARN("gone")
+	if _, _, err := r.Apply(ctx, fsm.CmdCreateSecret, &fsm.CreateSecret{ARN: arn, Name: "gone", Date: now.UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Apply(ctx, fsm.CmdDeleteSecret, &fsm.DeleteSecret{ARN: arn, Force: true, Date: now.UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	tombstone := func() *fsm.Tombstone {
+		txn, _ := r.FSM().ReadTxn()
+		return fsm.TombstoneByARN(txn, arn)
+	}
+	if tombstone() == nil {
+		t.Fatal("a forced delete left no tombstone")
+	}
+	if n, err := r.CompactTombstones(ctx, now.Add(30*time.Minute)); err != nil || n != 0 || tombstone() == nil {
+		t.Fatalf("inside the retention: compacted %d, %v", n, err)
+	}
+	if n, err := r.CompactTombstones(ctx, now.Add(61*time.Minute)); err != nil || n != 1 || tombstone() != nil {
+		t.Fatalf("after the retention: compacted %d, %v", n, err)
+	}
+	txn, _ := r.FSM().ReadTxn()
+	if _, err := fsm.ChangesAfter(txn, 0, 10); err != fsm.ErrCompacted {
+		t.Fatalf("a cursor behind the compaction: %v, want ErrCompacted", err)
+	}
+}

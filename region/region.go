@@ -52,6 +52,13 @@ type Config struct {
 	// PurgeInterval is how often the leader looks for secrets whose
 	// recovery window ended (default 1 minute).
 	PurgeInterval time.Duration
+	// TombstoneRetention is how long the change feed keeps the tombstone
+	// of a removed secret (default 72 hours): the longest a feed consumer
+	// may be away and still resume from its cursor (tombstones.go).
+	TombstoneRetention time.Duration
+	// CompactInterval is how often the leader compacts tombstones older
+	// than TombstoneRetention (default 10 minutes).
+	CompactInterval time.Duration
 	// AccessFlushInterval is how often a node sends the reads it served
 	// to the leader for LastAccessedDate (default 30 seconds).
 	AccessFlushInterval time.Duration
@@ -167,7 +174,7 @@ func New(cfg Config) (*Region, error) {
 	// single voter can win its election inside cluster.New.
 	r.access.flushing = make(chan struct{}, 1)
 	r.bg, r.stopBG = context.WithCancel(context.Background())
-	r.work = []leaderWork{{"purge", r.purgeLoop}}
+	r.work = []leaderWork{{"purge", r.purgeLoop}, {"compact-tombstones", r.compactLoop}}
 	return r, nil
 }
 

@@ -33,6 +33,7 @@ type serverFlags struct {
 	heartbeat, election, lease            time.Duration
 	snapshotThreshold, trailingLogs       uint64
 	snapshotInterval                      time.Duration
+	tombstoneRetention                    time.Duration
 }
 
 func serverCmd() *cobra.Command {
@@ -81,6 +82,8 @@ leader then removes it from the Raft configuration).`,
 	fl.Uint64Var(&f.snapshotThreshold, "raft-snapshot-threshold", d.SnapshotThreshold, "log entries between snapshots")
 	fl.DurationVar(&f.snapshotInterval, "raft-snapshot-interval", d.SnapshotInterval, "how often to check whether to snapshot")
 	fl.Uint64Var(&f.trailingLogs, "raft-trailing-logs", d.TrailingLogs, "log entries kept after a snapshot")
+	fl.DurationVar(&f.tombstoneRetention, "tombstone-retention", 72*time.Hour,
+		"how long the change feed keeps a removed secret's tombstone: the longest a replica or watcher may be away and still resume")
 	return cmd
 }
 
@@ -135,6 +138,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	// then the HTTP server over the region.
 	r, err := region.New(region.Config{
 		Cluster: cc, AccountID: f.accountID, RootKey: rootKey, Bootstrap: creds, Logger: logger, Clock: clock,
+		TombstoneRetention: f.tombstoneRetention,
 		OnGenerated: func(name string, c region.Credentials) {
 			fmt.Fprintf(out, "Root credentials of region %s (shown once; store them now):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
 				name, c.AccessKeyID, c.SecretAccessKey)
