@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -136,6 +137,36 @@ func listBinding(op string, q *fsm.ListQuery) string {
 		sortBy = fsm.SortCreatedDate
 	}
 	return "2|" + op + "|" + flags + "|" + sortBy + "|" + order + "|" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// listPage reads one page of the listing q of operation op (ListSecrets or
+// BatchGetSecretValue by filters), continuing after nextToken if given,
+// on a read as the request asks, and returns it with the token of the next
+// page ("" on the last).
+func listPage(ctx context.Context, r Region, req *request, op string, q fsm.ListQuery, nextToken *string) (fsm.ListPage, string, error) {
+	kr, err := r.Keyring()
+	if err != nil {
+		return fsm.ListPage{}, "", err
+	}
+	binding := listBinding(op, &q)
+	if nextToken != nil {
+		if q.After, err = openToken(kr, *nextToken, binding); err != nil {
+			return fsm.ListPage{}, "", err
+		}
+	}
+	txn, err := read(ctx, r, req)
+	if err != nil {
+		return fsm.ListPage{}, "", err
+	}
+	page, err := fsm.ListSecretsPage(txn, q)
+	if err != nil {
+		return fsm.ListPage{}, "", apierr.Newf(apierr.InternalServiceError, "listing failed: %v", err)
+	}
+	next := ""
+	if page.Next != "" {
+		next = sealToken(kr, binding, page.Next)
+	}
+	return page, next, nil
 }
 
 func sealToken(kr *crypto.Keyring, binding, cursor string) string {

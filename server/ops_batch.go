@@ -108,23 +108,13 @@ func batchByFilters(ctx context.Context, r Region, req *request, filters []filte
 	if maxResults != nil {
 		q.Limit = int(*maxResults)
 	}
+	page, next, err := listPage(ctx, r, req, "BatchGetSecretValue", q, nextToken)
+	if err != nil {
+		return nil, err
+	}
 	kr, err := r.Keyring()
 	if err != nil {
 		return nil, err
-	}
-	binding := listBinding("BatchGetSecretValue", &q)
-	if nextToken != nil {
-		if q.After, err = openToken(kr, *nextToken, binding); err != nil {
-			return nil, err
-		}
-	}
-	txn, err := read(ctx, r, req)
-	if err != nil {
-		return nil, err
-	}
-	page, err := fsm.ListSecretsPage(txn, q)
-	if err != nil {
-		return nil, apierr.Newf(apierr.InternalServiceError, "listing failed: %v", err)
 	}
 	out := struct {
 		SecretValues []*secretValueOut `json:"SecretValues"`
@@ -145,8 +135,6 @@ func batchByFilters(ctx context.Context, r Region, req *request, filters []filte
 		out.SecretValues = append(out.SecretValues, val)
 	}
 	r.RecordAccess(ctx, req.stale, reads)
-	if page.Next != "" {
-		out.NextToken = sealToken(kr, binding, page.Next)
-	}
+	out.NextToken = next
 	return out, nil
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/fsm"
 )
 
 // ReplicateSecretToRegions, RemoveRegionsFromReplication,
@@ -204,19 +203,4 @@ func createSecretOp(ctx context.Context, r Region, req *request) (any, error) {
 		return nil, apierr.Newf(apierr.ResourceExists, "The operation failed because the secret %s already exists.", *in.Name)
 	}
 	return nil, apierr.New(apierr.InvalidRequest, MsgAddReplicaRegionsNotYet)
-}
-
-// resolveSecret resolves a SecretId on a linearizable (or stale, if asked)
-// read, for the operations allowed while a secret is scheduled for
-// deletion.
-func resolveSecret(ctx context.Context, r Region, req *request, id string) (*fsm.Secret, error) {
-	txn, err := read(ctx, r, req)
-	if err != nil {
-		return nil, err
-	}
-	s := r.Resolve(txn, id)
-	if s == nil {
-		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
-	}
-	return s, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
-	"github.com/cofferhq/coffer/region"
 )
 
 // UpdateSecret and UpdateSecretVersionStage (shared/spec §4.5, §4.9).
@@ -108,12 +107,9 @@ func updateSecret(ctx context.Context, r Region, req *request) (any, error) {
 			if err != nil {
 				return 0, nil, err
 			}
-			plain, binary := in.plain()
-			nv, err := region.Seal(kr, s.ARN, *in.ClientRequestToken, plain, binary)
-			if err != nil {
+			if cmd.Version, err = in.seal(kr, s.ARN, in.ClientRequestToken); err != nil {
 				return 0, nil, err
 			}
-			cmd.Version = &nv
 		}
 		return fsm.CmdUpdateSecret, cmd, nil
 	})

@@ -51,13 +51,22 @@ func (sv *secretValue) bothValues() error {
 	return nil
 }
 
-// plain is the value's bytes and whether they are SecretBinary, for
-// region.Seal: decoding JSON is server's part, sealing is region's.
-func (sv *secretValue) plain() ([]byte, bool) {
-	if sv.SecretString != nil {
-		return []byte(*sv.SecretString), false
+// seal encrypts the value for version versionID of the secret with this
+// ARN (region.Seal): decoding JSON is server's part, sealing is region's.
+// A request without a value (CreateSecret, UpdateSecret) gives nil.
+func (sv *secretValue) seal(kr *crypto.Keyring, arn string, versionID *string) (*fsm.NewVersion, error) {
+	if !sv.present() {
+		return nil, nil
 	}
-	return sv.SecretBinary, true
+	plain, binary := sv.SecretBinary, true
+	if sv.SecretString != nil {
+		plain, binary = []byte(*sv.SecretString), false
+	}
+	nv, err := region.Seal(kr, arn, *versionID, plain, binary)
+	if err != nil {
+		return nil, err
+	}
+	return &nv, nil
 }
 
 func validateTags(tags []tagJSON, v *validator) error {
@@ -143,13 +152,8 @@ func createSecret(ctx context.Context, r Region, req *request) (any, error) {
 	for _, t := range in.Tags {
 		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
-	if in.present() {
-		plain, binary := in.plain()
-		nv, err := region.Seal(kr, cmd.ARN, *in.ClientRequestToken, plain, binary)
-		if err != nil {
-			return nil, err
-		}
-		cmd.Version = &nv
+	if cmd.Version, err = in.seal(kr, cmd.ARN, in.ClientRequestToken); err != nil {
+		return nil, err
 	}
 	res, err := apply(ctx, r, req, fsm.CmdCreateSecret, cmd)
 	if err != nil {
@@ -194,10 +198,12 @@ func putSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 		return nil, err
 	}
 	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		plain, binary := in.plain()
-		nv, err := region.Seal(kr, s.ARN, *in.ClientRequestToken, plain, binary)
-		return fsm.CmdPutSecretValue, &fsm.PutSecretValue{ARN: s.ARN, Version: nv,
-			Stages: uniqueLabels(in.VersionStages), Date: r.Now().UnixMilli()}, err
+		nv, err := in.seal(kr, s.ARN, in.ClientRequestToken)
+		if err != nil {
+			return 0, nil, err
+		}
+		return fsm.CmdPutSecretValue, &fsm.PutSecretValue{ARN: s.ARN, Version: *nv,
+			Stages: uniqueLabels(in.VersionStages), Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -243,13 +249,11 @@ func getSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	txn, err := read(ctx, r, req)
+	// Resolved even if scheduled for deletion: readValue answers that with
+	// AWS's message for reads.
+	s, err := resolveSecret(ctx, r, req, *in.SecretID)
 	if err != nil {
 		return nil, err
-	}
-	s := r.Resolve(txn, *in.SecretID)
-	if s == nil {
-		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
 	var reads []region.ValueRead
 	out, err := readValue(r, kr, s, in.VersionID, in.VersionStage, &reads)
@@ -365,13 +369,9 @@ func describeSecret(ctx context.Context, r Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	txn, err := read(ctx, r, req)
+	s, err := resolveSecret(ctx, r, req, id)
 	if err != nil {
 		return nil, err
-	}
-	s := r.Resolve(txn, id)
-	if s == nil {
-		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
 	return entryOf(s), nil
 }
@@ -407,23 +407,9 @@ func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 	if in.MaxResults != nil {
 		q.Limit = int(*in.MaxResults)
 	}
-	kr, err := r.Keyring()
+	page, next, err := listPage(ctx, r, req, "ListSecrets", q, in.NextToken)
 	if err != nil {
 		return nil, err
-	}
-	binding := listBinding("ListSecrets", &q)
-	if in.NextToken != nil {
-		if q.After, err = openToken(kr, *in.NextToken, binding); err != nil {
-			return nil, err
-		}
-	}
-	txn, err := read(ctx, r, req)
-	if err != nil {
-		return nil, err
-	}
-	page, err := fsm.ListSecretsPage(txn, q)
-	if err != nil {
-		return nil, apierr.Newf(apierr.InternalServiceError, "listing failed: %v", err)
 	}
 	out := struct {
 		SecretList []secretEntry `json:"SecretList"`
@@ -434,9 +420,7 @@ func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 		e.SecretVersionsToStages, e.VersionIdsToStages = e.VersionIdsToStages, nil
 		out.SecretList = append(out.SecretList, e)
 	}
-	if page.Next != "" {
-		out.NextToken = sealToken(kr, binding, page.Next)
-	}
+	out.NextToken = next
 	return out, nil
 }
 
@@ -532,6 +516,21 @@ func writeSecret(ctx context.Context, r Region, req *request, id string, build f
 	res, index, err := r.WriteSecret(ctx, id, build)
 	req.setIndex(index)
 	return res, err
+}
+
+// resolveSecret resolves a SecretId on a linearizable (or stale, if asked)
+// read, for the operations allowed while a secret is scheduled for
+// deletion.
+func resolveSecret(ctx context.Context, r Region, req *request, id string) (*fsm.Secret, error) {
+	txn, err := read(ctx, r, req)
+	if err != nil {
+		return nil, err
+	}
+	s := r.Resolve(txn, id)
+	if s == nil {
+		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
+	}
+	return s, nil
 }
 
 // readSecret is region.ReadSecret for req (refused while the secret is
