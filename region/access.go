@@ -183,10 +183,7 @@ func accessCommand(day int64, keys []accessKey) *fsm.RecordAccess {
 }
 
 func (r *Region) applyAccess(ctx context.Context, c *fsm.RecordAccess) error {
-	buf, err := fsm.Encode(fsm.CmdRecordAccess, c)
-	if err == nil {
-		_, _, err = r.consensus.Apply(ctx, buf)
-	}
+	_, _, err := r.Apply(ctx, fsm.CmdRecordAccess, c)
 	return err
 }
 

@@ -52,11 +52,7 @@ func (r *Region) PurgeExpired(ctx context.Context, now time.Time) ([]string, err
 		if err != nil || len(arns) == 0 {
 			return purged, err
 		}
-		buf, err := fsm.Encode(fsm.CmdPurgeSecrets, &fsm.PurgeSecrets{ARNs: arns, Now: now.UnixMilli()})
-		if err != nil {
-			return purged, err
-		}
-		res, _, err := r.consensus.Apply(ctx, buf)
+		res, _, err := r.Apply(ctx, fsm.CmdPurgeSecrets, &fsm.PurgeSecrets{ARNs: arns, Now: now.UnixMilli()})
 		if err != nil {
 			return purged, err
 		}

@@ -362,15 +362,11 @@ func (r *Region) initRegion(ctx context.Context) error {
 		return err
 	}
 	now := r.Now().UnixMilli()
-	cmd, err := fsm.Encode(fsm.CmdInitRegion, &fsm.InitRegion{
+	_, _, err = r.Apply(ctx, fsm.CmdInitRegion, &fsm.InitRegion{
 		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed,
 		RootKey: fsm.AccessKey{AccessKeyID: creds.AccessKeyID, Identity: RootIdentity, SealedSecret: sealedSecret, CreatedDate: now},
 		Date:    now,
 	})
-	if err != nil {
-		return err
-	}
-	_, _, err = r.consensus.Apply(ctx, cmd)
 	if apierr.Is(err, apierr.InvalidRequest) {
 		return nil // another leader got there first
 	}
