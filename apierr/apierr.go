@@ -61,6 +61,39 @@ const (
 	MsgPublicPolicy = "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret."
 )
 
+// Messages of rules whose AWS wording is not verified, and Coffer's own.
+const (
+	// Filters (ListSecrets, BatchGetSecretValue) [unverified wording].
+	MsgInvalidFilterKey = "Invalid filter key"
+	MsgFilterValues     = "Invalid filter values for key: "
+	// BatchGetSecretValue's parameter rules [unverified wording].
+	MsgBatchListOrFilters = "Either 'SecretIdList' or 'Filters' must be provided, but not both."
+	MsgBatchMaxResults    = "'Filters' not specified. 'Filters' must also be specified when 'MaxResults' is provided."
+	// GetRandomPassword's refusals.
+	MsgPasswordTooShort  = "Password length is too short based on the required types."
+	MsgPasswordNoClasses = "The request excludes every character: include at least one character type, and do not exclude all of its characters with ExcludeCharacters."
+	// UpdateSecretVersionStage's refusals (shared/spec §4.9).
+	MsgStageNoVersion       = "You must specify MoveToVersionId, RemoveFromVersionId or both."
+	MsgStageCurrentNoTarget = "You can't remove the staging label AWSCURRENT from a version without moving it to another: specify MoveToVersionId."
+	// RotateSecret's state rules (shared/spec §1.6, §4.12).
+	MsgNoRotationFunction = "No Lambda rotation function ARN is associated with this secret."
+	MsgRotationInProgress = "Previous rotation request is still in progress."
+	// MsgInvalidReplicaRegion is AWS's answer to a replica in the
+	// primary's own region (shared/spec §1.6).
+	MsgInvalidReplicaRegion = "Invalid replica region."
+)
+
+// Answers to valid requests for what is not built yet: they say so and
+// that nothing changed.
+const (
+	MsgRotateNotYet            = "RotateSecret is not available yet in this version of Coffer: rotation runs in a later release. The request was valid and nothing was changed."
+	MsgCancelRotateNothing     = "CancelRotateSecret found no rotation configured on this secret, so there is nothing to cancel: rotation is not available yet in this version of Coffer. Nothing was changed."
+	MsgReplicateNotYet         = "ReplicateSecretToRegions is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed."
+	MsgRemoveRegionsNotYet     = "RemoveRegionsFromReplication is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed."
+	MsgStopReplicationNotYet   = "StopReplicationToReplica is not available yet in this version of Coffer, and this secret is not a replica (no secret is one yet), so there is no replication to stop. Nothing was changed."
+	MsgAddReplicaRegionsNotYet = "CreateSecret with AddReplicaRegions is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed; create the secret without AddReplicaRegions."
+)
+
 // Error is an AWS-typed error: a code from the list above and a message a
 // person can act on. It is a value: it is encoded into Raft responses and
 // forwarded RPC replies as-is.

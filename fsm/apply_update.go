@@ -10,12 +10,6 @@ func init() {
 	register(CmdUpdateSecretVersionStage, "UpdateSecretVersionStage", applyUpdateSecretVersionStage)
 }
 
-// Messages of UpdateSecretVersionStage's refusals (shared/spec §4.9).
-const (
-	MsgStageNoVersion       = "You must specify MoveToVersionId, RemoveFromVersionId or both."
-	MsgStageCurrentNoTarget = "You can't remove the staging label AWSCURRENT from a version without moving it to another: specify MoveToVersionId."
-)
-
 func errNotAVersion(id string) *apierr.Error {
 	return apierr.Newf(apierr.InvalidParameter, "Not a valid version: %s", id)
 }
@@ -66,7 +60,7 @@ func applyUpdateSecretVersionStage(txn *memdb.Txn, index uint64, c *UpdateSecret
 		return apierr.New(apierr.InvalidParameter, "The staging label must not be empty.")
 	}
 	if c.RemoveFrom == "" && c.MoveTo == "" {
-		return apierr.New(apierr.InvalidParameter, MsgStageNoVersion)
+		return apierr.New(apierr.InvalidParameter, apierr.MsgStageNoVersion)
 	}
 	var from, to *Version
 	if c.RemoveFrom != "" {
@@ -90,7 +84,7 @@ func applyUpdateSecretVersionStage(txn *memdb.Txn, index uint64, c *UpdateSecret
 			c.Stage, holder.VersionID)
 	}
 	if c.Stage == StageCurrent && to == nil {
-		return apierr.New(apierr.InvalidParameter, MsgStageCurrentNoTarget)
+		return apierr.New(apierr.InvalidParameter, apierr.MsgStageCurrentNoTarget)
 	}
 	switch {
 	case to != nil && holder == to:

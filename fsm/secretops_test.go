@@ -312,7 +312,7 @@ func TestFSM_UpdateSecretVersionStage_Refusals(t *testing.T) {
 		code string
 		msg  string
 	}{
-		{"neither version id", nil, stageCmd(arn, "x", "", "", t0+day), apierr.InvalidParameter, fsm.MsgStageNoVersion},
+		{"neither version id", nil, stageCmd(arn, "x", "", "", t0+day), apierr.InvalidParameter, apierr.MsgStageNoVersion},
 		{"empty label", nil, stageCmd(arn, "", "", "v1", t0+day), apierr.InvalidParameter, "The staging label must not be empty."},
 		{"MoveToVersionId names no version", nil, stageCmd(arn, "x", "", "nope", t0+day), apierr.InvalidParameter, "Not a valid version: nope"},
 		{"RemoveFromVersionId names no version", nil, stageCmd(arn, cur, "nope", "v1", t0+day), apierr.InvalidParameter, "Not a valid version: nope"},
@@ -322,7 +322,7 @@ func TestFSM_UpdateSecretVersionStage_Refusals(t *testing.T) {
 			"The staging label ghost is not attached to version v2, so it can't be removed from it."},
 		{"move without RemoveFromVersionId", nil, stageCmd(arn, cur, "", "v1", t0+day), apierr.InvalidParameter,
 			"The parameter RemoveFromVersionId can't be empty. Staging label AWSCURRENT is currently attached to version v2, so you must explicitly reference that version in RemoveFromVersionId."},
-		{"AWSCURRENT removed without a target", nil, stageCmd(arn, cur, "v2", "", t0+day), apierr.InvalidParameter, fsm.MsgStageCurrentNoTarget},
+		{"AWSCURRENT removed without a target", nil, stageCmd(arn, cur, "v2", "", t0+day), apierr.InvalidParameter, apierr.MsgStageCurrentNoTarget},
 		{"label quota", func(h *harness) {
 			var many L
 			for i := range 18 {

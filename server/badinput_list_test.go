@@ -75,8 +75,8 @@ func TestBadInputList_RefusedAndNothingChanges(t *testing.T) {
 		{"three violations", op("ListSecrets", obj{"SortBy": "x", "SortOrder": "y", "MaxResults": 0}), 400, apierr.Validation, "3 validation errors detected"},
 
 		// Stateless parameter rules.
-		{"filter without Key", op("ListSecrets", obj{"Filters": []obj{{"Values": []string{"x"}}}}), 400, apierr.InvalidParameter, server.MsgInvalidFilterKey},
-		{"filter with Key null", op("ListSecrets", `{"Filters": [{"Key": null, "Values": ["x"]}]}`), 400, apierr.InvalidParameter, server.MsgInvalidFilterKey},
+		{"filter without Key", op("ListSecrets", obj{"Filters": []obj{{"Values": []string{"x"}}}}), 400, apierr.InvalidParameter, apierr.MsgInvalidFilterKey},
+		{"filter with Key null", op("ListSecrets", `{"Filters": [{"Key": null, "Values": ["x"]}]}`), 400, apierr.InvalidParameter, apierr.MsgInvalidFilterKey},
 		{"filter without Values", op("ListSecrets", obj{"Filters": []obj{{"Key": "tag-value"}}}), 400, apierr.InvalidParameter, "Invalid filter values for key: tag-value"},
 
 		// Tokens.
@@ -90,7 +90,7 @@ func TestBadInputList_RefusedAndNothingChanges(t *testing.T) {
 		{"batch unknown filter key", op("BatchGetSecretValue", obj{"Filters": []obj{f("invalid", "x")}}), 400, apierr.Validation, enumMsg},
 		{"batch value with *", op("BatchGetSecretValue", obj{"Filters": []obj{f("name", "*")}}), 400, apierr.Validation, "regular expression pattern"},
 		{"batch 11 values", op("BatchGetSecretValue", obj{"Filters": []obj{f("name", strings.Split("a,b,c,d,e,f,g,h,i,j,k", ",")...)}}), 400, apierr.Validation, "filters.1.member.values"},
-		{"batch filter without Key", op("BatchGetSecretValue", obj{"Filters": []obj{{"Values": []string{"x"}}}}), 400, apierr.InvalidParameter, server.MsgInvalidFilterKey},
+		{"batch filter without Key", op("BatchGetSecretValue", obj{"Filters": []obj{{"Values": []string{"x"}}}}), 400, apierr.InvalidParameter, apierr.MsgInvalidFilterKey},
 		{"batch filter without Values", op("BatchGetSecretValue", obj{"Filters": []obj{{"Key": "all"}}}), 400, apierr.InvalidParameter, "Invalid filter values for key: all"},
 		{"batch MaxResults 0", op("BatchGetSecretValue", obj{"Filters": []obj{f("name", "bl")}, "MaxResults": 0}), 400, apierr.Validation, "Member must have value greater than or equal to 1"},
 		{"batch Filters is an object", op("BatchGetSecretValue", obj{"Filters": f("name", "x")}), 400, apierr.Serialization, "Filters"},

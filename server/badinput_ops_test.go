@@ -85,9 +85,9 @@ func TestBadInputOps_RefusedAndNothingChanges(t *testing.T) {
 		{"UpdateSecretVersionStage VersionStage is a list", op("UpdateSecretVersionStage", obj{"SecretId": "bo-existing", "VersionStage": []string{"x"}, "MoveToVersionId": v1}), 400, apierr.Serialization, "VersionStage"},
 		{"UpdateSecretVersionStage MoveToVersionId of 31 characters", op("UpdateSecretVersionStage", obj{"SecretId": "bo-existing", "VersionStage": "x", "MoveToVersionId": str(31)}), 400, apierr.Validation, "moveToVersionId"},
 		{"UpdateSecretVersionStage RemoveFromVersionId of 65 characters", op("UpdateSecretVersionStage", obj{"SecretId": "bo-existing", "VersionStage": "x", "RemoveFromVersionId": str(65)}), 400, apierr.Validation, "removeFromVersionId"},
-		{"UpdateSecretVersionStage neither version id", op("UpdateSecretVersionStage", obj{"SecretId": "bo-existing", "VersionStage": "x"}), 400, apierr.InvalidParameter, fsm.MsgStageNoVersion},
+		{"UpdateSecretVersionStage neither version id", op("UpdateSecretVersionStage", obj{"SecretId": "bo-existing", "VersionStage": "x"}), 400, apierr.InvalidParameter, apierr.MsgStageNoVersion},
 		{"UpdateSecretVersionStage unknown version", op("UpdateSecretVersionStage", obj{"SecretId": "bo-existing", "VersionStage": "x", "MoveToVersionId": tok}), 400, apierr.InvalidParameter, "Not a valid version: " + tok},
-		{"UpdateSecretVersionStage AWSCURRENT removed", op("UpdateSecretVersionStage", obj{"SecretId": "bo-existing", "VersionStage": "AWSCURRENT", "RemoveFromVersionId": v1}), 400, apierr.InvalidParameter, fsm.MsgStageCurrentNoTarget},
+		{"UpdateSecretVersionStage AWSCURRENT removed", op("UpdateSecretVersionStage", obj{"SecretId": "bo-existing", "VersionStage": "AWSCURRENT", "RemoveFromVersionId": v1}), 400, apierr.InvalidParameter, apierr.MsgStageCurrentNoTarget},
 
 		// ListSecretVersionIds.
 		{"ListSecretVersionIds without SecretId", op("ListSecretVersionIds", `{}`), 400, apierr.Validation, "Value null at 'secretId'"},
@@ -124,11 +124,11 @@ func TestBadInputOps_RefusedAndNothingChanges(t *testing.T) {
 		{"PutResourcePolicy of 20,481 characters", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": okPolicy + strings.Repeat(" ", 20481-len(okPolicy))}), 400, apierr.Validation, "less than or equal to 20480"},
 		{"PutResourcePolicy ResourcePolicy is an object", op("PutResourcePolicy", `{"SecretId": "bo-existing", "ResourcePolicy": {"Statement": []}}`), 400, apierr.Serialization, "ResourcePolicy"},
 		{"PutResourcePolicy BlockPublicPolicy is a string", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": okPolicy, "BlockPublicPolicy": "true"}), 400, apierr.Serialization, "BlockPublicPolicy"},
-		{"PutResourcePolicy not JSON", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": "{"}), 400, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
-		{"PutResourcePolicy no Effect", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": `{"Statement":{"Principal":"*","Action":"*"}}`}), 400, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
+		{"PutResourcePolicy not JSON", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": "{"}), 400, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
+		{"PutResourcePolicy no Effect", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": `{"Statement":{"Principal":"*","Action":"*"}}`}), 400, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
 		// AWS looks the secret up before it reads the policy.
 		{"PutResourcePolicy malformed, unknown secret", op("PutResourcePolicy", obj{"SecretId": "bo-missing", "ResourcePolicy": "[]"}), 400, apierr.ResourceNotFound, apierr.MsgSecretNotFound},
-		{"PutResourcePolicy public and blocked", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": publicPolicy, "BlockPublicPolicy": true}), 400, apierr.PublicPolicy, server.MsgPublicPolicy},
+		{"PutResourcePolicy public and blocked", op("PutResourcePolicy", obj{"SecretId": "bo-existing", "ResourcePolicy": publicPolicy, "BlockPublicPolicy": true}), 400, apierr.PublicPolicy, apierr.MsgPublicPolicy},
 
 		// GetResourcePolicy, DeleteResourcePolicy.
 		{"GetResourcePolicy without SecretId", op("GetResourcePolicy", `{}`), 400, apierr.Validation, "Value null at 'secretId'"},
@@ -139,7 +139,7 @@ func TestBadInputOps_RefusedAndNothingChanges(t *testing.T) {
 		// ValidateResourcePolicy.
 		{"ValidateResourcePolicy without ResourcePolicy", op("ValidateResourcePolicy", `{}`), 400, apierr.Validation, "Value null at 'resourcePolicy'"},
 		{"ValidateResourcePolicy empty SecretId", op("ValidateResourcePolicy", obj{"SecretId": "", "ResourcePolicy": okPolicy}), 400, apierr.Validation, "secretId"},
-		{"ValidateResourcePolicy not JSON", op("ValidateResourcePolicy", obj{"ResourcePolicy": "nope"}), 400, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
+		{"ValidateResourcePolicy not JSON", op("ValidateResourcePolicy", obj{"ResourcePolicy": "nope"}), 400, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
 		{"ValidateResourcePolicy unknown secret", op("ValidateResourcePolicy", obj{"SecretId": "bo-missing", "ResourcePolicy": okPolicy}), 400, apierr.ResourceNotFound, apierr.MsgSecretNotFound},
 
 		// GetRandomPassword.
@@ -151,8 +151,8 @@ func TestBadInputOps_RefusedAndNothingChanges(t *testing.T) {
 		{"GetRandomPassword PasswordLength beyond int64", op("GetRandomPassword", `{"PasswordLength": 99999999999999999999}`), 400, apierr.Serialization, "PasswordLength"},
 		{"GetRandomPassword ExcludeNumbers is a string", op("GetRandomPassword", obj{"ExcludeNumbers": "true"}), 400, apierr.Serialization, "ExcludeNumbers"},
 		{"GetRandomPassword ExcludeCharacters of 4,097 characters", op("GetRandomPassword", obj{"ExcludeCharacters": str(4097)}), 400, apierr.Validation, "excludeCharacters"},
-		{"GetRandomPassword too short for the types", op("GetRandomPassword", obj{"PasswordLength": 3}), 400, apierr.InvalidParameter, server.MsgPasswordTooShort},
-		{"GetRandomPassword every type excluded", op("GetRandomPassword", obj{"ExcludeLowercase": true, "ExcludeUppercase": true, "ExcludeNumbers": true, "ExcludePunctuation": true}), 400, apierr.InvalidParameter, server.MsgPasswordNoClasses},
+		{"GetRandomPassword too short for the types", op("GetRandomPassword", obj{"PasswordLength": 3}), 400, apierr.InvalidParameter, apierr.MsgPasswordTooShort},
+		{"GetRandomPassword every type excluded", op("GetRandomPassword", obj{"ExcludeLowercase": true, "ExcludeUppercase": true, "ExcludeNumbers": true, "ExcludePunctuation": true}), 400, apierr.InvalidParameter, apierr.MsgPasswordNoClasses},
 
 		// BatchGetSecretValue.
 		{"BatchGetSecretValue empty SecretIdList", op("BatchGetSecretValue", obj{"SecretIdList": []string{}}), 400, apierr.Validation, "secretIdList"},
@@ -160,9 +160,9 @@ func TestBadInputOps_RefusedAndNothingChanges(t *testing.T) {
 		{"BatchGetSecretValue empty id", op("BatchGetSecretValue", obj{"SecretIdList": []string{"bo-existing", ""}}), 400, apierr.Validation, "secretIdList.2.member"},
 		{"BatchGetSecretValue id is a number", op("BatchGetSecretValue", `{"SecretIdList": ["bo-existing", 7]}`), 400, apierr.Serialization, "SecretIdList"},
 		{"BatchGetSecretValue SecretIdList is a string", op("BatchGetSecretValue", obj{"SecretIdList": "bo-existing"}), 400, apierr.Serialization, "SecretIdList"},
-		{"BatchGetSecretValue both lists", op("BatchGetSecretValue", obj{"SecretIdList": ids(1), "Filters": filter}), 400, apierr.InvalidParameter, server.MsgBatchListOrFilters},
-		{"BatchGetSecretValue neither list", op("BatchGetSecretValue", `{}`), 400, apierr.InvalidParameter, server.MsgBatchListOrFilters},
-		{"BatchGetSecretValue MaxResults without Filters", op("BatchGetSecretValue", obj{"SecretIdList": ids(1), "MaxResults": 5}), 400, apierr.InvalidParameter, server.MsgBatchMaxResults},
+		{"BatchGetSecretValue both lists", op("BatchGetSecretValue", obj{"SecretIdList": ids(1), "Filters": filter}), 400, apierr.InvalidParameter, apierr.MsgBatchListOrFilters},
+		{"BatchGetSecretValue neither list", op("BatchGetSecretValue", `{}`), 400, apierr.InvalidParameter, apierr.MsgBatchListOrFilters},
+		{"BatchGetSecretValue MaxResults without Filters", op("BatchGetSecretValue", obj{"SecretIdList": ids(1), "MaxResults": 5}), 400, apierr.InvalidParameter, apierr.MsgBatchMaxResults},
 		{"BatchGetSecretValue MaxResults 21", op("BatchGetSecretValue", obj{"Filters": filter, "MaxResults": 21}), 400, apierr.Validation, "Member must have value less than or equal to 20"},
 		{"BatchGetSecretValue 11 filters", op("BatchGetSecretValue", obj{"Filters": slices.Repeat(filter, 11)}), 400, apierr.Validation, "filters"},
 		{"BatchGetSecretValue filter with an unknown key", op("BatchGetSecretValue", obj{"Filters": []obj{{"Key": "nope", "Values": []string{"x"}}}}), 400, apierr.Validation, "filters.1.member.key"},

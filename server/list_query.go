@@ -38,12 +38,6 @@ var validFilterValue = regexp.MustCompile(filterValuePattern)
 // come back short or empty, with a NextToken that continues the walk.
 const listScanLimit = 10000
 
-// Messages of the filter parameter rules [unverified wording].
-const (
-	MsgInvalidFilterKey = "Invalid filter key"
-	msgFilterValues     = "Invalid filter values for key: "
-)
-
 type filterJSON struct {
 	Key    *string  `json:"Key"`
 	Values []string `json:"Values"`
@@ -95,10 +89,10 @@ func filterRules(filters []filterJSON) ([]fsm.ListFilter, error) {
 	out := make([]fsm.ListFilter, 0, len(filters))
 	for _, f := range filters {
 		if f.Key == nil {
-			return nil, apierr.New(apierr.InvalidParameter, MsgInvalidFilterKey)
+			return nil, apierr.New(apierr.InvalidParameter, apierr.MsgInvalidFilterKey)
 		}
 		if f.Values == nil {
-			return nil, apierr.New(apierr.InvalidParameter, msgFilterValues+*f.Key)
+			return nil, apierr.New(apierr.InvalidParameter, apierr.MsgFilterValues+*f.Key)
 		}
 		out = append(out, fsm.ListFilter{Key: *f.Key, Values: f.Values})
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/server"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -659,7 +658,7 @@ func TestAPI_PutResourcePolicy(t *testing.T) {
 	t.Run("BlockPublicPolicy", func(t *testing.T) {
 		mkSecret(t, a, "pol-public", "v")
 		_, err := put("pol-public", policyPublic, aws.Bool(true))
-		wantAPIError(t, "public policy blocked", err, apierr.PublicPolicy, server.MsgPublicPolicy)
+		wantAPIError(t, "public policy blocked", err, apierr.PublicPolicy, apierr.MsgPublicPolicy)
 		if got := getPolicy(t, a, "pol-public").ResourcePolicy; got != nil {
 			t.Fatalf("a blocked policy was stored: %q", *got)
 		}
@@ -684,12 +683,12 @@ func TestAPI_PutResourcePolicy(t *testing.T) {
 			name, id, doc string
 			code, msg     string
 		}{
-			{"not JSON", "pol-err", `{"Statement": [`, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
-			{"a JSON list", "pol-err", `[]`, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
-			{"no Principal", "pol-err", policyNoPrinc, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
-			{"empty Statement", "pol-err", `{"Version":"2012-10-17","Statement":[]}`, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
-			{"another service's action", "pol-err", `{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject"}}`, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
-			{"bad Version", "pol-err", `{"Version":"2024-01-01","Statement":{"Effect":"Allow","Principal":"*","Action":"*"}}`, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy},
+			{"not JSON", "pol-err", `{"Statement": [`, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
+			{"a JSON list", "pol-err", `[]`, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
+			{"no Principal", "pol-err", policyNoPrinc, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
+			{"empty Statement", "pol-err", `{"Version":"2012-10-17","Statement":[]}`, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
+			{"another service's action", "pol-err", `{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject"}}`, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
+			{"bad Version", "pol-err", `{"Version":"2024-01-01","Statement":{"Effect":"Allow","Principal":"*","Action":"*"}}`, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy},
 			{"20,481 characters", "pol-err", policyAccount + strings.Repeat(" ", 20481-len(policyAccount)), apierr.Validation, ""},
 			{"no such secret", "pol-none", policyAccount, apierr.ResourceNotFound, apierr.MsgSecretNotFound},
 			{"scheduled for deletion", "pol-deleted", policyAccount, apierr.InvalidRequest, apierr.MsgMarkedForDeletion},
@@ -826,7 +825,7 @@ func TestAPI_ValidateResourcePolicy(t *testing.T) {
 	}
 	t.Run("errors", func(t *testing.T) {
 		_, err := validate(nil, `not json`)
-		wantAPIError(t, "not JSON", err, apierr.MalformedPolicyDocument, server.MsgMalformedPolicy)
+		wantAPIError(t, "not JSON", err, apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy)
 		_, err = validate(aws.String("vp-none"), policyAccount)
 		wantAPIError(t, "no such secret", err, apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 		_, err = validate(aws.String("vp-deleted"), policyAccount)
@@ -931,10 +930,10 @@ func TestAPI_GetRandomPassword(t *testing.T) {
 			in        *secretsmanager.GetRandomPasswordInput
 			code, msg string
 		}{
-			{"too short for the required types", &secretsmanager.GetRandomPasswordInput{PasswordLength: aws.Int64(3)}, apierr.InvalidParameter, server.MsgPasswordTooShort},
+			{"too short for the required types", &secretsmanager.GetRandomPasswordInput{PasswordLength: aws.Int64(3)}, apierr.InvalidParameter, apierr.MsgPasswordTooShort},
 			{"everything excluded", &secretsmanager.GetRandomPasswordInput{ExcludeLowercase: aws.Bool(true), ExcludeUppercase: aws.Bool(true),
-				ExcludeNumbers: aws.Bool(true), ExcludePunctuation: aws.Bool(true)}, apierr.InvalidParameter, server.MsgPasswordNoClasses},
-			{"every character excluded", &secretsmanager.GetRandomPasswordInput{ExcludeCharacters: aws.String(lower + upper + digit + punct)}, apierr.InvalidParameter, server.MsgPasswordNoClasses},
+				ExcludeNumbers: aws.Bool(true), ExcludePunctuation: aws.Bool(true)}, apierr.InvalidParameter, apierr.MsgPasswordNoClasses},
+			{"every character excluded", &secretsmanager.GetRandomPasswordInput{ExcludeCharacters: aws.String(lower + upper + digit + punct)}, apierr.InvalidParameter, apierr.MsgPasswordNoClasses},
 			{"length 0", &secretsmanager.GetRandomPasswordInput{PasswordLength: aws.Int64(0)}, apierr.Validation,
 				"1 validation error detected: Value '0' at 'passwordLength' failed to satisfy constraint: Member must have value greater than or equal to 1"},
 			{"length 4097", &secretsmanager.GetRandomPasswordInput{PasswordLength: aws.Int64(4097)}, apierr.Validation,
@@ -1026,7 +1025,7 @@ func TestAPI_GetRandomPassword(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := a.any().GetRandomPassword(ctx, tc.in)
-				wantAPIError(t, tc.name, err, apierr.InvalidParameter, server.MsgPasswordTooShort)
+				wantAPIError(t, tc.name, err, apierr.InvalidParameter, apierr.MsgPasswordTooShort)
 			})
 		}
 	})
@@ -1103,9 +1102,9 @@ func TestAPI_BatchGetSecretValue(t *testing.T) {
 			in        *secretsmanager.BatchGetSecretValueInput
 			code, msg string
 		}{
-			{"both lists", &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"bg-1"}, Filters: filters}, apierr.InvalidParameter, server.MsgBatchListOrFilters},
-			{"neither list", &secretsmanager.BatchGetSecretValueInput{}, apierr.InvalidParameter, server.MsgBatchListOrFilters},
-			{"MaxResults without Filters", &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"bg-1"}, MaxResults: aws.Int32(5)}, apierr.InvalidParameter, server.MsgBatchMaxResults},
+			{"both lists", &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"bg-1"}, Filters: filters}, apierr.InvalidParameter, apierr.MsgBatchListOrFilters},
+			{"neither list", &secretsmanager.BatchGetSecretValueInput{}, apierr.InvalidParameter, apierr.MsgBatchListOrFilters},
+			{"MaxResults without Filters", &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"bg-1"}, MaxResults: aws.Int32(5)}, apierr.InvalidParameter, apierr.MsgBatchMaxResults},
 			{"filter without values", &secretsmanager.BatchGetSecretValueInput{Filters: []types.Filter{{Key: types.FilterNameStringTypeName}}}, apierr.InvalidParameter, "Invalid filter values for key: name"},
 			{"NextToken with a list", &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"bg-1"}, NextToken: aws.String("x")}, apierr.InvalidNextToken, ""},
 			{"21 ids", &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids21}, apierr.Validation,

@@ -16,12 +16,6 @@ import (
 // time, each read as GetSecretValue(AWSCURRENT); a page may be empty and
 // still carry a NextToken (a selective filter scanned its budget).
 
-// Messages of BatchGetSecretValue's parameter rules [unverified wording].
-const (
-	MsgBatchListOrFilters = "Either 'SecretIdList' or 'Filters' must be provided, but not both."
-	MsgBatchMaxResults    = "'Filters' not specified. 'Filters' must also be specified when 'MaxResults' is provided."
-)
-
 type batchError struct {
 	SecretID  string `json:"SecretId"`
 	ErrorCode string `json:"ErrorCode"`
@@ -53,10 +47,10 @@ func batchGetSecretValue(ctx context.Context, r Region, req *request) (any, erro
 		return nil, err
 	}
 	if (in.SecretIDList != nil) == (in.Filters != nil) {
-		return nil, apierr.New(apierr.InvalidParameter, MsgBatchListOrFilters)
+		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgBatchListOrFilters)
 	}
 	if in.MaxResults != nil && in.Filters == nil {
-		return nil, apierr.New(apierr.InvalidParameter, MsgBatchMaxResults)
+		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgBatchMaxResults)
 	}
 	if in.Filters != nil {
 		return batchByFilters(ctx, r, req, in.Filters, in.MaxResults, in.NextToken)

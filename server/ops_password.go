@@ -24,12 +24,6 @@ const (
 	defaultPasswordLength = 32
 )
 
-// Messages of GetRandomPassword's refusals.
-const (
-	MsgPasswordTooShort  = "Password length is too short based on the required types."
-	MsgPasswordNoClasses = "The request excludes every character: include at least one character type, and do not exclude all of its characters with ExcludeCharacters."
-)
-
 func getRandomPassword(_ context.Context, _ Region, req *request) (any, error) {
 	var in struct {
 		PasswordLength          *int64  `json:"PasswordLength"`
@@ -114,13 +108,13 @@ func randomPassword(o passwordOptions) (string, error) {
 	}
 	union := strings.Join(required, "")
 	if union == "" {
-		return "", apierr.New(apierr.InvalidParameter, MsgPasswordNoClasses)
+		return "", apierr.New(apierr.InvalidParameter, apierr.MsgPasswordNoClasses)
 	}
 	if !o.requireAll {
 		required = nil
 	}
 	if o.length < len(required) {
-		return "", apierr.New(apierr.InvalidParameter, MsgPasswordTooShort)
+		return "", apierr.New(apierr.InvalidParameter, apierr.MsgPasswordTooShort)
 	}
 	out := make([]byte, 0, o.length)
 	for _, class := range required {

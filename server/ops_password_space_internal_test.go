@@ -27,7 +27,7 @@ func TestRandomPassword_SpaceIsAType(t *testing.T) {
 		{length: 2, space: true, noUpper: true, noPunct: true, requireAll: true},
 	} {
 		_, err := randomPassword(o)
-		if e, ok := apierr.As(err); !ok || e.Code != apierr.InvalidParameter || e.Message != MsgPasswordTooShort {
+		if e, ok := apierr.As(err); !ok || e.Code != apierr.InvalidParameter || e.Message != apierr.MsgPasswordTooShort {
 			t.Fatalf("%+v: %v, want too short", o, err)
 		}
 	}

@@ -14,13 +14,6 @@ import (
 // byte for byte; its structure is checked here, on the node that received
 // the request, before anything enters the log.
 
-const (
-	// MsgMalformedPolicy is AWS's text for any syntax problem [observed].
-	MsgMalformedPolicy = apierr.MsgMalformedPolicy
-	// MsgPublicPolicy is the PublicPolicyException text of AWS's model.
-	MsgPublicPolicy = apierr.MsgPublicPolicy
-)
-
 // Check names in ValidateResourcePolicy's ValidationErrors [Coffer].
 const (
 	checkSyntax      = "SYNTAX"
@@ -54,10 +47,10 @@ func putResourcePolicy(ctx context.Context, r Region, req *request) (any, error)
 	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		p, problems, err := acl.ParsePolicy(*in.ResourcePolicy)
 		if err != nil || len(problems) > 0 {
-			return 0, nil, apierr.New(apierr.MalformedPolicyDocument, MsgMalformedPolicy)
+			return 0, nil, apierr.New(apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy)
 		}
 		if in.BlockPublicPolicy != nil && *in.BlockPublicPolicy && len(p.BroadAccess()) > 0 {
-			return 0, nil, apierr.New(apierr.PublicPolicy, MsgPublicPolicy)
+			return 0, nil, apierr.New(apierr.PublicPolicy, apierr.MsgPublicPolicy)
 		}
 		return fsm.CmdPutResourcePolicy, &fsm.PutResourcePolicy{ARN: s.ARN, Policy: *in.ResourcePolicy, Date: r.Now().UnixMilli()}, nil
 	})
@@ -131,7 +124,7 @@ func validateResourcePolicy(ctx context.Context, r Region, req *request) (any, e
 	var notJSON *acl.ErrNotJSON
 	if errors.As(err, &notJSON) {
 		// Not a JSON object at all: thrown, not listed.
-		return nil, apierr.New(apierr.MalformedPolicyDocument, MsgMalformedPolicy)
+		return nil, apierr.New(apierr.MalformedPolicyDocument, apierr.MsgMalformedPolicy)
 	}
 	out := struct {
 		PolicyValidationPassed bool              `json:"PolicyValidationPassed"`

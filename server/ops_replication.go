@@ -21,15 +21,6 @@ import (
 // has replicas, which decides the state rules that depend on it.
 
 // Messages of the replication operations.
-const (
-	// MsgInvalidReplicaRegion is AWS's answer to a replica in the
-	// primary's own region (shared/spec §1.6).
-	MsgInvalidReplicaRegion    = "Invalid replica region."
-	MsgReplicateNotYet         = "ReplicateSecretToRegions is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed."
-	MsgRemoveRegionsNotYet     = "RemoveRegionsFromReplication is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed."
-	MsgStopReplicationNotYet   = "StopReplicationToReplica is not available yet in this version of Coffer, and this secret is not a replica (no secret is one yet), so there is no replication to stop. Nothing was changed."
-	MsgAddReplicaRegionsNotYet = "CreateSecret with AddReplicaRegions is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed; create the secret without AddReplicaRegions."
-)
 
 // regionPattern is the model pattern of a Region (shared/spec §2.1).
 const regionPattern = `^([a-z]+-)+\d+$`
@@ -55,7 +46,7 @@ func checkReplicaRegions(r Region, regions []string, member string) error {
 	seen := map[string]bool{}
 	for _, name := range regions {
 		if name == r.Name() {
-			return apierr.New(apierr.InvalidParameter, MsgInvalidReplicaRegion)
+			return apierr.New(apierr.InvalidParameter, apierr.MsgInvalidReplicaRegion)
 		}
 		if seen[name] {
 			return apierr.Newf(apierr.InvalidParameter, "Region %s appears more than once in %s.", name, member)
@@ -112,7 +103,7 @@ func replicateSecretToRegions(ctx context.Context, r Region, req *request) (any,
 	if _, err := readSecret(ctx, r, req, *in.SecretID); err != nil {
 		return nil, err
 	}
-	return nil, apierr.New(apierr.InvalidRequest, MsgReplicateNotYet)
+	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgReplicateNotYet)
 }
 
 func removeRegionsFromReplication(ctx context.Context, r Region, req *request) (any, error) {
@@ -145,7 +136,7 @@ func removeRegionsFromReplication(ctx context.Context, r Region, req *request) (
 	if _, err := resolveSecret(ctx, r, req, *in.SecretID); err != nil {
 		return nil, err
 	}
-	return nil, apierr.New(apierr.InvalidRequest, MsgRemoveRegionsNotYet)
+	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgRemoveRegionsNotYet)
 }
 
 func stopReplicationToReplica(ctx context.Context, r Region, req *request) (any, error) {
@@ -159,7 +150,7 @@ func stopReplicationToReplica(ctx context.Context, r Region, req *request) (any,
 	}
 	// Not a replica → InvalidRequestException (spec §4.20); no secret is
 	// one yet.
-	return nil, apierr.New(apierr.InvalidRequest, MsgStopReplicationNotYet)
+	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgStopReplicationNotYet)
 }
 
 // createSecretOp is CreateSecret with its AddReplicaRegions checked: a
@@ -202,5 +193,5 @@ func createSecretOp(ctx context.Context, r Region, req *request) (any, error) {
 		}
 		return nil, apierr.Newf(apierr.ResourceExists, "The operation failed because the secret %s already exists.", *in.Name)
 	}
-	return nil, apierr.New(apierr.InvalidRequest, MsgAddReplicaRegionsNotYet)
+	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgAddReplicaRegionsNotYet)
 }

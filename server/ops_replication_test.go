@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/server"
 )
 
 // Conformance of the replication operations and CreateSecret's
@@ -83,12 +82,12 @@ func TestAPI_ReplicateSecretToRegions(t *testing.T) {
 
 	t.Run("invalid parameters", func(t *testing.T) {
 		unchanged(t, c, "repl-a", func() {
-			wantAPIError(t, "this region", replicate("repl-a", replicas("us-west-2", "us-east-1")), apierr.InvalidParameter, server.MsgInvalidReplicaRegion)
+			wantAPIError(t, "this region", replicate("repl-a", replicas("us-west-2", "us-east-1")), apierr.InvalidParameter, apierr.MsgInvalidReplicaRegion)
 			wantAPIErrorContains(t, "region twice", replicate("repl-a", replicas("us-west-2", "eu-west-1", "us-west-2")),
 				apierr.InvalidParameter, "us-west-2 appears more than once in AddReplicaRegions")
 		})
 		// Stateless rules come before the lookup.
-		wantAPIError(t, "this region, missing secret", replicate("repl-missing", replicas("us-east-1")), apierr.InvalidParameter, server.MsgInvalidReplicaRegion)
+		wantAPIError(t, "this region, missing secret", replicate("repl-missing", replicas("us-east-1")), apierr.InvalidParameter, apierr.MsgInvalidReplicaRegion)
 	})
 
 	t.Run("state rules", func(t *testing.T) {
@@ -115,7 +114,7 @@ func TestAPI_ReplicateSecretToRegions(t *testing.T) {
 		} {
 			unchanged(t, c, "repl-a", func() {
 				_, err := a.any().ReplicateSecretToRegions(ctx, tc.in)
-				wantAPIError(t, tc.name, err, apierr.InvalidRequest, server.MsgReplicateNotYet)
+				wantAPIError(t, tc.name, err, apierr.InvalidRequest, apierr.MsgReplicateNotYet)
 			})
 		}
 	})
@@ -154,7 +153,7 @@ func TestAPI_RemoveRegionsFromReplication(t *testing.T) {
 
 	t.Run("invalid parameters", func(t *testing.T) {
 		unchanged(t, c, "rm-a", func() {
-			wantAPIError(t, "this region", remove("rm-a", "us-east-1"), apierr.InvalidParameter, server.MsgInvalidReplicaRegion)
+			wantAPIError(t, "this region", remove("rm-a", "us-east-1"), apierr.InvalidParameter, apierr.MsgInvalidReplicaRegion)
 			wantAPIErrorContains(t, "region twice", remove("rm-a", "us-west-2", "us-west-2"), apierr.InvalidParameter, "more than once in RemoveReplicaRegions")
 		})
 	})
@@ -165,7 +164,7 @@ func TestAPI_RemoveRegionsFromReplication(t *testing.T) {
 		mkSecret(t, a, "rm-deleted", "v1")
 		scheduleDeletion(t, a, "rm-deleted")
 		unchanged(t, c, "rm-deleted", func() {
-			wantAPIError(t, "scheduled", remove("rm-deleted", "us-west-2"), apierr.InvalidRequest, server.MsgRemoveRegionsNotYet)
+			wantAPIError(t, "scheduled", remove("rm-deleted", "us-west-2"), apierr.InvalidRequest, apierr.MsgRemoveRegionsNotYet)
 		})
 	})
 
@@ -173,7 +172,7 @@ func TestAPI_RemoveRegionsFromReplication(t *testing.T) {
 		arn := aws.ToString(created.ARN)
 		for _, id := range []string{"rm-a", arn, partialARN(arn)} {
 			unchanged(t, c, "rm-a", func() {
-				wantAPIError(t, "remove from "+id, remove(id, "us-west-2", "eu-central-1"), apierr.InvalidRequest, server.MsgRemoveRegionsNotYet)
+				wantAPIError(t, "remove from "+id, remove(id, "us-west-2", "eu-central-1"), apierr.InvalidRequest, apierr.MsgRemoveRegionsNotYet)
 			})
 		}
 	})
@@ -201,14 +200,14 @@ func TestAPI_StopReplicationToReplica(t *testing.T) {
 		arn := aws.ToString(created.ARN)
 		for _, id := range []string{"stop-a", arn, partialARN(arn)} {
 			unchanged(t, c, "stop-a", func() {
-				wantAPIError(t, "not a replica: "+id, stop(id), apierr.InvalidRequest, server.MsgStopReplicationNotYet)
+				wantAPIError(t, "not a replica: "+id, stop(id), apierr.InvalidRequest, apierr.MsgStopReplicationNotYet)
 			})
 		}
 		// Allowed while scheduled for deletion.
 		mkSecret(t, a, "stop-deleted", "v1")
 		scheduleDeletion(t, a, "stop-deleted")
 		unchanged(t, c, "stop-deleted", func() {
-			wantAPIError(t, "scheduled", stop("stop-deleted"), apierr.InvalidRequest, server.MsgStopReplicationNotYet)
+			wantAPIError(t, "scheduled", stop("stop-deleted"), apierr.InvalidRequest, apierr.MsgStopReplicationNotYet)
 		})
 	})
 }
@@ -258,7 +257,7 @@ func TestAPI_CreateSecretAddReplicaRegions(t *testing.T) {
 
 	t.Run("invalid parameters", func(t *testing.T) {
 		nothingCreated(t, "cr-new", func() {
-			wantAPIError(t, "this region", create("cr-new", replicas("us-east-1")), apierr.InvalidParameter, server.MsgInvalidReplicaRegion)
+			wantAPIError(t, "this region", create("cr-new", replicas("us-east-1")), apierr.InvalidParameter, apierr.MsgInvalidReplicaRegion)
 			wantAPIErrorContains(t, "region twice", create("cr-new", replicas("eu-west-1", "eu-west-1")), apierr.InvalidParameter, "more than once")
 		})
 	})
@@ -275,10 +274,10 @@ func TestAPI_CreateSecretAddReplicaRegions(t *testing.T) {
 
 	t.Run("valid requests are refused as not available yet", func(t *testing.T) {
 		nothingCreated(t, "cr-new", func() {
-			wantAPIError(t, "with a value", create("cr-new", replicas("us-west-2")), apierr.InvalidRequest, server.MsgAddReplicaRegionsNotYet)
+			wantAPIError(t, "with a value", create("cr-new", replicas("us-west-2")), apierr.InvalidRequest, apierr.MsgAddReplicaRegionsNotYet)
 			_, err := a.any().CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("cr-new"),
 				AddReplicaRegions: []types.ReplicaRegionType{{Region: aws.String("eu-west-1"), KmsKeyId: aws.String("alias/r")}}, ForceOverwriteReplicaSecret: true})
-			wantAPIError(t, "without a value", err, apierr.InvalidRequest, server.MsgAddReplicaRegionsNotYet)
+			wantAPIError(t, "without a value", err, apierr.InvalidRequest, apierr.MsgAddReplicaRegionsNotYet)
 		})
 		// Without AddReplicaRegions CreateSecret works as always.
 		if err := create("cr-new", nil); err != nil {

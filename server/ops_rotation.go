@@ -24,20 +24,6 @@ import (
 // refusing the rotation would leave the request half-applied, and
 // answering with success would be a fake one.
 
-// MsgRotateNotYet is the answer to a valid RotateSecret.
-const MsgRotateNotYet = "RotateSecret is not available yet in this version of Coffer: rotation runs in a later release. The request was valid and nothing was changed."
-
-// MsgCancelRotateNothing is the answer to a valid CancelRotateSecret: no
-// secret can have rotation configured yet, since RotateSecret records
-// nothing.
-const MsgCancelRotateNothing = "CancelRotateSecret found no rotation configured on this secret, so there is nothing to cancel: rotation is not available yet in this version of Coffer. Nothing was changed."
-
-// Messages AWS sends for RotateSecret's state rules (shared/spec §1.6, §4.12).
-const (
-	MsgNoRotationFunction = "No Lambda rotation function ARN is associated with this secret."
-	MsgRotationInProgress = "Previous rotation request is still in progress."
-)
-
 type rotationRulesJSON struct {
 	AutomaticallyAfterDays *int64  `json:"AutomaticallyAfterDays"`
 	Duration               *string `json:"Duration"`
@@ -114,14 +100,14 @@ func rotateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	}
 	// No rotator given and none stored (none can be stored yet).
 	if in.RotationLambdaARN == nil || *in.RotationLambdaARN == "" {
-		return nil, apierr.New(apierr.InvalidRequest, MsgNoRotationFunction)
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgNoRotationFunction)
 	}
 	// AWSPENDING on a version other than AWSCURRENT (and other than this
 	// request's token) is a rotation in progress, e.g. a manual one.
 	if p := s.Staged(fsm.StagePending); p != nil && !slices.Contains(p.Stages, fsm.StageCurrent) && p.VersionID != *in.ClientRequestToken {
-		return nil, apierr.New(apierr.InvalidRequest, MsgRotationInProgress)
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgRotationInProgress)
 	}
-	return nil, apierr.New(apierr.InvalidRequest, MsgRotateNotYet)
+	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgRotateNotYet)
 }
 
 func cancelRotateSecret(ctx context.Context, r Region, req *request) (any, error) {
@@ -134,7 +120,7 @@ func cancelRotateSecret(ctx context.Context, r Region, req *request) (any, error
 	}
 	// Never configured → InvalidRequestException (spec §4.13). Once
 	// rotation exists, a configured secret gets its rotation cancelled here.
-	return nil, apierr.New(apierr.InvalidRequest, MsgCancelRotateNothing)
+	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgCancelRotateNothing)
 }
 
 // validateRotationRules applies the stateless rules of shared/spec §5.2

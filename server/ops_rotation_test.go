@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/server"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -242,7 +241,7 @@ func TestAPI_RotateSecret(t *testing.T) {
 				mod = append(mod, tc.mod)
 			}
 			unchanged(t, c, "rot-a", func() {
-				wantAPIError(t, tc.name, rotate(tc.id, tc.rr, mod...), apierr.InvalidRequest, server.MsgRotateNotYet)
+				wantAPIError(t, tc.name, rotate(tc.id, tc.rr, mod...), apierr.InvalidRequest, apierr.MsgRotateNotYet)
 			})
 		}
 		// The secret still reads as before.
@@ -255,9 +254,9 @@ func TestAPI_RotateSecret(t *testing.T) {
 		wantAPIError(t, "missing secret", rotate("rot-missing", rules(30, "", "")), apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 		unchanged(t, c, "rot-a", func() {
 			err := rotate("rot-a", rules(30, "", ""), func(in *secretsmanager.RotateSecretInput) { in.RotationLambdaARN = nil })
-			wantAPIError(t, "no rotator", err, apierr.InvalidRequest, server.MsgNoRotationFunction)
+			wantAPIError(t, "no rotator", err, apierr.InvalidRequest, apierr.MsgNoRotationFunction)
 			err = rotate("rot-a", nil, func(in *secretsmanager.RotateSecretInput) { in.RotationLambdaARN = aws.String("") })
-			wantAPIError(t, "empty rotator", err, apierr.InvalidRequest, server.MsgNoRotationFunction)
+			wantAPIError(t, "empty rotator", err, apierr.InvalidRequest, apierr.MsgNoRotationFunction)
 		})
 
 		mkSecret(t, a, "rot-deleted", "v1")
@@ -274,10 +273,10 @@ func TestAPI_RotateSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 		unchanged(t, c, "rot-pending", func() {
-			wantAPIError(t, "rotation in progress", rotate("rot-pending", rules(30, "", "")), apierr.InvalidRequest, server.MsgRotationInProgress)
+			wantAPIError(t, "rotation in progress", rotate("rot-pending", rules(30, "", "")), apierr.InvalidRequest, apierr.MsgRotationInProgress)
 			// The in-progress rotation's own token is not refused for it.
 			err := rotate("rot-pending", nil, func(in *secretsmanager.RotateSecretInput) { in.ClientRequestToken = aws.String(pending) })
-			wantAPIError(t, "same token as AWSPENDING", err, apierr.InvalidRequest, server.MsgRotateNotYet)
+			wantAPIError(t, "same token as AWSPENDING", err, apierr.InvalidRequest, apierr.MsgRotateNotYet)
 		})
 	})
 }
@@ -310,7 +309,7 @@ func TestAPI_CancelRotateSecret(t *testing.T) {
 	t.Run("rotation never configured", func(t *testing.T) {
 		for _, id := range []string{"cancel-a", aws.ToString(created.ARN), partialARN(aws.ToString(created.ARN))} {
 			unchanged(t, c, "cancel-a", func() {
-				wantAPIError(t, "cancel "+id, cancel(id), apierr.InvalidRequest, server.MsgCancelRotateNothing)
+				wantAPIError(t, "cancel "+id, cancel(id), apierr.InvalidRequest, apierr.MsgCancelRotateNothing)
 			})
 		}
 	})

@@ -140,7 +140,7 @@ func updateSecretVersionStage(ctx context.Context, r Region, req *request) (any,
 		return nil, err
 	}
 	if in.RemoveFromVersionID == nil && in.MoveToVersionID == nil {
-		return nil, apierr.New(apierr.InvalidParameter, fsm.MsgStageNoVersion)
+		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgStageNoVersion)
 	}
 	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		return fsm.CmdUpdateSecretVersionStage, &fsm.UpdateSecretVersionStage{ARN: s.ARN, Stage: *in.VersionStage,
