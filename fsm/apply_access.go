@@ -6,6 +6,26 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdRecordAccess CommandType = 15
+)
+
+// RecordAccess sets LastAccessedDate to Day (midnight UTC, milliseconds) on
+// the secrets and versions read that day. Nodes batch the reads they
+// served and send one such command now and then; a read never writes.
+type RecordAccess struct {
+	Day     int64
+	Secrets []AccessedSecret
+}
+
+// AccessedSecret is a secret and the versions of it that were read.
+type AccessedSecret struct {
+	ARN        string
+	VersionIDs []string
+}
+
 func init() {
 	register(CmdRecordAccess, "RecordAccess", applyRecordAccess)
 }

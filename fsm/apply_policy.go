@@ -5,6 +5,27 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdPutResourcePolicy    CommandType = 12
+	CmdDeleteResourcePolicy CommandType = 13
+)
+
+// PutResourcePolicy attaches a resource policy (validated by the node
+// that received the request) to a secret, replacing any other.
+type PutResourcePolicy struct {
+	ARN    string
+	Policy string
+	Date   int64
+}
+
+// DeleteResourcePolicy removes a secret's resource policy, if any.
+type DeleteResourcePolicy struct {
+	ARN  string
+	Date int64
+}
+
 func init() {
 	register(CmdPutResourcePolicy, "PutResourcePolicy", applyPutResourcePolicy)
 	register(CmdDeleteResourcePolicy, "DeleteResourcePolicy", applyDeleteResourcePolicy)

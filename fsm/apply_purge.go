@@ -4,6 +4,21 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdPurgeSecrets CommandType = 14
+)
+
+// PurgeSecrets removes for good the secrets with these ARNs whose recovery
+// window ended at or before Now. The leader's purge loop writes it; Apply
+// re-checks each secret against Now and skips any that is not due (restored,
+// re-scheduled, already gone).
+type PurgeSecrets struct {
+	ARNs []string
+	Now  int64
+}
+
 func init() {
 	register(CmdPurgeSecrets, "PurgeSecrets", applyPurgeSecrets)
 }

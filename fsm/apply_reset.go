@@ -5,6 +5,21 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdResetRegion CommandType = 7
+)
+
+// ResetRegion empties a region: every secret goes, in one transaction;
+// the region record (keyring, account) and the access keys stay. Only
+// `coffer dev` writes it (POST /v1/dev/reset); Region must name the region
+// it is applied to.
+type ResetRegion struct {
+	Region string
+	Date   int64
+}
+
 func init() {
 	register(CmdResetRegion, "ResetRegion", applyResetRegion)
 }

@@ -9,6 +9,63 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdInitRegion     CommandType = 1
+	CmdCreateSecret   CommandType = 2
+	CmdPutSecretValue CommandType = 3
+	CmdDeleteSecret   CommandType = 4
+	CmdRestoreSecret  CommandType = 5
+)
+
+// InitRegion bootstraps a region: its keyring and root access key. Applied
+// once, by the first leader.
+type InitRegion struct {
+	Region        string
+	AccountID     string
+	KEKID         string
+	SealedKeyring []byte
+	RootKey       AccessKey
+	Date          int64
+}
+
+// CreateSecret creates a secret, with a first version when Version is set.
+type CreateSecret struct {
+	ARN         string
+	Name        string
+	Description string
+	KmsKeyID    string
+	Tags        []Tag
+	Version     *NewVersion
+	Date        int64
+	Type        string
+}
+
+// PutSecretValue adds a version to the secret with this ARN and moves the
+// labels in Stages to it (nil Stages means AWSCURRENT).
+type PutSecretValue struct {
+	ARN     string
+	Version NewVersion
+	Stages  []string
+	Date    int64
+}
+
+// DeleteSecret schedules the secret for deletion at DeletionDate, or removes
+// it now when Force is set.
+type DeleteSecret struct {
+	ARN          string
+	Force        bool
+	DeletionDate int64
+	Date         int64
+}
+
+// RestoreSecret cancels a scheduled deletion.
+type RestoreSecret struct {
+	ARN  string
+	Date int64
+}
+
 func init() {
 	register(CmdInitRegion, "InitRegion", applyInitRegion)
 	register(CmdCreateSecret, "CreateSecret", applyCreateSecret)

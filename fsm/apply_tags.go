@@ -7,6 +7,27 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdTagResource   CommandType = 10
+	CmdUntagResource CommandType = 11
+)
+
+// TagResource adds tags, replacing the value of keys the secret has.
+type TagResource struct {
+	ARN  string
+	Tags []Tag
+	Date int64
+}
+
+// UntagResource removes the tags with these keys; unknown keys are ignored.
+type UntagResource struct {
+	ARN  string
+	Keys []string
+	Date int64
+}
+
 func init() {
 	register(CmdTagResource, "TagResource", applyTagResource)
 	register(CmdUntagResource, "UntagResource", applyUntagResource)

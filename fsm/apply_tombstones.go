@@ -5,6 +5,12 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdCompactTombstones CommandType = 16
+)
+
 func init() {
 	register(CmdCompactTombstones, "CompactTombstones", applyCompactTombstones)
 }

@@ -5,6 +5,35 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdUpdateSecret             CommandType = 8
+	CmdUpdateSecretVersionStage CommandType = 9
+)
+
+// UpdateSecret changes a secret's metadata and, when Version is set, adds
+// a value exactly as PutSecretValue with the default stages. A nil field
+// leaves that attribute as it is; a pointer to "" clears it.
+type UpdateSecret struct {
+	ARN         string
+	Description *string
+	KmsKeyID    *string
+	Type        *string
+	Version     *NewVersion
+	Date        int64
+}
+
+// UpdateSecretVersionStage moves (or removes) one staging label: off
+// RemoveFrom, onto MoveTo; either may be "".
+type UpdateSecretVersionStage struct {
+	ARN        string
+	Stage      string
+	RemoveFrom string
+	MoveTo     string
+	Date       int64
+}
+
 func init() {
 	register(CmdUpdateSecret, "UpdateSecret", applyUpdateSecret)
 	register(CmdUpdateSecretVersionStage, "UpdateSecretVersionStage", applyUpdateSecretVersionStage)

@@ -18,31 +18,15 @@ import (
 // by an older binary still decodes. A type with IgnorableFlag (0x80) set
 // may be skipped by a binary that does not know it; see IgnorableFlag.
 //
-// To add a command: a constant here (the next free number), its struct,
-// and one register call in the init of the apply_*.go file that applies
-// it. That is the whole declaration: Decode, Encode, String and Apply read
-// the command table.
+// A command is declared in one file, the apply_*.go file that applies it:
+// its constant (the next free number: docs/architecture.md lists them all,
+// and register refuses a number or a name used twice), its struct, and one
+// register call in that file's init. Decode, Encode, String and Apply read
+// the command table; nothing else lists commands.
 type CommandType uint8
 
-const (
-	CmdInitRegion     CommandType = 1
-	CmdCreateSecret   CommandType = 2
-	CmdPutSecretValue CommandType = 3
-	CmdDeleteSecret   CommandType = 4
-	CmdRestoreSecret  CommandType = 5
-	CmdNoop           CommandType = 6
-	CmdResetRegion    CommandType = 7
-
-	CmdUpdateSecret             CommandType = 8
-	CmdUpdateSecretVersionStage CommandType = 9
-	CmdTagResource              CommandType = 10
-	CmdUntagResource            CommandType = 11
-	CmdPutResourcePolicy        CommandType = 12
-	CmdDeleteResourcePolicy     CommandType = 13
-	CmdPurgeSecrets             CommandType = 14
-	CmdRecordAccess             CommandType = 15
-	CmdCompactTombstones        CommandType = 16
-)
+// CmdNoop is the new leader's barrier entry (cluster/leader.go).
+const CmdNoop CommandType = 6
 
 // IgnorableFlag marks a command type that a binary which does not know it
 // may skip (Consul's IgnoreUnknownTypeFlag): such an entry advances the
@@ -122,17 +106,6 @@ func init() {
 	register(CmdNoop, "Noop", func(*memdb.Txn, uint64, *Noop) any { return &Result{} })
 }
 
-// InitRegion bootstraps a region: its keyring and root access key. Applied
-// once, by the first leader.
-type InitRegion struct {
-	Region        string
-	AccountID     string
-	KEKID         string
-	SealedKeyring []byte
-	RootKey       AccessKey
-	Date          int64
-}
-
 // NewVersion is a version written by CreateSecret or PutSecretValue.
 type NewVersion struct {
 	VersionID string
@@ -143,129 +116,11 @@ type NewVersion struct {
 	PrimaryARN string `codec:",omitempty"`
 }
 
-// CreateSecret creates a secret, with a first version when Version is set.
-type CreateSecret struct {
-	ARN         string
-	Name        string
-	Description string
-	KmsKeyID    string
-	Tags        []Tag
-	Version     *NewVersion
-	Date        int64
-	Type        string
-}
-
-// PutSecretValue adds a version to the secret with this ARN and moves the
-// labels in Stages to it (nil Stages means AWSCURRENT).
-type PutSecretValue struct {
-	ARN     string
-	Version NewVersion
-	Stages  []string
-	Date    int64
-}
-
-// DeleteSecret schedules the secret for deletion at DeletionDate, or removes
-// it now when Force is set.
-type DeleteSecret struct {
-	ARN          string
-	Force        bool
-	DeletionDate int64
-	Date         int64
-}
-
-// RestoreSecret cancels a scheduled deletion.
-type RestoreSecret struct {
-	ARN  string
-	Date int64
-}
-
 // Noop is applied by a new leader so that every entry from then on reaches
 // the FSM, which keeps the FSM's applied index equal to the commit index
 // that read-index waits for.
 type Noop struct {
 	Term uint64
-}
-
-// ResetRegion empties a region: every secret goes, in one transaction;
-// the region record (keyring, account) and the access keys stay. Only
-// `coffer dev` writes it (POST /v1/dev/reset); Region must name the region
-// it is applied to.
-type ResetRegion struct {
-	Region string
-	Date   int64
-}
-
-// UpdateSecret changes a secret's metadata and, when Version is set, adds
-// a value exactly as PutSecretValue with the default stages. A nil field
-// leaves that attribute as it is; a pointer to "" clears it.
-type UpdateSecret struct {
-	ARN         string
-	Description *string
-	KmsKeyID    *string
-	Type        *string
-	Version     *NewVersion
-	Date        int64
-}
-
-// UpdateSecretVersionStage moves (or removes) one staging label: off
-// RemoveFrom, onto MoveTo; either may be "".
-type UpdateSecretVersionStage struct {
-	ARN        string
-	Stage      string
-	RemoveFrom string
-	MoveTo     string
-	Date       int64
-}
-
-// TagResource adds tags, replacing the value of keys the secret has.
-type TagResource struct {
-	ARN  string
-	Tags []Tag
-	Date int64
-}
-
-// UntagResource removes the tags with these keys; unknown keys are ignored.
-type UntagResource struct {
-	ARN  string
-	Keys []string
-	Date int64
-}
-
-// PutResourcePolicy attaches a resource policy (validated by the node
-// that received the request) to a secret, replacing any other.
-type PutResourcePolicy struct {
-	ARN    string
-	Policy string
-	Date   int64
-}
-
-// DeleteResourcePolicy removes a secret's resource policy, if any.
-type DeleteResourcePolicy struct {
-	ARN  string
-	Date int64
-}
-
-// PurgeSecrets removes for good the secrets with these ARNs whose recovery
-// window ended at or before Now. The leader's purge loop writes it; Apply
-// re-checks each secret against Now and skips any that is not due (restored,
-// re-scheduled, already gone).
-type PurgeSecrets struct {
-	ARNs []string
-	Now  int64
-}
-
-// RecordAccess sets LastAccessedDate to Day (midnight UTC, milliseconds) on
-// the secrets and versions read that day. Nodes batch the reads they
-// served and send one such command now and then; a read never writes.
-type RecordAccess struct {
-	Day     int64
-	Secrets []AccessedSecret
-}
-
-// AccessedSecret is a secret and the versions of it that were read.
-type AccessedSecret struct {
-	ARN        string
-	VersionIDs []string
 }
 
 // msgpackHandle encodes commands and snapshot records. Canonical sorts map
