@@ -8,6 +8,10 @@ import (
 	"github.com/cofferhq/coffer/region"
 )
 
+func init() {
+	register("BatchGetSecretValue", batchGetSecretValue)
+}
+
 // BatchGetSecretValue (shared/spec §4.3) by SecretIdList: one read index
 // for the whole batch, then GetSecretValue(AWSCURRENT) for each id in
 // order; a failure is that id's entry in Errors, never the call's.

@@ -9,6 +9,10 @@ import (
 	"github.com/cofferhq/coffer/apierr"
 )
 
+func init() {
+	register("GetRandomPassword", getRandomPassword)
+}
+
 // GetRandomPassword (shared/spec §4.14). Nothing is stored or logged: the
 // password exists only in the response.
 

@@ -10,6 +10,13 @@ import (
 	"github.com/cofferhq/coffer/region"
 )
 
+func init() {
+	register("PutResourcePolicy", putResourcePolicy)
+	register("GetResourcePolicy", getResourcePolicy)
+	register("DeleteResourcePolicy", deleteResourcePolicy)
+	register("ValidateResourcePolicy", validateResourcePolicy)
+}
+
 // Resource policies (shared/spec §4.15–4.17, §7.6). The document is stored
 // byte for byte; its structure is checked here, on the node that received
 // the request, before anything enters the log.

@@ -8,6 +8,15 @@ import (
 	"github.com/cofferhq/coffer/apierr"
 )
 
+func init() {
+	// CreateSecret is createSecret (secrets.go) with AddReplicaRegions
+	// checked here.
+	register("CreateSecret", createSecretOp)
+	register("ReplicateSecretToRegions", replicateSecretToRegions)
+	register("RemoveRegionsFromReplication", removeRegionsFromReplication)
+	register("StopReplicationToReplica", stopReplicationToReplica)
+}
+
 // ReplicateSecretToRegions, RemoveRegionsFromReplication,
 // StopReplicationToReplica and CreateSecret's AddReplicaRegions
 // (shared/spec §4.1, §4.18-§4.20).

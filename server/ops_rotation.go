@@ -12,6 +12,11 @@ import (
 	"github.com/cofferhq/coffer/fsm"
 )
 
+func init() {
+	register("RotateSecret", rotateSecret)
+	register("CancelRotateSecret", cancelRotateSecret)
+}
+
 // RotateSecret and CancelRotateSecret (shared/spec §4.12, §4.13, §5.2).
 //
 // Coffer has no rotation engine yet. Both operations check a request

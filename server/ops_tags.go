@@ -6,6 +6,11 @@ import (
 	"github.com/cofferhq/coffer/fsm"
 )
 
+func init() {
+	register("TagResource", tagResource)
+	register("UntagResource", untagResource)
+}
+
 // TagResource and UntagResource (shared/spec §4.21, §4.22). Both answer {}.
 
 func tagResource(ctx context.Context, r Region, req *request) (any, error) {

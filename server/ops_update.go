@@ -9,6 +9,11 @@ import (
 	"github.com/cofferhq/coffer/fsm"
 )
 
+func init() {
+	register("UpdateSecret", updateSecret)
+	register("UpdateSecretVersionStage", updateSecretVersionStage)
+}
+
 // UpdateSecret and UpdateSecretVersionStage (shared/spec §4.5, §4.9).
 
 // requireSecretID checks the SecretId member every secret operation has.

@@ -14,6 +14,10 @@ import (
 	"github.com/cofferhq/coffer/fsm"
 )
 
+func init() {
+	register("ListSecretVersionIds", listSecretVersionIDs)
+}
+
 // ListSecretVersionIds (shared/spec §4.8).
 
 // defaultKeyName is what AWS lists in KmsKeyIds for the default key.

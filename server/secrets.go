@@ -16,6 +16,15 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+func init() {
+	register("GetSecretValue", getSecretValue)
+	register("PutSecretValue", putSecretValue)
+	register("DescribeSecret", describeSecret)
+	register("ListSecrets", listSecrets)
+	register("DeleteSecret", deleteSecret)
+	register("RestoreSecret", restoreSecret)
+}
+
 // The seven operations of the secret lifecycle. Each follows the order of
 // shared/spec §4: decode and model constraints, stateless rules, resolve,
 // then one Raft command whose Apply checks the state rules atomically.

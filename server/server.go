@@ -222,34 +222,18 @@ func newRequestID() string {
 // operation is one API operation's handler.
 type operation func(ctx context.Context, r Region, req *request) (any, error)
 
-var operations = map[string]operation{
-	"CreateSecret":   createSecretOp, // createSecret with AddReplicaRegions checked (ops_replication.go)
-	"GetSecretValue": getSecretValue,
-	"PutSecretValue": putSecretValue,
-	"DescribeSecret": describeSecret,
-	"ListSecrets":    listSecrets,
-	"DeleteSecret":   deleteSecret,
-	"RestoreSecret":  restoreSecret,
+// operations maps X-Amz-Target's operation name to its handler. Each
+// handler registers itself in the init of the file that defines it, so an
+// operation is added in one file.
+var operations = map[string]operation{}
 
-	"UpdateSecret":             updateSecret,
-	"UpdateSecretVersionStage": updateSecretVersionStage,
-	"ListSecretVersionIds":     listSecretVersionIDs,
-	"TagResource":              tagResource,
-	"UntagResource":            untagResource,
-	"PutResourcePolicy":        putResourcePolicy,
-	"GetResourcePolicy":        getResourcePolicy,
-	"DeleteResourcePolicy":     deleteResourcePolicy,
-	"ValidateResourcePolicy":   validateResourcePolicy,
-	"GetRandomPassword":        getRandomPassword,
-	"BatchGetSecretValue":      batchGetSecretValue,
-
-	// Validated completely, then refused as not available yet with
-	// nothing changed (ops_rotation.go, ops_replication.go).
-	"RotateSecret":                 rotateSecret,
-	"CancelRotateSecret":           cancelRotateSecret,
-	"ReplicateSecretToRegions":     replicateSecretToRegions,
-	"RemoveRegionsFromReplication": removeRegionsFromReplication,
-	"StopReplicationToReplica":     stopReplicationToReplica,
+// register adds an operation; a name registered twice is a programming
+// error.
+func register(name string, op operation) {
+	if _, dup := operations[name]; dup {
+		panic("server: operation " + name + " registered twice")
+	}
+	operations[name] = op
 }
 
 // notYet lists the AWS operations Coffer does not serve yet; they are
