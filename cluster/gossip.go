@@ -307,7 +307,7 @@ func (n *Node) addVoter(id raft.ServerID, addr raft.ServerAddress) (uint64, erro
 	for _, s := range f.Configuration().Servers {
 		if s.Address == addr && s.ID != id {
 			n.logger.Info("removing server replaced at its address", "id", s.ID, "address", addr, "by", id)
-			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.RequestTimeout).Error(); err != nil {
+			if err := n.await(n.raft.RemoveServer(s.ID, 0, n.cfg.RequestTimeout)); err != nil {
 				if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 					return 0, errNotLeader
 				}
@@ -317,7 +317,7 @@ func (n *Node) addVoter(id raft.ServerID, addr raft.ServerAddress) (uint64, erro
 	}
 	n.logger.Info("adding voter at its request", "id", id, "address", addr)
 	af := n.raft.AddVoter(id, addr, 0, n.cfg.RequestTimeout)
-	if err := af.Error(); err != nil {
+	if err := n.await(af); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, errNotLeader
 		}

@@ -78,7 +78,7 @@ func (n *Node) leadership(ctx context.Context) {
 }
 
 func (n *Node) establish(ctx context.Context, term uint64) error {
-	if err := n.raft.Barrier(n.cfg.RequestTimeout).Error(); err != nil {
+	if err := n.await(n.raft.Barrier(n.cfg.RequestTimeout)); err != nil {
 		return err
 	}
 	cmd, err := fsm.Encode(fsm.CmdNoop, &fsm.Noop{Term: term})

@@ -355,7 +355,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd []byte) (*fsm.Result, uint64,
 		timeout = time.Until(d)
 	}
 	f := n.raft.Apply(cmd, timeout)
-	if err := f.Error(); err != nil {
+	if err := n.await(f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
 			return nil, 0, errNotLeader
@@ -401,6 +401,23 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 		return 0, unavailable("this node did not catch up with the leader in time", OutcomeNotApplied)
 	}
 	return index, nil
+}
+
+// await waits for a future raft answers after its FSM applied the entry
+// (Apply, Barrier, membership changes), or until the node shuts down: raft
+// leaves such a future unanswered when it shuts down after handing the
+// entry to its FSM goroutine, and a node that is shutting down must not
+// wait for it forever (its leader work, which Shutdown waits for, may be
+// the one waiting).
+func (n *Node) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.shutdownCtx.Done():
+		return raft.ErrRaftShutdown
+	}
 }
 
 // Shutdown stops the node without leaving: peers see it fail. Leave

@@ -210,7 +210,7 @@ func (n *Node) handleRPC(ctx context.Context, req *rpcRequest) *rpcResponse {
 		id := raft.ServerID(req.Data)
 		n.logger.Info("removing server that is leaving", "id", id)
 		f := n.raft.RemoveServer(id, 0, n.cfg.RequestTimeout)
-		if err := f.Error(); err != nil {
+		if err := n.await(f); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return &rpcResponse{NotLeader: true}
 			}
