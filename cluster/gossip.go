@@ -260,6 +260,7 @@ func (n *Node) requestMembership() {
 func (n *Node) askToJoin(req *rpcRequest) bool {
 	if n.IsLeader() {
 		_, err := n.addVoter(raft.ServerID(n.cfg.NodeID), raft.ServerAddress(n.cfg.ClusterAdvertise))
+		n.joined.Store(err == nil)
 		return err == nil
 	}
 	var targets []string
@@ -278,6 +279,7 @@ func (n *Node) askToJoin(req *rpcRequest) bool {
 		if err == nil {
 			if _, _, err = fromResponse(resp); err == nil {
 				n.logger.Info("member of the Raft configuration", "via", addr)
+				n.joined.Store(true)
 				return true
 			}
 		}

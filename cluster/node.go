@@ -129,6 +129,9 @@ type Node struct {
 	bootstrapped atomic.Bool
 	// bootstrappedHere: this process wrote an initial Raft configuration.
 	bootstrappedHere atomic.Bool
+	// joined: the leader added this node as a voter at its request, even
+	// if this node has not received that configuration entry yet.
+	joined atomic.Bool
 }
 
 // New starts a node: it opens the stores, listens on the cluster and
@@ -475,7 +478,10 @@ func (n *Node) Leave(timeout time.Duration) error {
 	if n.gossip != nil {
 		leaveErr = n.gossip.Leave(timeout)
 	}
-	if !n.IsLeader() && n.inConfiguration() {
+	// A node that was just added may not have received the entry that
+	// added it: it asks to be removed all the same (removing a server the
+	// configuration does not hold changes nothing).
+	if !n.IsLeader() && (n.inConfiguration() || n.joined.Load()) {
 		_, _, err := n.toLeader(ctx, func(context.Context) (*fsm.Result, uint64, error) {
 			return nil, 0, errNotLeader // we are not the leader: ask the one there is
 		}, &rpcRequest{Op: opRemoveServer, Data: []byte(n.cfg.NodeID)})

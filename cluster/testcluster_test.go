@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,11 +21,15 @@ type testCluster struct {
 	t     *testing.T
 	nodes []*Node
 	tune  func(*Config)
+	log   *testWriter
 }
 
 func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, tune: tune}
+	c := &testCluster{t: t, tune: tune, log: &testWriter{t: t}}
+	// Cleanups run last first: the log stops after the nodes have, and
+	// before the test ends (a raft goroutine may still log then).
+	t.Cleanup(c.log.stop)
 	t.Cleanup(c.shutdown)
 	for range n {
 		c.add(n)
@@ -45,7 +50,7 @@ func (c *testCluster) add(expect int) *Node {
 	for _, o := range c.nodes {
 		cfg.Join = append(cfg.Join, o.GossipAddr())
 	}
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.NodeID, Level: hclog.Warn, Output: testWriter{c.t}})
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.NodeID, Level: hclog.Warn, Output: c.log})
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
@@ -96,11 +101,27 @@ func (c *testCluster) follower() *Node {
 	return nil
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter sends node logs to the test log until stop: testing panics
+// on a log line after the test has completed.
+type testWriter struct {
+	mu      sync.Mutex
+	t       *testing.T
+	stopped bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
 }
 
 func encode(t *testing.T, ct fsm.CommandType, cmd any) []byte {
