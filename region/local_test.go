@@ -133,8 +133,9 @@ func TestLocal_ApplyAndRead(t *testing.T) {
 	if !apierr.Is(err, apierr.ResourceExists) || i2 != i1+1 {
 		t.Fatalf("second create: index %d after %d, %v", i2, i1, err)
 	}
-	s, index, err := r.ReadSecret(ctx, false, "db")
-	if err != nil || index != i2 {
+	txn, index, err := r.Read(ctx, false)
+	s := r.Resolve(txn, "db")
+	if err != nil || index != i2 || s == nil {
 		t.Fatalf("read at %d (want %d): %v", index, i2, err)
 	}
 	plain, err := r.OpenValue(kr, s, s.Staged(fsm.StageCurrent))

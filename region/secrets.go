@@ -33,23 +33,6 @@ func (r *Region) Resolve(txn *memdb.Txn, id string) *fsm.Secret {
 	return fsm.ResolveSecret(txn, id, r.name, r.cfg.AccountID)
 }
 
-// ReadSecret resolves a SecretId on a linearizable (or stale, if asked)
-// read for the operations refused during the recovery window.
-func (r *Region) ReadSecret(ctx context.Context, stale bool, id string) (*fsm.Secret, uint64, error) {
-	txn, index, err := r.Read(ctx, stale)
-	if err != nil {
-		return nil, index, err
-	}
-	s := r.Resolve(txn, id)
-	if s == nil {
-		return nil, index, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
-	}
-	if s.Scheduled() {
-		return nil, index, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
-	}
-	return s, index, nil
-}
-
 // Apply commits one command and returns its result and the index it
 // applied at (0 if it never reached the log).
 func (r *Region) Apply(ctx context.Context, t fsm.CommandType, cmd any) (*fsm.Result, uint64, error) {

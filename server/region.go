@@ -39,8 +39,6 @@ type Region interface {
 	Read(ctx context.Context, stale bool) (*memdb.Txn, uint64, error)
 	// Resolve finds a secret by name, ARN or partial ARN in txn.
 	Resolve(txn *memdb.Txn, id string) *fsm.Secret
-	// ReadSecret reads and resolves a secret not scheduled for deletion.
-	ReadSecret(ctx context.Context, stale bool, id string) (*fsm.Secret, uint64, error)
 	// Apply commits one command.
 	Apply(ctx context.Context, t fsm.CommandType, cmd any) (*fsm.Result, uint64, error)
 	// WriteSecret resolves a secret and commits the command build makes.

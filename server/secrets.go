@@ -542,11 +542,13 @@ func resolveSecret(ctx context.Context, r Region, req *request, id string) (*fsm
 	return s, nil
 }
 
-// readSecret is region.ReadSecret for req (refused while the secret is
-// scheduled for deletion), recording the index read.
+// readSecret is resolveSecret for the operations refused while the secret
+// is scheduled for deletion.
 func readSecret(ctx context.Context, r Region, req *request, id string) (*fsm.Secret, error) {
-	s, index, err := r.ReadSecret(ctx, req.stale, id)
-	req.setIndex(index)
+	s, err := resolveSecret(ctx, r, req, id)
+	if err == nil && s.Scheduled() {
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgMarkedForDeletion)
+	}
 	return s, err
 }
 
