@@ -150,7 +150,16 @@ func (r *Region) RecordAccess(ctx context.Context, stale bool, reads []ValueRead
 	}
 	mine, others := r.access.claim(day, keys)
 	if mine != nil {
-		err := r.applyAccess(ctx, accessCommand(day, mine.keys))
+		// The flusher's batching turns the reads into commands (one, for
+		// the at most 20 secrets a request reads).
+		var batch accessLog
+		batch.noteAll(day, mine.keys)
+		var err error
+		for _, c := range batch.take() {
+			if err = r.applyAccess(ctx, c); err != nil {
+				break
+			}
+		}
 		if err != nil {
 			r.logger.Debug("LastAccessedDate not recorded; kept for the next flush", "error", err)
 		}
@@ -163,23 +172,6 @@ func (r *Region) RecordAccess(ctx context.Context, stale bool, reads []ValueRead
 			return
 		}
 	}
-}
-
-// accessCommand is one day's RecordAccess for keys, ARNs and version ids
-// sorted.
-func accessCommand(day int64, keys []accessKey) *fsm.RecordAccess {
-	byARN := map[string]map[string]struct{}{}
-	for _, k := range keys {
-		if byARN[k.arn] == nil {
-			byARN[k.arn] = map[string]struct{}{}
-		}
-		byARN[k.arn][k.versionID] = struct{}{}
-	}
-	cmd := &fsm.RecordAccess{Day: day}
-	for _, arn := range slicesSortedKeys(byARN) {
-		cmd.Secrets = append(cmd.Secrets, fsm.AccessedSecret{ARN: arn, VersionIDs: slicesSortedKeys(byARN[arn])})
-	}
-	return cmd
 }
 
 func (r *Region) applyAccess(ctx context.Context, c *fsm.RecordAccess) error {
