@@ -175,6 +175,17 @@ func parseAuthorization(h string) (authorization, *apierr.Error) {
 	return a, nil
 }
 
+// CredentialRegion is the region in an Authorization header's credential
+// scope, unverified, or "" if the header does not parse: for routing a
+// request to a region before its signature can be checked.
+func CredentialRegion(authorization string) string {
+	a, err := parseAuthorization(authorization)
+	if err != nil {
+		return ""
+	}
+	return a.region
+}
+
 // Verify returns the scope of a correctly signed request, or an *apierr.Error
 // whose code is one of MissingAuthenticationTokenException,
 // IncompleteSignatureException, InvalidSignatureException or

@@ -77,7 +77,7 @@ func TestMux_RoutesByFirstByte(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMux(ln, ln.Addr(), hclog.NewNullLogger())
+	m := newMux(ln, ln.Addr(), nil, "us-east-1", hclog.NewNullLogger())
 	rpcSeen := make(chan net.Conn, 1)
 	m.rpc = func(c net.Conn) { rpcSeen <- c }
 	go m.serve()

@@ -59,6 +59,11 @@ func (n *Node) startGossip() error {
 	meta, _ := json.Marshal(memberMeta{ID: n.cfg.NodeID, Region: n.cfg.Region, RaftAddr: n.cfg.ClusterAdvertise,
 		APIAddr: n.cfg.APIAddr, BootstrapExpect: n.cfg.BootstrapExpect})
 	mc.Delegate = &gossipDelegate{meta: meta}
+	if n.cfg.GossipKey != nil {
+		// memberlist encrypts every message with the key and, with
+		// GossipVerifyIncoming (its default), drops unencrypted ones.
+		mc.SecretKey = n.cfg.GossipKey
+	}
 	mc.Events = &memberlist.ChannelEventDelegate{Ch: n.events}
 	mc.Logger = nil
 	mc.LogOutput = n.logger.Named("gossip").StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})

@@ -42,6 +42,14 @@ type Config struct {
 	// GossipLocal selects memberlist's loopback timings (tests, dev).
 	GossipLocal bool
 
+	// TLS secures the cluster port with mutual TLS (mux.go); nil leaves it
+	// plaintext, which only `coffer dev` and --insecure-plaintext do.
+	TLS TLS
+	// GossipKey encrypts and authenticates gossip (memberlist's keyring:
+	// 16, 24 or 32 bytes for AES-128/192/256); nil leaves gossip in the
+	// clear.
+	GossipKey []byte
+
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -98,6 +106,8 @@ func (c *Config) Validate() error {
 		return errors.New("raft leader lease timeout must not exceed the heartbeat timeout")
 	case c.RequestTimeout <= 0:
 		return errors.New("request timeout must be positive")
+	case c.GossipKey != nil && len(c.GossipKey) != 16 && len(c.GossipKey) != 24 && len(c.GossipKey) != 32:
+		return fmt.Errorf("gossip key must be 16, 24 or 32 bytes, got %d", len(c.GossipKey))
 	}
 	return nil
 }
@@ -164,7 +174,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		return nil, err
 	}
 	n.cfg.ClusterAdvertise = advertise.String()
-	n.mux = newMux(ln, advertise, n.logger.Named("mux"))
+	n.mux = newMux(ln, advertise, cfg.TLS, cfg.Region, n.logger.Named("mux"))
 	n.mux.rpc = n.serveRPC
 	n.pool = &rpcPool{idle: map[string][]*rpcConn{}, limit: 128,
 		dial: func(addr string, t time.Duration) (net.Conn, error) { return n.mux.dial(addr, muxRPC, t) }}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/tlsutil/tlstest"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -47,6 +48,9 @@ func (c *testCluster) add(expect int) *Node {
 	cfg.ClusterAddr, cfg.GossipAddr, cfg.GossipLocal = "127.0.0.1:0", "127.0.0.1:0", true
 	cfg.BootstrapExpect = expect
 	cfg.RequestTimeout = 5 * time.Second
+	// As a server runs: mutual TLS on the cluster port, encrypted gossip.
+	cfg.TLS = tlstest.Shared().Node(c.t, cfg.NodeID, cfg.Region)
+	cfg.GossipKey = testGossipKey
 	for _, o := range c.nodes {
 		cfg.Join = append(cfg.Join, o.GossipAddr())
 	}
@@ -292,3 +296,6 @@ func TestCluster_LeaderWorkOfTwoTermsNeverOverlaps(t *testing.T) {
 		t.Fatalf("leader work started %d times on %s, want 3 terms", tr.starts, a.ID())
 	}
 }
+
+// testGossipKey encrypts the test clusters' gossip.
+var testGossipKey = []byte("0123456789abcdef0123456789abcdef")

@@ -66,12 +66,22 @@ func LoadRootKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read root key: %w", err)
 	}
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+	k, err := ParseRootKey(string(raw))
 	if err != nil {
-		return nil, fmt.Errorf("root key file %s: not base64: %w", path, err)
+		return nil, fmt.Errorf("root key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// ParseRootKey decodes a root key in the file format (base64 of 32 bytes;
+// surrounding white space is ignored).
+func ParseRootKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("not base64: %w", err)
 	}
 	if len(k) != KeySize {
-		return nil, fmt.Errorf("root key file %s: %d bytes after base64 decoding, want %d", path, len(k), KeySize)
+		return nil, fmt.Errorf("%d bytes after base64 decoding, want %d", len(k), KeySize)
 	}
 	return k, nil
 }
@@ -207,13 +217,27 @@ func (k *Keyring) Digest(kind string, value []byte) []byte {
 	return m.Sum(nil)
 }
 
-// SealWithRoot encrypts a small secret (an access key's secret) directly
-// under the root key, bound to aad.
+// SealSecret encrypts a small secret of the region's own (an access key's
+// secret half) under the KEK, bound to aad. Sealed under the keyring rather
+// than the root key, it survives a rekey, which re-seals only the keyring.
+func (k *Keyring) SealSecret(plaintext []byte, aad string) ([]byte, error) {
+	return seal(k.kek, plaintext, []byte("coffer-keyring-secret-v1:"+aad))
+}
+
+// OpenSecret reverses SealSecret.
+func (k *Keyring) OpenSecret(sealed []byte, aad string) ([]byte, error) {
+	return open(k.kek, sealed, []byte("coffer-keyring-secret-v1:"+aad))
+}
+
+// SealWithRoot encrypts a small secret directly under the root key, bound
+// to aad. Access keys were sealed this way before they moved under the
+// keyring; it stays for tests of that migration.
 func SealWithRoot(rootKey, plaintext []byte, aad string) ([]byte, error) {
 	return seal(rootKey, plaintext, []byte("coffer-root-v1:"+aad))
 }
 
-// OpenWithRoot reverses SealWithRoot.
+// OpenWithRoot reverses SealWithRoot: it opens access keys sealed by
+// earlier versions until a rekey re-seals them under the keyring.
 func OpenWithRoot(rootKey, sealed []byte, aad string) ([]byte, error) {
 	return open(rootKey, sealed, []byte("coffer-root-v1:"+aad))
 }

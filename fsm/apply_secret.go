@@ -28,6 +28,7 @@ type InitRegion struct {
 	SealedKeyring []byte
 	RootKey       AccessKey
 	Date          int64
+	Seal          SealConfig
 }
 
 // CreateSecret creates a secret, with a first version when Version is set.
@@ -93,7 +94,7 @@ func applyInitRegion(txn *memdb.Txn, index uint64, c *InitRegion) any {
 		return apierr.New(apierr.InvalidRequest, "the region is already initialized")
 	}
 	region := &Region{ID: regionID, Name: c.Region, AccountID: c.AccountID, KEKID: c.KEKID,
-		SealedKeyring: c.SealedKeyring, CreatedDate: c.Date}
+		SealedKeyring: c.SealedKeyring, CreatedDate: c.Date, Seal: c.Seal}
 	if err := txn.Insert(tableRegion, region); err != nil {
 		return internal(err)
 	}

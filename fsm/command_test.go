@@ -36,6 +36,8 @@ func sampleCommands() map[fsm.CommandType]any {
 		fsm.CmdNoop:              &fsm.Noop{Term: 42},
 		fsm.CmdResetRegion:       &fsm.ResetRegion{Region: testRegion, Date: t0 + 4},
 		fsm.CmdCompactTombstones: &fsm.CompactTombstones{Before: 17},
+		fsm.CmdRekey: &fsm.Rekey{PrevInitID: "0011223344556677", SealedKeyring: []byte{7, 7}, Seal: fsm.SealConfig{InitID: "8899aabbccddeeff", Shares: 5, Threshold: 3},
+			AccessKeys: []fsm.AccessKey{{AccessKeyID: "AKIAROOT", Identity: "root", SealedSecret: []byte{1}, KEKID: "k1"}}},
 	}
 	maps.Copy(cmds, secretOpsSamples(arn, nv))
 	return cmds

@@ -150,12 +150,16 @@ func (s *Secret) clone() *Secret {
 }
 
 // AccessKey is an access key pair of an identity. The secret half is sealed
-// under the region's root key.
+// under the keyring's KEK KEKID; an empty KEKID is a key sealed directly
+// under the root key by an earlier version, until a rekey re-seals it.
 type AccessKey struct {
 	AccessKeyID  string
 	Identity     string
 	SealedSecret []byte
 	CreatedDate  int64
+	// omitempty keeps the snapshot of a state without it byte for byte
+	// what earlier versions wrote (the digest nodes compare).
+	KEKID string `codec:",omitempty"`
 }
 
 // Region is the region's singleton record: its name, account and sealed
@@ -167,6 +171,20 @@ type Region struct {
 	KEKID         string
 	SealedKeyring []byte
 	CreatedDate   int64
+	// Seal is how the root key that seals the keyring is handed to nodes
+	// (omitempty: see AccessKey.KEKID).
+	Seal SealConfig `codec:",omitempty"`
+}
+
+// SealConfig describes the region's root key: split into Shares Shamir
+// shares of which Threshold unseal a node, or (Threshold 0) given whole to
+// each node in a key file or the environment. InitID names the
+// initialization or rekey that made the current root key; every share
+// carries it, so a share of an older key is refused by name.
+type SealConfig struct {
+	InitID    string
+	Shares    int
+	Threshold int
 }
 
 const regionID = "region"

@@ -511,7 +511,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 		groups: o.groups, perKey: o.opsPerKey, moves: o.labelMoves, retries: o.retries,
 		churnNames: o.churnNames, churnPerName: o.churnPerName, churnSeen: map[string]bool{}}
 	for _, nd := range ns.list {
-		w.clients = append(w.clients, newClient("http://"+nd.api, creds))
+		w.clients = append(w.clients, newClient("https://"+nd.api, creds))
 		w.nodeIDs = append(w.nodeIDs, nd.id)
 	}
 	// Enough secrets that no group wraps around (versions per secret stay

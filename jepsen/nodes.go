@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +37,8 @@ type node struct {
 	netns     string // network namespace the node runs in (--net netns)
 	gen       int    // incarnation: 1, then +1 each time the node is replaced
 	args      []string
+	// newCert makes a certificate for the node's current id (makeNodeCert).
+	newCert func(nd *node) (string, error)
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -125,6 +130,18 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults 
 	if out, err := exec.Command(bin, "operator", "root-key", "generate", "--out", keyFile).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("root-key generate: %v: %s", err, out)
 	}
+	caFile, err := makeCA(bin, dir)
+	if err != nil {
+		return nil, err
+	}
+	gossipKey := filepath.Join(dir, "gossip.key")
+	key, err := exec.Command(bin, "operator", "gossip", "keygen").Output()
+	if err != nil {
+		return nil, fmt.Errorf("gossip keygen: %v", err)
+	}
+	if err := os.WriteFile(gossipKey, key, 0o600); err != nil {
+		return nil, err
+	}
 	credFile := filepath.Join(dir, "credentials.json")
 	b, _ := json.Marshal(creds)
 	if err := os.WriteFile(credFile, b, 0o600); err != nil {
@@ -173,7 +190,17 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults 
 		nd.args = []string{"server", "--node-id", nd.id, "--region", region, "--data-dir", nd.dataDir,
 			"--api-addr", nd.api, "--cluster-addr", nd.cluster, "--cluster-advertise", nd.advertise,
 			"--gossip-addr", nd.gossip, "--join", joinList(join), "--bootstrap-expect", strconv.Itoa(n),
-			"--root-key-file", keyFile, "--bootstrap-credentials-file", credFile}
+			"--root-key-file", keyFile, "--bootstrap-credentials-file", credFile,
+			"--gossip-key-file", gossipKey, "--tls-ca-file", caFile}
+		// Every port encrypted, as in production: the node's certificate
+		// names it and the API address the clients dial. The proxy passes
+		// the TLS bytes through unchanged.
+		nd.newCert = func(nd *node) (string, error) { return makeNodeCert(bin, dir, nd) }
+		cert, err := nd.newCert(nd)
+		if err != nil {
+			return nil, err
+		}
+		nd.args = append(nd.args, "--tls-cert-file", cert+".pem", "--tls-key-file", cert+"-key.pem")
 		if nd.clockFile != "" {
 			nd.args = append(nd.args, "--faults-clock-file", nd.clockFile)
 		}
@@ -218,9 +245,19 @@ func (nd *node) replace() error {
 	}
 	nd.gen++
 	nd.id = fmt.Sprintf("n%d-g%d", nd.idx+1, nd.gen)
+	// A new machine gets a certificate of its own, naming its new id.
+	cert, err := nd.newCert(nd)
+	if err != nil {
+		return err
+	}
 	for i := range nd.args[:len(nd.args)-1] {
-		if nd.args[i] == "--node-id" {
+		switch nd.args[i] {
+		case "--node-id":
 			nd.args[i+1] = nd.id
+		case "--tls-cert-file":
+			nd.args[i+1] = cert + ".pem"
+		case "--tls-key-file":
+			nd.args[i+1] = cert + "-key.pem"
 		}
 	}
 	return nil
@@ -348,11 +385,46 @@ type health struct {
 	Serving      bool   `json:"serving"`
 }
 
-var healthClient = &http.Client{Timeout: time.Second}
+var healthClient = &http.Client{Timeout: time.Second, Transport: apiTransport}
+
+// apiTransport trusts the CA of the run (makeCA), for the API's HTTPS.
+var apiTransport = http.DefaultTransport.(*http.Transport).Clone()
+
+// makeCA makes the run's CA with the binary, as an operator would, and
+// makes the clients trust it.
+func makeCA(bin, dir string) (string, error) {
+	if out, err := exec.Command(bin, "operator", "tls", "ca", "create", "--out-dir", dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("tls ca create: %v: %s", err, out)
+	}
+	caFile := filepath.Join(dir, "coffer-ca.pem")
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return "", err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return "", errors.New("tls ca create wrote no certificate")
+	}
+	apiTransport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return caFile, nil
+}
+
+// makeNodeCert makes a node's certificate and key and returns their path
+// without the .pem / -key.pem ending.
+func makeNodeCert(bin, dir string, nd *node) (string, error) {
+	host, _, _ := strings.Cut(nd.api, ":")
+	out, err := exec.Command(bin, "operator", "tls", "cert", "create", "--node", nd.id, "--region", region,
+		"--ca", filepath.Join(dir, "coffer-ca.pem"), "--ca-key", filepath.Join(dir, "coffer-ca-key.pem"),
+		"--out-dir", dir, "--additional-ipaddress", host).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("tls cert create: %v: %s", err, out)
+	}
+	return filepath.Join(dir, region+"-server-"+nd.id), nil
+}
 
 func (nd *node) health(ctx context.Context) (health, error) {
 	var h health
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.api+"/v1/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+nd.api+"/v1/health", nil)
 	if err != nil {
 		return h, err
 	}

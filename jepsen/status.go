@@ -19,7 +19,7 @@ func (nd *node) clusterStatus(ctx context.Context, creds rootCreds) (st check.No
 	st.Node = nd.id
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.api+"/v1/cluster/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+nd.api+"/v1/cluster/status", nil)
 	if err != nil {
 		st.Err = err.Error()
 		return st

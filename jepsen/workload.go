@@ -33,6 +33,7 @@ func newClient(endpoint string, creds rootCreds) *secretsmanager.Client {
 		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
 		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns, t.MaxIdleConnsPerHost = 64, 32
+			t.TLSClientConfig = apiTransport.TLSClientConfig
 		}),
 		Retryer: aws.NopRetryer{},
 	})

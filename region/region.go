@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/fsm"
@@ -43,7 +42,11 @@ type Config struct {
 	// region. OnLeader and Logger are the region's own and are replaced.
 	Cluster   cluster.Config
 	AccountID string
-	RootKey   []byte
+	// RootKey opens the region's keyring (32 bytes, from a key file or the
+	// environment). nil starts the node sealed: it unseals with shares or
+	// the root key through Unseal, and a region that has never been
+	// initialized waits for Init (seal.go).
+	RootKey []byte
 	// Bootstrap is the root key pair to install when the region
 	// bootstraps; nil generates one and reports it through OnGenerated.
 	Bootstrap   *Credentials
@@ -114,6 +117,9 @@ type Region struct {
 	node *cluster.Node
 
 	keyring atomic.Pointer[crypto.Keyring]
+	// seal holds the root key once known and the unseal shares given so
+	// far (seal.go).
+	seal sealState
 	// secrets caches decrypted access-key secrets by access key id; the
 	// sealed form is compared so a replaced key is not served from cache.
 	secretsMu sync.Mutex
@@ -149,8 +155,8 @@ type leaderWork struct {
 // New opens the region's state without starting it: register leader work
 // (RegisterLeaderWork), then call Start. The purge is registered already.
 func New(cfg Config) (*Region, error) {
-	if len(cfg.RootKey) != crypto.KeySize {
-		return nil, errors.New("a 32-byte root key is required")
+	if cfg.RootKey != nil && len(cfg.RootKey) != crypto.KeySize {
+		return nil, errors.New("the root key must be 32 bytes")
 	}
 	if cfg.Local && cfg.Cluster.Region == "" {
 		return nil, errors.New("region name (Cluster.Region) is required")
@@ -162,13 +168,15 @@ func New(cfg Config) (*Region, error) {
 		cfg.Clock = time.Now
 	}
 	// The region keeps its own copy: callers zero theirs once it started.
-	cfg.RootKey = slices.Clone(cfg.RootKey)
+	rootKey := slices.Clone(cfg.RootKey)
+	cfg.RootKey = nil
 	logger := cfg.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
 	r := &Region{cfg: cfg, name: cfg.Cluster.Region, logger: logger, secrets: map[string]cachedSecret{},
 		started: make(chan struct{})}
+	r.seal.rootKey, r.seal.fromConfig = rootKey, rootKey != nil
 	r.fsm = fsm.New(logger.Named("fsm"))
 	// Everything leader work may touch is set before the node starts: a
 	// single voter can win its election inside cluster.New.
@@ -340,46 +348,6 @@ func (r *Region) runLeaderWork(ctx context.Context) {
 	wg.Wait()
 }
 
-// initRegion creates the keyring and the root access key once, the first
-// time the region has a leader.
-func (r *Region) initRegion(ctx context.Context) error {
-	txn, _ := r.fsm.ReadTxn()
-	if fsm.RegionRecord(txn) != nil {
-		return nil
-	}
-	kr := crypto.NewKeyring("k1")
-	sealed, err := kr.Seal(r.cfg.RootKey, r.name)
-	if err != nil {
-		return err
-	}
-	creds, generated := r.cfg.Bootstrap, false
-	if creds == nil {
-		c := GenerateCredentials()
-		creds, generated = &c, true
-	}
-	sealedSecret, err := crypto.SealWithRoot(r.cfg.RootKey, []byte(creds.SecretAccessKey), creds.AccessKeyID)
-	if err != nil {
-		return err
-	}
-	now := r.Now().UnixMilli()
-	_, _, err = r.Apply(ctx, fsm.CmdInitRegion, &fsm.InitRegion{
-		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed,
-		RootKey: fsm.AccessKey{AccessKeyID: creds.AccessKeyID, Identity: RootIdentity, SealedSecret: sealedSecret, CreatedDate: now},
-		Date:    now,
-	})
-	if apierr.Is(err, apierr.InvalidRequest) {
-		return nil // another leader got there first
-	}
-	if err != nil {
-		return err
-	}
-	r.logger.Info("region bootstrapped", "region", r.name, "access_key_id", creds.AccessKeyID)
-	if generated && r.cfg.OnGenerated != nil {
-		r.cfg.OnGenerated(r.name, *creds)
-	}
-	return nil
-}
-
 // Account is the account id the region was bootstrapped with, from local
 // state, and whether it has bootstrapped at all. An account other than
 // AccountID keeps the node sealed (Keyring).
@@ -390,41 +358,6 @@ func (r *Region) Account() (id string, bootstrapped bool) {
 		return "", false
 	}
 	return rec.AccountID, true
-}
-
-// Keyring returns the region's keyring, opening it with the root key the
-// first time. Before the region has bootstrapped, or if the root key does
-// not open it, the region is sealed.
-func (r *Region) Keyring() (*crypto.Keyring, error) {
-	if kr := r.keyring.Load(); kr != nil {
-		return kr, nil
-	}
-	txn, _ := r.fsm.ReadTxn()
-	rec := fsm.RegionRecord(txn)
-	if rec == nil {
-		return nil, errSealed("the region has not finished bootstrapping")
-	}
-	if rec.AccountID != r.cfg.AccountID {
-		// ARNs carry the account: serving under another one would
-		// silently rename every secret.
-		return nil, errSealed(fmt.Sprintf("the region was bootstrapped with account id %s, but this node is configured with %s", rec.AccountID, r.cfg.AccountID))
-	}
-	kr, err := crypto.OpenKeyring(r.cfg.RootKey, rec.SealedKeyring, r.name, rec.KEKID)
-	if err != nil {
-		return nil, errSealed("the root key does not open this region's keyring")
-	}
-	r.keyring.Store(kr)
-	return kr, nil
-}
-
-func errSealed(why string) error {
-	return &cluster.UnavailableError{Reason: "node is sealed: " + why, Outcome: cluster.OutcomeNotApplied}
-}
-
-// Sealed reports whether the region cannot yet decrypt.
-func (r *Region) Sealed() bool {
-	_, err := r.Keyring()
-	return err != nil
 }
 
 // AccessKey returns the identity and secret of an access key from local
@@ -455,9 +388,9 @@ func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret str
 	if hit && c.sealed == string(ak.SealedSecret) {
 		return ak.Identity, c.secret, true
 	}
-	pt, err := crypto.OpenWithRoot(r.cfg.RootKey, ak.SealedSecret, id)
+	pt, err := r.openAccessKey(ak)
 	if err != nil {
-		r.logger.Error("access key does not open with the root key", "access_key_id", id)
+		r.logger.Error("access key does not open", "access_key_id", id, "error", err)
 		return "", "", false
 	}
 	r.secretsMu.Lock()

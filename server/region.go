@@ -34,6 +34,12 @@ type Region interface {
 	Keyring() (*crypto.Keyring, error)
 	// Sealed reports whether the region cannot decrypt yet.
 	Sealed() bool
+	// SealStatus, Init, Unseal and Rekey serve the seal endpoints
+	// (seal.go).
+	SealStatus() region.SealStatus
+	Init(ctx context.Context, shares, threshold int) (*region.InitResult, error)
+	Unseal(key string) (region.SealStatus, error)
+	Rekey(ctx context.Context, shares, threshold int) (*region.InitResult, error)
 
 	// Read is a read transaction: linearizable, or local state if stale.
 	Read(ctx context.Context, stale bool) (*memdb.Txn, uint64, error)

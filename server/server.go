@@ -9,6 +9,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,9 @@ import (
 // Config configures the HTTP server.
 type Config struct {
 	APIAddr string
+	// TLS serves the API over HTTPS; nil serves plain HTTP (coffer dev,
+	// --insecure-plaintext).
+	TLS *tls.Config
 	// Dev enables the dev-only endpoints.
 	Dev bool
 	// MaxBodyBytes bounds a request body; larger requests are refused
@@ -99,6 +103,10 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.GET("/v1/health", s.handleHealth)
 	e.GET("/v1/cluster/status", s.handleClusterStatus)
 	e.POST("/v1/dev/reset", s.handleDevReset) // 404 unless cfg.Dev (dev.go)
+	e.GET("/v1/sys/seal-status", s.handleSealStatus)
+	e.POST("/v1/sys/init", s.handleInit)
+	e.POST("/v1/sys/unseal", s.handleUnseal)
+	e.POST("/v1/sys/rekey", s.handleRekey)
 	e.Any("/*", s.unknownRoute)
 	s.echo = e
 	return s, nil
@@ -113,6 +121,9 @@ func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen on API address: %w", err)
+	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
 	s.ln = ln
 	s.http = &http.Server{
@@ -203,6 +214,9 @@ func bodyTooLarge(limit int64) error {
 // authenticate verifies SigV4 with the given verifier and returns the
 // region the request is scoped to and the caller's identity.
 func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (Region, string, error) {
+	if err := s.sealedError(c.Request()); err != nil {
+		return nil, "", err
+	}
 	scope, err := v.Verify(acl.FromHTTP(c.Request(), body))
 	if err != nil {
 		return nil, "", err

@@ -33,6 +33,7 @@ import (
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
+	"github.com/cofferhq/coffer/tlsutil/tlstest"
 )
 
 const (
@@ -276,11 +277,39 @@ type health struct {
 	Serving  bool   `json:"serving"`
 }
 
+// healthClient uses the default transport, which trusts tlstest's shared
+// CA (servertest), the CA of the servers these tests start.
 var healthClient = &http.Client{Timeout: 3 * time.Second}
+
+// securityFlags makes a server's TLS and gossip material with the binary's
+// own commands, as an operator would, from tlstest's shared CA (which the
+// test clients trust), and returns the flags that give it to the server.
+func securityFlags(t *testing.T, bin, base, node string) []string {
+	t.Helper()
+	caFile, caKey, gossipKey := filepath.Join(base, "coffer-ca.pem"), filepath.Join(base, "coffer-ca-key.pem"), filepath.Join(base, "gossip.key")
+	if _, err := os.Stat(caFile); err != nil {
+		ca := tlstest.Shared()
+		os.WriteFile(caFile, ca.CertPEM, 0o644)
+		os.WriteFile(caKey, ca.KeyPEM, 0o600)
+		key, err := exec.Command(bin, "operator", "gossip", "keygen").Output()
+		if err != nil {
+			t.Fatalf("gossip keygen: %v", err)
+		}
+		os.WriteFile(gossipKey, key, 0o600)
+	}
+	cmd := exec.Command(bin, "operator", "tls", "cert", "create", "--node", node, "--region", binRegion,
+		"--ca", caFile, "--ca-key", caKey, "--out-dir", base)
+	cmd.Env = childEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tls cert create: %v\n%s", err, out)
+	}
+	prefix := filepath.Join(base, binRegion+"-server-"+node)
+	return []string{"--tls-ca-file", caFile, "--tls-cert-file", prefix + ".pem", "--tls-key-file", prefix + "-key.pem", "--gossip-key-file", gossipKey}
+}
 
 func getHealth(apiAddr string) (health, int, error) {
 	var h health
-	resp, err := healthClient.Get("http://" + apiAddr + "/v1/health")
+	resp, err := healthClient.Get("https://" + apiAddr + "/v1/health")
 	if err != nil {
 		return h, 0, err
 	}
@@ -483,7 +512,7 @@ func TestBinary_ThreeProcessesFormClusterAndSurviveKill9(t *testing.T) {
 			bin:  bin,
 			name: id,
 			// --region comes from COFFER_REGION: env binding is under test.
-			args: []string{"server",
+			args: append([]string{"server",
 				"--node-id", id,
 				"--data-dir", filepath.Join(base, id),
 				"--api-addr", c.api[i],
@@ -494,11 +523,11 @@ func TestBinary_ThreeProcessesFormClusterAndSurviveKill9(t *testing.T) {
 				"--root-key-file", rootKey,
 				"--bootstrap-credentials-file", credsFile,
 				"--log-level", "info",
-			},
+			}, securityFlags(t, bin, base, id)...),
 			env:    childEnv("COFFER_REGION=" + binRegion),
 			stdout: out, stderr: out,
 		})
-		c.clients = append(c.clients, servertest.NewClient("http://"+c.api[i], binRegion, binCreds, 0))
+		c.clients = append(c.clients, servertest.NewClient("https://"+c.api[i], binRegion, binCreds, 0))
 	}
 	dumpOnFailure(t, c.nodes)
 	t.Cleanup(func() {

@@ -38,6 +38,8 @@ func devCmd() *cobra.Command {
 		Short: "Run a dev server: one or more single-node regions on one endpoint, for development and test suites",
 		Long: `Run Coffer for development and test suites: plain HTTP on 127.0.0.1:8200,
 data in a temporary directory (deleted on exit) unless --data-dir is given.
+The API binds loopback addresses only; there is no TLS, no sealing and no
+gossip: never put real secrets in a dev server.
 
 --regions hosts several regions in the one process, each a Raft group of its
 own with its own state, data directory (<data-dir>/<region>) and keys, all
@@ -178,6 +180,9 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	if !accountIDPattern.MatchString(f.accountID) {
 		return fmt.Errorf("--account-id must be 12 digits, got %q", f.accountID)
 	}
+	if err := checkLoopback(f.apiAddr); err != nil {
+		return err
+	}
 	// Fixed credentials are checked before anything is created.
 	if _, _, _, err := fixedDevCredentials(f.bootstrapCredentialsFile, os.Getenv); err != nil {
 		return err
@@ -289,6 +294,9 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
   Credentials:           %s
   Data directory:        %s
 
+Dev mode: plain HTTP on a loopback address, no TLS, and a generated root key
+kept in the data directory. Never put real secrets in it; run coffer server.
+
 Try it:
 
   AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_DEFAULT_REGION=%s \
@@ -376,4 +384,17 @@ func devRootKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// checkLoopback refuses a dev API address that other machines could reach:
+// dev serves plain HTTP with a root key on disk.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--api-addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("--api-addr %s: coffer dev serves plain HTTP and binds loopback addresses only (127.0.0.1, ::1, localhost); run coffer server to serve a network", addr)
 }

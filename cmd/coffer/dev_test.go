@@ -370,9 +370,22 @@ func TestBinary_ServerAccountIDAndNoReset(t *testing.T) {
 	args := func(accountID string) []string {
 		return []string{"server", "--node-id", "n1", "--region", binRegion, "--data-dir", filepath.Join(base, "n1"),
 			"--root-key-file", rootKey, "--bootstrap-credentials-file", credsFile, "--bootstrap-expect", "1",
-			"--cluster-addr", freeAddr(t), "--gossip-addr", freeAddr(t), "--account-id", accountID}
+			"--cluster-addr", freeAddr(t), "--gossip-addr", freeAddr(t), "--account-id", accountID,
+			"--insecure-plaintext"}
 	}
 
+	// Without TLS material a server refuses to start, unless told to run
+	// in the clear.
+	noTLS := exec.Command(bin, "server", "--node-id", "n1", "--region", binRegion, "--data-dir", filepath.Join(base, "n0"))
+	noTLS.Env = childEnv()
+	if out, err := noTLS.CombinedOutput(); err == nil || !strings.Contains(string(out), "a server encrypts every port, and --gossip-key-file, --tls-ca-file, --tls-cert-file, --tls-key-file not given") {
+		t.Fatalf("coffer server without TLS material: %v\n%s", err, out)
+	}
+	devOpen := exec.Command(bin, "dev", "--api-addr", "0.0.0.0:0")
+	devOpen.Env = childEnv()
+	if out, err := devOpen.CombinedOutput(); err == nil || !strings.Contains(string(out), "binds loopback addresses only") {
+		t.Fatalf("coffer dev on 0.0.0.0: %v\n%s", err, out)
+	}
 	bad := exec.Command(bin, append(args("0000"), "--api-addr", freeAddr(t))...)
 	bad.Env = childEnv()
 	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), `--account-id must be 12 digits, got "0000"`) {

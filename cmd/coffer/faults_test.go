@@ -183,6 +183,7 @@ func TestFaultsBinary_ClockFileSkewsNode(t *testing.T) {
 		"--api-addr", api, "--cluster-addr", freeAddr(t), "--gossip-addr", freeAddr(t),
 		"--bootstrap-expect", "1", "--root-key-file", rootKey, "--bootstrap-credentials-file", credsFile,
 		"--faults-clock-file", clock}}
+	p.args = append(p.args, securityFlags(t, bin, base, "n1")...)
 	dumpOnFailure(t, []*proc{p})
 	p.start(t)
 	t.Cleanup(func() { p.kill(t) })
@@ -193,7 +194,7 @@ func TestFaultsBinary_ClockFileSkewsNode(t *testing.T) {
 		}
 		return err
 	})
-	client := servertest.NewClient("http://"+api, binRegion, binCreds, 0)
+	client := servertest.NewClient("https://"+api, binRegion, binCreds, 0)
 	noCorrection := func(o *secretsmanager.Options) { o.DisableClockSkewCorrection = true }
 
 	writeOffset(t, clock, "20m\n")

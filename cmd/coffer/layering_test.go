@@ -24,6 +24,7 @@ var layers = map[string]int{
 	"audit":       3,
 	"fsm":         2,
 	"crypto":      1,
+	"tlsutil":     1,
 	"apierr":      0,
 }
 

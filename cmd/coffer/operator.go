@@ -10,7 +10,7 @@ import (
 )
 
 func operatorCmd() *cobra.Command {
-	op := &cobra.Command{Use: "operator", Short: "Operator commands (today: generating a root key)"}
+	op := &cobra.Command{Use: "operator", Short: "Operator commands: keys, TLS material, sealing"}
 	rk := &cobra.Command{Use: "root-key", Short: "Manage root keys"}
 	var out string
 	gen := &cobra.Command{
@@ -45,6 +45,28 @@ refuses to overwrite an existing file.`,
 	}
 	gen.Flags().StringVar(&out, "out", "", "file to create (required)")
 	rk.AddCommand(gen)
-	op.AddCommand(rk)
+	op.AddCommand(rk, tlsCmd(), gossipCmd())
+	op.AddCommand(sealCmds()...)
 	return op
+}
+
+func gossipCmd() *cobra.Command {
+	g := &cobra.Command{Use: "gossip", Short: "Manage the gossip encryption key"}
+	g.AddCommand(&cobra.Command{
+		Use:   "keygen",
+		Short: "Print a new random gossip encryption key (32 bytes, base64)",
+		Long: `Print a new gossip key: 32 random bytes, base64, as Consul's 'consul keygen'
+does. Write it to a file (mode 0600) on every node of the region and pass it
+with --gossip-key-file: memberlist then encrypts and authenticates every
+gossip message with AES-256-GCM and drops the ones that are not.`,
+		Example: `  coffer operator gossip keygen > /etc/coffer/gossip.key && chmod 600 /etc/coffer/gossip.key`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k := crypto.RandomKey()
+			defer crypto.Zero(k)
+			_, err := cmd.OutOrStdout().Write(crypto.EncodeRootKey(k))
+			return err
+		},
+	})
+	return g
 }

@@ -34,6 +34,9 @@ type serverFlags struct {
 	snapshotThreshold, trailingLogs       uint64
 	snapshotInterval                      time.Duration
 	tombstoneRetention                    time.Duration
+	tlsCAFile, tlsCertFile, tlsKeyFile    string
+	gossipKeyFile                         string
+	insecurePlaintext                     bool
 }
 
 func serverCmd() *cobra.Command {
@@ -45,17 +48,38 @@ func serverCmd() *cobra.Command {
 with each other's gossip addresses in --join and --bootstrap-expect 3, form a
 cluster with no other step; a node started later with --join becomes a voter.
 
-The first leader of a new region creates its keyring and root access key. With
---bootstrap-credentials-file the key pair is taken from that file
+Every port is encrypted. The cluster port (Raft and internal RPC) is mutual
+TLS: each node presents its certificate (--tls-cert-file, --tls-key-file) and
+accepts only servers of its own region whose certificates the region's CA
+(--tls-ca-file) signed; 'coffer operator tls ca create' and 'coffer operator
+tls cert create' make them. The API port serves HTTPS (TLS 1.2 or later) with
+the same certificate. Gossip is encrypted with --gossip-key-file ('coffer
+operator gossip keygen'). SIGHUP reloads the certificate, key and CA files.
+Without this material the server refuses to start, unless --insecure-plaintext
+is given (every port in the clear; for a closed test network only).
+
+The root key opens the region's keyring. Given whole (--root-key-file, or
+base64 in the COFFER_ROOT_KEY environment variable), the node unseals itself
+and the first leader of a new region creates the keyring and the root access
+key. Without it the node starts sealed: it answers health and the seal
+endpoints only, and every other request gets "node is sealed". Initialize a
+new region with 'coffer operator init' (Shamir shares) and unseal each node
+with 'coffer operator unseal'.
+
+With --bootstrap-credentials-file the root key pair is taken from that file
 ({"AccessKeyId": "...", "SecretAccessKey": "..."}); otherwise it is generated
-and printed once on stdout. Later starts ignore the file.
+and printed once (on stdout, or in the answer to 'coffer operator init').
+Later starts ignore the file.
 
 SIGTERM or SIGINT shut down gracefully: in-flight requests finish, a leader
 hands leadership to another node, and the node leaves the gossip pool (the
 leader then removes it from the Raft configuration).`,
 		Example: `  coffer server --node-id n1 --region us-east-1 --data-dir /var/lib/coffer \
     --api-addr 10.0.0.1:8201 --cluster-addr 10.0.0.1:8301 --gossip-addr 10.0.0.1:8401 \
-    --join 10.0.0.2:8401,10.0.0.3:8401 --bootstrap-expect 3 --root-key-file /etc/coffer/root.key`,
+    --join 10.0.0.2:8401,10.0.0.3:8401 --bootstrap-expect 3 \
+    --tls-ca-file /etc/coffer/coffer-ca.pem --tls-cert-file /etc/coffer/us-east-1-server-n1.pem \
+    --tls-key-file /etc/coffer/us-east-1-server-n1-key.pem --gossip-key-file /etc/coffer/gossip.key \
+    --root-key-file /etc/coffer/root.key`,
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runServer(cmd, &f) },
@@ -71,7 +95,12 @@ leader then removes it from the Raft configuration).`,
 	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "gossip address other nodes dial (default: --gossip-addr)")
 	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of other nodes, comma separated")
 	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new region once this many servers are in the gossip pool")
-	fl.StringVar(&f.rootKeyFile, "root-key-file", "", "file holding the region's root key (coffer operator root-key generate) (required)")
+	fl.StringVar(&f.rootKeyFile, "root-key-file", "", "file holding the region's root key (coffer operator root-key generate); without it (or COFFER_ROOT_KEY) the node starts sealed")
+	fl.StringVar(&f.tlsCAFile, "tls-ca-file", "", "PEM CA certificate that signs the region's node certificates (cluster port mutual TLS)")
+	fl.StringVar(&f.tlsCertFile, "tls-cert-file", "", "PEM certificate of this node (coffer operator tls cert create), for the cluster and API ports")
+	fl.StringVar(&f.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption key (coffer operator gossip keygen)")
+	fl.BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "run with every port in the clear (no TLS, no gossip encryption): closed test networks only")
 	fl.StringVar(&f.bootstrapCredentialsFile, "bootstrap-credentials-file", "", "JSON root access key pair to install when the region bootstraps")
 	fl.StringVar(&f.accountID, "account-id", region.DefaultAccountID, "12-digit account id in every ARN the region returns and accepts")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
@@ -90,7 +119,7 @@ leader then removes it from the Raft configuration).`,
 var accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
 
 func runServer(cmd *cobra.Command, f *serverFlags) error {
-	for name, v := range map[string]string{"--node-id": f.nodeID, "--region": f.region, "--data-dir": f.dataDir, "--root-key-file": f.rootKeyFile} {
+	for name, v := range map[string]string{"--node-id": f.nodeID, "--region": f.region, "--data-dir": f.dataDir} {
 		if v == "" {
 			return fmt.Errorf("%s is required", name)
 		}
@@ -101,8 +130,12 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if !regionName.MatchString(f.region) || len(f.region) > 128 {
 		return fmt.Errorf("--region must be a region name such as us-east-1, got %q", f.region)
 	}
+	sec, err := loadSecurity(f)
+	if err != nil {
+		return err
+	}
 	sigs := notifyShutdown()
-	rootKey, err := crypto.LoadRootKey(f.rootKeyFile)
+	rootKey, err := serverRootKey(f.rootKeyFile)
 	if err != nil {
 		return err
 	}
@@ -115,6 +148,12 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		creds = &c
 	}
 	logger := newLogger(cmd.ErrOrStderr(), f.logLevel)
+	if f.insecurePlaintext {
+		logger.Warn("INSECURE: --insecure-plaintext: the API, the cluster port and gossip are in the clear and the cluster port trusts any peer; never run this way on a network you do not fully control")
+	}
+	if rootKey == nil {
+		logger.Warn("no root key given (--root-key-file, COFFER_ROOT_KEY): the node starts sealed; unseal it with `coffer operator unseal`, or initialize a new region with `coffer operator init`")
+	}
 	// The node's one wall clock, for its timestamps, purge and SigV4
 	// window; a faults build may skew it (--faults-clock-file).
 	clock, stopClock := faultClock(logger)
@@ -124,6 +163,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	cc.ClusterAddr, cc.ClusterAdvertise = f.clusterAddr, f.clusterAdvertise
 	cc.GossipAddr, cc.GossipAdvertise = f.gossipAddr, f.gossipAdvertise
 	cc.Join, cc.BootstrapExpect, cc.APIAddr = f.join, f.bootstrapExpect, f.apiAddr
+	cc.TLS, cc.GossipKey = sec.cluster, sec.gossipKey
 	cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = f.heartbeat, f.election, f.lease
 	cc.SnapshotThreshold, cc.SnapshotInterval, cc.TrailingLogs = f.snapshotThreshold, f.snapshotInterval, f.trailingLogs
 	applyFaults(&cc)
@@ -151,7 +191,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if err := r.Start(); err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Logger: logger, Clock: clock}, r)
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock}, r)
 	if err == nil {
 		err = srv.Start()
 	}
@@ -161,6 +201,8 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	}
 	logger.Info("coffer server started", "node_id", f.nodeID, "region", f.region, "api", srv.Addr(),
 		"cluster", r.Node().ClusterAddr(), "gossip", r.Node().GossipAddr())
+	stopReload := sec.reloadOnHUP(logger)
+	defer stopReload()
 	waitForSignal(logger, sigs)
 	shutdown(logger, srv, r)
 	return nil

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/cofferhq/coffer/tlsutil"
+	"github.com/cofferhq/coffer/tlsutil/tlstest"
 	"io"
 	"net"
 	"net/http"
@@ -58,10 +60,21 @@ type Node struct {
 	DataDir   string
 	Region    *region.Region
 	Server    *server.Server
-	Endpoint  string // http://127.0.0.1:port
+	Endpoint  string // https://127.0.0.1:port (tlstest's shared CA)
 	running   bool
 	cfg       cluster.Config
 	apiAddr   string
+	tls       *tlsutil.Reloader
+}
+
+// gossipKey encrypts the test clusters' gossip.
+var gossipKey = []byte("coffer-test-gossip-key-32-bytes!")
+
+// The clusters serve HTTPS with certificates of tlstest's shared CA. The
+// process's default HTTP transport trusts it, so tests' plain http.Get and
+// http.DefaultClient calls reach them as the SDK clients (NewClient) do.
+func init() {
+	http.DefaultTransport.(*http.Transport).TLSClientConfig = tlstest.Shared().ClientConfig()
 }
 
 // Cluster is a set of nodes of one region.
@@ -104,6 +117,10 @@ func (c *Cluster) addNode(expect int) *Node {
 	cfg.NodeID, cfg.Region, cfg.DataDir = node.ID, Region, node.DataDir
 	cfg.ClusterAddr, cfg.GossipAddr, cfg.GossipLocal = "127.0.0.1:0", "127.0.0.1:0", true
 	cfg.BootstrapExpect = expect
+	// As a server runs: mutual TLS on the cluster port, encrypted gossip,
+	// HTTPS on the API (start).
+	node.tls = tlstest.Shared().Node(c.t, node.ID, Region)
+	cfg.TLS, cfg.GossipKey = node.tls, gossipKey
 	// Raft timings stay at the production defaults (1s, 1s, 500ms):
 	// tighter ones make leaders step down spuriously under -race on a
 	// loaded 2-core machine.
@@ -146,7 +163,7 @@ func (c *Cluster) start(node *Node) {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
-	srv, err := server.New(server.Config{APIAddr: node.apiAddr, Logger: logger, Clock: rc.Clock}, r)
+	srv, err := server.New(server.Config{APIAddr: node.apiAddr, TLS: node.tls.APIConfig(), Logger: logger, Clock: rc.Clock}, r)
 	if err == nil {
 		err = srv.Start()
 	}
@@ -159,7 +176,7 @@ func (c *Cluster) start(node *Node) {
 	node.cfg.ClusterAddr = r.Node().ClusterAddr()
 	node.cfg.GossipAddr = r.Node().GossipAddr()
 	node.apiAddr = srv.Addr()
-	node.Region, node.Server, node.Endpoint, node.running = r, srv, "http://"+srv.Addr(), true
+	node.Region, node.Server, node.Endpoint, node.running = r, srv, "https://"+srv.Addr(), true
 }
 
 // Kill stops a node abruptly: no leadership transfer, no gossip leave, as
@@ -222,6 +239,8 @@ func (c *Cluster) Replace(i int, expect int) int {
 	cfg := old.cfg
 	cfg.NodeID, cfg.DataDir, cfg.BootstrapExpect = id, node.DataDir, expect
 	cfg.GossipAddr, cfg.Join = "127.0.0.1:0", nil
+	node.tls = tlstest.Shared().Node(c.t, id, Region)
+	cfg.TLS = node.tls
 	for _, o := range c.Nodes {
 		if o.running {
 			cfg.Join = append(cfg.Join, o.cfg.GossipAddr)
@@ -326,6 +345,7 @@ func NewClient(endpoint, region string, creds region.Credentials, maxAttempts in
 		// Keep connections for many concurrent callers (benchmarks run 64).
 		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 128
+			t.TLSClientConfig = tlstest.Shared().ClientConfig()
 		}),
 		Retryer: func() aws.Retryer {
 			if maxAttempts <= 1 {

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/spf13/cobra"
+)
+
+// The client side of the operator commands: they talk to one node's API
+// port over HTTP(S). Calls that need an identity are signed with SigV4
+// (signing name "coffer") with the caller's AWS credentials from the
+// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+
+type clientFlags struct {
+	endpoint, caFile, region, format string
+}
+
+func (f *clientFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.endpoint, "endpoint", "https://127.0.0.1:8201", "API address of the node to talk to (COFFER_ENDPOINT)")
+	fl.StringVar(&f.caFile, "ca-file", "", "PEM CA bundle that signed the node's API certificate (default: the system's roots)")
+	fl.StringVar(&f.region, "region", "", "region to address when the node hosts several (for signed calls: default AWS_REGION or AWS_DEFAULT_REGION)")
+	fl.StringVar(&f.format, "format", "table", "output format: table or json")
+}
+
+type adminClient struct {
+	base   *url.URL
+	http   *http.Client
+	region string
+}
+
+func (f *clientFlags) client() (*adminClient, error) {
+	if f.format != "table" && f.format != "json" {
+		return nil, fmt.Errorf("--format must be table or json, got %q", f.format)
+	}
+	u, err := url.Parse(f.endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--endpoint must be an http:// or https:// URL, got %q", f.endpoint)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", f.caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &adminClient{base: u, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, region: f.region}, nil
+}
+
+// call sends method path with a JSON body (nil: none) and decodes the
+// JSON answer into out; signed calls carry SigV4. A non-2xx answer is an
+// error with the server's message.
+func (c *adminClient) call(ctx context.Context, method, path string, in, out any, signed bool) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	if c.region != "" && !signed {
+		u.RawQuery = url.Values{"region": {c.region}}.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if signed {
+		if err := c.sign(ctx, req, body); err != nil {
+			return err
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Type    string `json:"__type"`
+			Message string
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
+			return fmt.Errorf("%s: %s", e.Type, e.Message)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+func (c *adminClient) sign(ctx context.Context, req *http.Request, body []byte) error {
+	creds := aws.Credentials{AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"),
+		SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"), SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
+	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
+		return errors.New("this command is signed with the region's root credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	region := c.region
+	for _, env := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if region == "" {
+			region = os.Getenv(env)
+		}
+	}
+	if region == "" {
+		return errors.New("name the region with --region (or AWS_REGION)")
+	}
+	sum := sha256.Sum256(body)
+	return v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "coffer", region, time.Now())
+}
+
+// newTable aligns "name\tvalue" lines.
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+// printJSON writes v indented.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

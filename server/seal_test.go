@@ -1,0 +1,87 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/region"
+	"github.com/cofferhq/coffer/server/servertest"
+)
+
+// sysCall posts (or gets, with a nil body) a seal endpoint and decodes the
+// answer; it returns the HTTP status and the error type, if any.
+func sysCall(t *testing.T, endpoint, path string, body any, out any) (int, string, string) {
+	t.Helper()
+	method, rd := http.MethodGet, &bytes.Reader{}
+	if body != nil {
+		b, _ := json.Marshal(body)
+		method, rd = http.MethodPost, bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, endpoint+path, rd)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var raw json.RawMessage
+	json.NewDecoder(resp.Body).Decode(&raw)
+	var e struct {
+		Type    string `json:"__type"`
+		Message string
+	}
+	json.Unmarshal(raw, &e)
+	if out != nil && resp.StatusCode == http.StatusOK {
+		json.Unmarshal(raw, out)
+	}
+	return resp.StatusCode, e.Type, e.Message
+}
+
+// A node started without a root key is sealed: every API call, signed or
+// not, gets ServiceUnavailable saying so (never an authentication
+// error), while health and the seal endpoints answer. `init` through the
+// API unseals it and hands out the shares and the root key pair once.
+func TestAPI_SealedNodeSaysSoUntilInitialized(t *testing.T) {
+	l := servertest.NewLocal(t, func(c *region.Config) { c.RootKey = nil })
+	_, err := l.Client().ListSecrets(ctxT(t), &secretsmanager.ListSecretsInput{})
+	if apiCode(err) != apierr.ServiceUnavailable || !strings.Contains(err.Error(), "node is sealed: the region is not initialized") {
+		t.Fatalf("ListSecrets on a sealed node: %v", err)
+	}
+	var st region.SealStatus
+	if code, _, _ := sysCall(t, l.Endpoint, "/v1/sys/seal-status", nil, &st); code != 200 || !st.Sealed || st.Initialized {
+		t.Fatalf("seal-status: %d %+v", code, st)
+	}
+	if resp, err := http.Get(l.Endpoint + "/v1/health"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("health of a sealed node: %v %v", resp, err)
+	}
+	if code, typ, _ := sysCall(t, l.Endpoint, "/v1/sys/unseal", map[string]string{"key": "x"}, nil); code != 400 || typ != apierr.InvalidRequest {
+		t.Fatalf("unseal before init: %d %s", code, typ)
+	}
+	if code, typ, _ := sysCall(t, l.Endpoint, "/v1/sys/init", map[string]int{"key_shares": 3, "key_threshold": 5}, nil); code != 400 || typ != apierr.InvalidParameter {
+		t.Fatalf("init with threshold above shares: %d %s", code, typ)
+	}
+	var out region.InitResult
+	if code, typ, msg := sysCall(t, l.Endpoint, "/v1/sys/init", map[string]int{"key_shares": 5, "key_threshold": 3}, &out); code != 200 {
+		t.Fatalf("init: %d %s %s", code, typ, msg)
+	}
+	if len(out.Shares) != 5 || out.Credentials == nil {
+		t.Fatalf("init answer: %+v", out)
+	}
+	if _, err := l.Client().ListSecrets(ctxT(t), &secretsmanager.ListSecretsInput{}); err != nil {
+		t.Fatalf("ListSecrets after init: %v", err)
+	}
+	if code, typ, _ := sysCall(t, l.Endpoint, "/v1/sys/init", map[string]int{"key_shares": 5, "key_threshold": 3}, nil); code != 400 || typ != apierr.InvalidRequest {
+		t.Fatalf("second init: %d %s", code, typ)
+	}
+	if code, typ, msg := sysCall(t, l.Endpoint, "/v1/sys/unseal", map[string]string{"key": out.Shares[0]}, nil); code != 400 || !strings.Contains(msg, "already unsealed") {
+		t.Fatalf("unseal of an unsealed node: %d %s %s", code, typ, msg)
+	}
+	// Rekey needs the root identity's signature.
+	if code, typ, _ := sysCall(t, l.Endpoint, "/v1/sys/rekey", map[string]int{"key_shares": 5, "key_threshold": 3}, nil); code != 403 && typ != apierr.MissingAuthenticationTok {
+		t.Fatalf("unsigned rekey: %d %s", code, typ)
+	}
+}
