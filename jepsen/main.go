@@ -507,7 +507,11 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 	}
 	hist, final, nem := check.NewWriter(files["history.jsonl"]), check.NewWriter(files["final.jsonl"]), check.NewWriter(files["nemesis.jsonl"])
 	rec := &recorder{base: start, w: hist}
-	w := &workload{rec: rec, run: fmt.Sprintf("%x", seed)[:min(12, len(fmt.Sprintf("%x", seed)))], timeout: o.requestTimeout,
+	// The run id is 12 hex digits whatever the seed: tokens built on it
+	// must be 32 characters or more, and a small --seed (--seed 101) gave
+	// "65", so every token was refused.
+	run := fmt.Sprintf("%012x", seed)
+	w := &workload{rec: rec, run: run[:12], timeout: o.requestTimeout,
 		groups: o.groups, perKey: o.opsPerKey, moves: o.labelMoves, retries: o.retries,
 		churnNames: o.churnNames, churnPerName: o.churnPerName, churnSeen: map[string]bool{}}
 	for _, nd := range ns.list {
