@@ -100,7 +100,7 @@ func (r *Region) Keyring() (*crypto.Keyring, error) {
 		if r.seal.fromConfig {
 			return nil, errSealed("the region has not finished bootstrapping")
 		}
-		return nil, errSealed("the region is not initialized: run `coffer operator init` against one node")
+		return nil, errSealed("the region is not initialized, or this node has not caught up with it yet: initialize a new region with `coffer operator init` against one node")
 	}
 	if r.seal.rootKey == nil {
 		return nil, errSealed(r.unsealHint(rec))

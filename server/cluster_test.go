@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 	"github.com/cofferhq/coffer/cluster"
+	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -258,6 +259,17 @@ func TestCluster_NoPlaintextOnDisk(t *testing.T) {
 			scanned++
 			if bytes.Contains(data, []byte(marker)) || bytes.Contains(data, []byte("MARKER-7f3a9c")) {
 				t.Errorf("plaintext marker found in %s", path)
+			}
+			// Nor the root key (raw or in its file format), nor the
+			// root access key's secret.
+			for what, secret := range map[string][]byte{
+				"root key":               c.RootKey,
+				"root key (base64)":      bytes.TrimSpace(crypto.EncodeRootKey(c.RootKey)),
+				"root access key secret": []byte(servertest.Credentials.SecretAccessKey),
+			} {
+				if bytes.Contains(data, secret) {
+					t.Errorf("%s found in %s", what, path)
+				}
 			}
 			return nil
 		})

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/region"
@@ -83,5 +85,52 @@ func TestAPI_SealedNodeSaysSoUntilInitialized(t *testing.T) {
 	// Rekey needs the root identity's signature.
 	if code, typ, _ := sysCall(t, l.Endpoint, "/v1/sys/rekey", map[string]int{"key_shares": 5, "key_threshold": 3}, nil); code != 403 && typ != apierr.MissingAuthenticationTok {
 		t.Fatalf("unsigned rekey: %d %s", code, typ)
+	}
+}
+
+// On a 3-node cluster: after a rekey into 5 shares of which 3 unseal, a
+// node restarted without the root key stays sealed and says so; 2 shares
+// do not unseal it, the third does, and it then serves reads of what was
+// written while it was down.
+func TestCluster_RestartedNodeStaysSealedUntilThresholdShares(t *testing.T) {
+	c := servertest.New(t, 3)
+	ctx := ctxT(t)
+	out, err := c.Nodes[c.Leader()].Region.Rekey(ctx, 5, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := c.Followers()[0]
+	c.Kill(victim)
+	if _, err := c.Client(c.Leader()).CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("while-down"), SecretString: aws.String("v")}); err != nil {
+		t.Fatal(err)
+	}
+	c.RootKey = nil // the node comes back without its key file
+	c.Restart(victim)
+	ep := c.Nodes[victim].Endpoint
+	c.Eventually(10*time.Second, "the restarted node to replay its state", func() bool {
+		var st region.SealStatus
+		sysCall(t, ep, "/v1/sys/seal-status", nil, &st)
+		return st.Initialized
+	})
+	_, err = c.Client(victim).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("while-down")})
+	if apiCode(err) != apierr.ServiceUnavailable || !strings.Contains(err.Error(), "node is sealed: give it 3 of the 5 unseal shares") {
+		t.Fatalf("a read on the restarted node: %v", err)
+	}
+	for i, share := range out.Shares[1:3] {
+		var st region.SealStatus
+		if code, typ, msg := sysCall(t, ep, "/v1/sys/unseal", map[string]string{"key": share}, &st); code != 200 || !st.Sealed || st.Progress != i+1 {
+			t.Fatalf("share %d: %d %s %s %+v", i+1, code, typ, msg, st)
+		}
+	}
+	if _, err := c.Client(victim).ListSecrets(ctx, &secretsmanager.ListSecretsInput{}); apiCode(err) != apierr.ServiceUnavailable {
+		t.Fatalf("after 2 of 3 shares: %v", err)
+	}
+	var st region.SealStatus
+	if code, typ, msg := sysCall(t, ep, "/v1/sys/unseal", map[string]string{"key": out.Shares[4]}, &st); code != 200 || st.Sealed {
+		t.Fatalf("third share: %d %s %s %+v", code, typ, msg, st)
+	}
+	got, err := c.Client(victim).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("while-down")})
+	if err != nil || aws.ToString(got.SecretString) != "v" {
+		t.Fatalf("read after unseal: %v", err)
 	}
 }
