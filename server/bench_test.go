@@ -27,8 +27,8 @@ type benchCluster struct {
 	next    atomic.Uint64
 }
 
-func newBenchCluster(b *testing.B) *benchCluster {
-	bc := &benchCluster{c: servertest.New(b, 3)}
+func newBenchCluster(b *testing.B, opts ...servertest.Options) *benchCluster {
+	bc := &benchCluster{c: servertest.New(b, 3, opts...)}
 	for i := range bc.c.Nodes {
 		bc.clients = append(bc.clients, bc.c.Client(i))
 	}
@@ -78,8 +78,22 @@ func (bc *benchCluster) seed(b *testing.B, n int) {
 	wg.Wait()
 }
 
+// The put and get benchmarks run with every port encrypted, as servers
+// run, and in plaintext (--insecure-plaintext), side by side: what TLS
+// costs (docs/performance.md).
+var transports = []struct {
+	name string
+	opts servertest.Options
+}{{"tls", servertest.Options{}}, {"plaintext", servertest.Options{Plaintext: true}}}
+
 func BenchmarkPutSecretValue(b *testing.B) {
-	bc := newBenchCluster(b)
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) { benchPut(b, tr.opts) })
+	}
+}
+
+func benchPut(b *testing.B, opts servertest.Options) {
+	bc := newBenchCluster(b, opts)
 	// A secret holds at most 100 versions younger than a day (the AWS
 	// quota), so the writes are spread over enough secrets.
 	secrets := b.N/80 + benchClients
@@ -103,17 +117,23 @@ func BenchmarkCreateSecret(b *testing.B) {
 }
 
 func BenchmarkGetSecretValue(b *testing.B) {
-	bc := newBenchCluster(b)
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) { benchGet(b, tr.opts) })
+	}
+}
+
+func benchGet(b *testing.B, opts servertest.Options) {
+	bc := newBenchCluster(b, opts)
 	bc.seed(b, benchClients)
 	for _, mode := range []string{"linearizable", "stale"} {
 		b.Run(mode, func(b *testing.B) {
-			var opts []func(*secretsmanager.Options)
+			var callOpts []func(*secretsmanager.Options)
 			if mode == "stale" {
-				opts = append(opts, withHeader("X-Coffer-Consistency", "stale"))
+				callOpts = append(callOpts, withHeader("X-Coffer-Consistency", "stale"))
 			}
 			bc.run(b, func(ctx context.Context, w int, cl *secretsmanager.Client) error {
 				out, err := cl.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
-					SecretId: aws.String(fmt.Sprintf("bench-%d", w%benchClients))}, opts...)
+					SecretId: aws.String(fmt.Sprintf("bench-%d", w%benchClients))}, callOpts...)
 				if err == nil && len(aws.ToString(out.SecretString)) != len(benchValue) {
 					err = fmt.Errorf("read %d bytes", len(aws.ToString(out.SecretString)))
 				}

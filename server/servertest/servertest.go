@@ -49,6 +49,10 @@ type Options struct {
 	// the node's HTTP server uses the same clock, rc.Cluster.NodeID says
 	// which node it is).
 	TuneRegion func(*region.Config)
+	// Plaintext runs every port in the clear, as --insecure-plaintext
+	// does (benchmarks of what TLS costs); otherwise the cluster port is
+	// mutual TLS, gossip is encrypted and the API is HTTPS.
+	Plaintext bool
 }
 
 // Node is one node of a test cluster.
@@ -119,8 +123,10 @@ func (c *Cluster) addNode(expect int) *Node {
 	cfg.BootstrapExpect = expect
 	// As a server runs: mutual TLS on the cluster port, encrypted gossip,
 	// HTTPS on the API (start).
-	node.tls = tlstest.Shared().Node(c.t, node.ID, Region)
-	cfg.TLS, cfg.GossipKey = node.tls, gossipKey
+	if !c.opts.Plaintext {
+		node.tls = tlstest.Shared().Node(c.t, node.ID, Region)
+		cfg.TLS, cfg.GossipKey = node.tls, gossipKey
+	}
 	// Raft timings stay at the production defaults (1s, 1s, 500ms):
 	// tighter ones make leaders step down spuriously under -race on a
 	// loaded 2-core machine.
@@ -163,7 +169,12 @@ func (c *Cluster) start(node *Node) {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
-	srv, err := server.New(server.Config{APIAddr: node.apiAddr, TLS: node.tls.APIConfig(), Logger: logger, Clock: rc.Clock}, r)
+	sc := server.Config{APIAddr: node.apiAddr, Logger: logger, Clock: rc.Clock}
+	scheme := "http://"
+	if node.tls != nil {
+		sc.TLS, scheme = node.tls.APIConfig(), "https://"
+	}
+	srv, err := server.New(sc, r)
 	if err == nil {
 		err = srv.Start()
 	}
@@ -176,7 +187,7 @@ func (c *Cluster) start(node *Node) {
 	node.cfg.ClusterAddr = r.Node().ClusterAddr()
 	node.cfg.GossipAddr = r.Node().GossipAddr()
 	node.apiAddr = srv.Addr()
-	node.Region, node.Server, node.Endpoint, node.running = r, srv, "https://"+srv.Addr(), true
+	node.Region, node.Server, node.Endpoint, node.running = r, srv, scheme+srv.Addr(), true
 }
 
 // Kill stops a node abruptly: no leadership transfer, no gossip leave, as
@@ -239,8 +250,10 @@ func (c *Cluster) Replace(i int, expect int) int {
 	cfg := old.cfg
 	cfg.NodeID, cfg.DataDir, cfg.BootstrapExpect = id, node.DataDir, expect
 	cfg.GossipAddr, cfg.Join = "127.0.0.1:0", nil
-	node.tls = tlstest.Shared().Node(c.t, id, Region)
-	cfg.TLS = node.tls
+	if !c.opts.Plaintext {
+		node.tls = tlstest.Shared().Node(c.t, id, Region)
+		cfg.TLS = node.tls
+	}
 	for _, o := range c.Nodes {
 		if o.running {
 			cfg.Join = append(cfg.Join, o.cfg.GossipAddr)
