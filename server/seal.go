@@ -135,5 +135,13 @@ func (s *Server) sealedError(req *http.Request) error {
 		return nil
 	}
 	_, err := r.Keyring()
+	if err != nil && !r.SealStatus().Initialized {
+		// A node that just joined or restarted may not have applied the
+		// region's record yet: catch up with the leader once before
+		// answering that it is sealed.
+		if _, _, rerr := r.Read(req.Context(), false); rerr == nil {
+			_, err = r.Keyring()
+		}
+	}
 	return err
 }
