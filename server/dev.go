@@ -8,7 +8,6 @@ import (
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/cluster"
-	"github.com/cofferhq/coffer/region"
 	"github.com/labstack/echo/v4"
 )
 
@@ -36,12 +35,8 @@ func (s *Server) handleDevReset(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	_, identity, err := s.authenticate(c, &s.admin, body)
-	if err != nil {
+	if _, err := s.authenticateRoot(c, body, "Only the root identity may reset the dev server."); err != nil {
 		return writeError(c, err)
-	}
-	if identity != region.RootIdentity {
-		return writeError(c, apierr.New(apierr.AccessDenied, "Only the root identity may reset the dev server."))
 	}
 	start := time.Now()
 	out := make([]regionReset, len(s.names))

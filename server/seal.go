@@ -7,7 +7,6 @@ import (
 
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/region"
 	"github.com/labstack/echo/v4"
 )
 
@@ -108,12 +107,9 @@ func (s *Server) handleRekey(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	r, identity, err := s.authenticate(c, &s.admin, body)
+	r, err := s.authenticateRoot(c, body, "Only the region's root identity may rekey it.")
 	if err != nil {
 		return writeError(c, err)
-	}
-	if identity != region.RootIdentity {
-		return writeError(c, apierr.New(apierr.AccessDenied, "Only the region's root identity may rekey it."))
 	}
 	out, err := r.Rekey(c.Request().Context(), req.KeyShares, req.KeyThreshold)
 	if err != nil {

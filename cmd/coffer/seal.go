@@ -43,22 +43,27 @@ are up, from a machine you trust.`,
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			var out region.InitResult
-			err = c.call(cmd.Context(), "POST", "/v1/sys/init", map[string]int{"key_shares": shares, "key_threshold": threshold}, &out, false)
-			if err != nil {
-				return err
-			}
-			return printInit(cmd.OutOrStdout(), cf.format, &out, "Initialized")
+			return runSplit(cmd, &cf, "/v1/sys/init", shares, threshold, false, "Initialized")
 		},
 	}
 	cf.add(cmd)
 	cmd.Flags().IntVar(&shares, "key-shares", 5, "number of shares to split the root key into (1-255)")
 	cmd.Flags().IntVar(&threshold, "key-threshold", 3, "number of shares that unseal a node (2 or more; 1 only with one share)")
 	return cmd
+}
+
+// runSplit asks a node for a new root key split as given (init, rekey)
+// and prints the shares.
+func runSplit(cmd *cobra.Command, cf *clientFlags, path string, shares, threshold int, signed bool, verb string) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var out region.InitResult
+	if err := c.call(cmd.Context(), "POST", path, map[string]int{"key_shares": shares, "key_threshold": threshold}, &out, signed); err != nil {
+		return err
+	}
+	return printInit(cmd.OutOrStdout(), cf.format, &out, verb)
 }
 
 func printInit(w io.Writer, format string, out *region.InitResult, verb string) error {
@@ -198,15 +203,7 @@ AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.
 		Args:    cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			var out region.InitResult
-			if err := c.call(cmd.Context(), "POST", "/v1/sys/rekey", map[string]int{"key_shares": shares, "key_threshold": threshold}, &out, true); err != nil {
-				return err
-			}
-			return printInit(cmd.OutOrStdout(), cf.format, &out, "Rekeyed")
+			return runSplit(cmd, &cf, "/v1/sys/rekey", shares, threshold, true, "Rekeyed")
 		},
 	}
 	cf.add(cmd)
