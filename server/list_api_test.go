@@ -253,6 +253,11 @@ func TestAPI_ListSecretsSortAndPaging(t *testing.T) {
 				stop := make(chan struct{})
 				var wg sync.WaitGroup
 				var ops atomic.Int64
+				// The churn stops before the subtest ends, also when it
+				// fails: an error it reports then must not panic.
+				var stopOnce sync.Once
+				halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+				defer halt()
 				wg.Go(func() {
 					cl := a.clients[0]
 					for i := 0; ; i++ {
@@ -295,8 +300,7 @@ func TestAPI_ListSecretsSortAndPaging(t *testing.T) {
 						time.Sleep(time.Millisecond)
 					}
 				}
-				close(stop)
-				wg.Wait()
+				halt()
 				for _, n := range stable {
 					if seen[n] != 1 {
 						t.Errorf("%s existed throughout and was listed %d times", n, seen[n])
