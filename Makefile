@@ -21,7 +21,9 @@ test:
 	$(GO) test -race -count=1 -tags faults -run 'Fault' ./cmd/coffer/
 
 # The AWS CLI v2 (Debian package awscli, at /usr/bin/aws) and jq against a
-# `coffer dev` started from the freshly built bin/coffer; see scripts/e2e.sh.
+# `coffer dev` started from the freshly built bin/coffer, then against a
+# sealed 3-node region with TLS on every port, initialized and unsealed
+# with Shamir shares; see scripts/e2e.sh.
 e2e:
 	./scripts/e2e.sh
 
