@@ -71,16 +71,3 @@ func applyRekey(txn *memdb.Txn, index uint64, c *Rekey) any {
 	}
 	return &Result{}
 }
-
-// AccessKeys returns every access key.
-func AccessKeys(txn *memdb.Txn) []*AccessKey {
-	it, err := txn.Get(tableAccessKeys, "id")
-	if err != nil {
-		return nil
-	}
-	var out []*AccessKey
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*AccessKey))
-	}
-	return out
-}

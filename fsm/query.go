@@ -28,6 +28,19 @@ func LookupAccessKey(txn *memdb.Txn, id string) *AccessKey {
 	return raw.(*AccessKey)
 }
 
+// AccessKeys returns every access key.
+func AccessKeys(txn *memdb.Txn) []*AccessKey {
+	it, err := txn.Get(tableAccessKeys, "id")
+	if err != nil {
+		return nil
+	}
+	var out []*AccessKey
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*AccessKey))
+	}
+	return out
+}
+
 // SecretByARN returns a secret by its full ARN, or nil.
 func SecretByARN(txn *memdb.Txn, arn string) *Secret {
 	raw, err := txn.First(tableSecrets, "id", arn)

@@ -68,3 +68,15 @@ func TestOperator_InitSealStatusUnsealRekey(t *testing.T) {
 
 // squash joins the words of a table with single spaces.
 func squash(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// --insecure-plaintext leaves the cluster port's TLS a nil interface: a
+// nil *Reloader inside one would be called on the first connection.
+func TestSecurity_InsecurePlaintextLeavesClusterPortPlain(t *testing.T) {
+	sec, err := loadSecurity(&serverFlags{insecurePlaintext: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec.clusterTLS() != nil || sec.api != nil || sec.gossipKey != nil {
+		t.Fatalf("plaintext security carries material: %+v", sec)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/tlsutil"
 	"github.com/hashicorp/go-hclog"
@@ -25,9 +26,18 @@ const envRootKey = "COFFER_ROOT_KEY"
 // TLS, the API's TLS and the gossip key; all nil with --insecure-plaintext.
 type security struct {
 	reloader  *tlsutil.Reloader
-	cluster   *tlsutil.Reloader
 	api       *tls.Config
 	gossipKey []byte
+}
+
+// clusterTLS is the cluster port's material: nil, not a nil *Reloader in
+// a non-nil interface, when there is none, so the port runs plaintext
+// instead of calling a nil Reloader on its first connection.
+func (s *security) clusterTLS() cluster.TLS {
+	if s.reloader == nil {
+		return nil
+	}
+	return s.reloader
 }
 
 // loadSecurity loads the TLS and gossip material, or refuses to go on
@@ -63,7 +73,7 @@ func loadSecurity(f *serverFlags) (*security, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &security{reloader: rl, cluster: rl, api: rl.APIConfig(), gossipKey: key}, nil
+	return &security{reloader: rl, api: rl.APIConfig(), gossipKey: key}, nil
 }
 
 // checkNodeCert refuses a certificate made for another node or region:

@@ -163,7 +163,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	cc.ClusterAddr, cc.ClusterAdvertise = f.clusterAddr, f.clusterAdvertise
 	cc.GossipAddr, cc.GossipAdvertise = f.gossipAddr, f.gossipAdvertise
 	cc.Join, cc.BootstrapExpect, cc.APIAddr = f.join, f.bootstrapExpect, f.apiAddr
-	cc.TLS, cc.GossipKey = sec.cluster, sec.gossipKey
+	cc.TLS, cc.GossipKey = sec.clusterTLS(), sec.gossipKey
 	cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = f.heartbeat, f.election, f.lease
 	cc.SnapshotThreshold, cc.SnapshotInterval, cc.TrailingLogs = f.snapshotThreshold, f.snapshotInterval, f.trailingLogs
 	applyFaults(&cc)
