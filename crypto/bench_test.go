@@ -15,12 +15,12 @@ func BenchmarkEnvelope(b *testing.B) {
 		b.Run(fmt.Sprintf("encrypt-%dKiB", size>>10), func(b *testing.B) {
 			b.SetBytes(int64(size))
 			for b.Loop() {
-				if _, err := kr.Encrypt(value, aad); err != nil {
+				if _, err := kr.Encrypt("k1", value, aad); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
-		env, _ := kr.Encrypt(value, aad)
+		env, _ := kr.Encrypt("k1", value, aad)
 		b.Run(fmt.Sprintf("decrypt-%dKiB", size>>10), func(b *testing.B) {
 			b.SetBytes(int64(size))
 			for b.Loop() {

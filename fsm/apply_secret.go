@@ -29,6 +29,8 @@ type InitRegion struct {
 	RootKey       AccessKey
 	Date          int64
 	Seal          SealConfig
+	// KeyringFormat is SealedKeyring's format (Region.KeyringFormat).
+	KeyringFormat int `codec:",omitempty"`
 }
 
 // CreateSecret creates a secret, with a first version when Version is set.
@@ -37,10 +39,12 @@ type CreateSecret struct {
 	Name        string
 	Description string
 	KmsKeyID    string
-	Tags        []Tag
-	Version     *NewVersion
-	Date        int64
-	Type        string
+	// KeyID is the key KmsKeyID resolved to (Secret.KeyID).
+	KeyID   string `codec:",omitempty"`
+	Tags    []Tag
+	Version *NewVersion
+	Date    int64
+	Type    string
 }
 
 // PutSecretValue adds a version to the secret with this ARN and moves the
@@ -94,7 +98,7 @@ func applyInitRegion(txn *memdb.Txn, index uint64, c *InitRegion) any {
 		return apierr.New(apierr.InvalidRequest, "the region is already initialized")
 	}
 	region := &Region{ID: regionID, Name: c.Region, AccountID: c.AccountID, KEKID: c.KEKID,
-		SealedKeyring: c.SealedKeyring, CreatedDate: c.Date, Seal: c.Seal}
+		SealedKeyring: c.SealedKeyring, CreatedDate: c.Date, Seal: c.Seal, KeyringFormat: c.KeyringFormat}
 	if err := txn.Insert(tableRegion, region); err != nil {
 		return internal(err)
 	}
@@ -131,8 +135,13 @@ func applyCreateSecret(txn *memdb.Txn, index uint64, c *CreateSecret) any {
 		// let a new secret overwrite another one.
 		return apierr.New(apierr.InternalServiceError, "the generated ARN is already in use; retry the request")
 	}
+	if c.Version != nil {
+		if e := checkWrap(txn, c.Version.Value.KEKID); e != nil {
+			return e
+		}
+	}
 	s := &Secret{
-		ARN: c.ARN, Name: c.Name, Description: c.Description, KmsKeyID: c.KmsKeyID,
+		ARN: c.ARN, Name: c.Name, Description: c.Description, KmsKeyID: c.KmsKeyID, KeyID: c.KeyID,
 		Tags: slices.Clone(c.Tags), TagsEverSet: len(c.Tags) > 0,
 		CreatedDate: c.Date, LastChangedDate: c.Date, ListKey: ListKey(c.Date, c.ARN),
 		Type: c.Type, CreateIndex: index,
@@ -161,6 +170,9 @@ func applyPutSecretValue(txn *memdb.Txn, index uint64, c *PutSecretValue) any {
 			return &Result{ARN: s.ARN, Name: s.Name, VersionID: ver.VersionID, VersionStages: slices.Clone(ver.Stages)}
 		}
 		return errTokenInUse(nv.VersionID, s.ARN)
+	}
+	if e := checkWrap(txn, nv.Value.KEKID); e != nil {
+		return e
 	}
 	hadValue := slices.ContainsFunc(s.Versions, (*Version).HasValue)
 	date := versionDate(s, c.Date)

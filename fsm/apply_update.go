@@ -19,9 +19,15 @@ type UpdateSecret struct {
 	ARN         string
 	Description *string
 	KmsKeyID    *string
-	Type        *string
-	Version     *NewVersion
-	Date        int64
+	// KeyID is the key KmsKeyID resolved to, set with it; Rewraps move
+	// the data keys of the secret's labelled versions under that key.
+	// Each must find its version wrapped as it was read (From), else the
+	// whole update is refused (a rotation's re-wrap got there first).
+	KeyID   *string  `codec:",omitempty"`
+	Rewraps []Rewrap `codec:",omitempty"`
+	Type    *string
+	Version *NewVersion
+	Date    int64
 }
 
 // UpdateSecretVersionStage moves (or removes) one staging label: off
@@ -71,7 +77,34 @@ func applyUpdateSecret(txn *memdb.Txn, index uint64, c *UpdateSecret) any {
 	}
 	set(&s.Description, c.Description)
 	set(&s.KmsKeyID, c.KmsKeyID)
+	set(&s.KeyID, c.KeyID)
 	set(&s.Type, c.Type)
+	for _, rw := range c.Rewraps {
+		v := s.Version(rw.VersionID)
+		if v == nil || v.Value.KEKID != rw.From {
+			return apierr.New(apierr.InternalServiceError, "the secret's data keys were re-wrapped while the update was prepared; nothing was changed: retry")
+		}
+		if e := checkWrap(txn, rw.KEKID); e != nil {
+			return e
+		}
+		v.Value.KEKID, v.Value.WrappedKey = rw.KEKID, rw.WrappedKey
+		changed = true
+	}
+	if c.KeyID != nil {
+		// Every labelled version must now be under the new key: one the
+		// node did not see (written after it read the secret) would be
+		// left under the old key.
+		target := *c.KeyID
+		if target == "" {
+			target = DefaultKeyID
+		}
+		rec := RegionRecord(txn)
+		for _, v := range s.Versions {
+			if len(v.Stages) > 0 && v.HasValue() && keyOfKEK(rec, v.Value.KEKID) != target {
+				return apierr.New(apierr.InternalServiceError, "the secret changed while the update was prepared; nothing was changed: retry")
+			}
+		}
+	}
 	if changed {
 		if e := changeSecret(txn, index, s, c.Date); e != nil {
 			return e

@@ -2,6 +2,7 @@ package fsm_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -25,21 +26,22 @@ func sampleCommands() map[fsm.CommandType]any {
 	arn := arnOf("MyTestDatabaseSecret", "a1b2c3")
 	cmds := map[fsm.CommandType]any{
 		fsm.CmdInitRegion: &fsm.InitRegion{Region: testRegion, AccountID: testAccount, KEKID: "kek-1",
-			SealedKeyring: []byte("sealed keyring"),
-			RootKey:       fsm.AccessKey{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", Identity: "root", SealedSecret: []byte{0, 255}, CreatedDate: t0},
-			Date:          t0},
+			SealedKeyring: []byte("sealed keyring"), KeyringFormat: 2,
+			RootKey: fsm.AccessKey{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", Identity: "root", SealedSecret: []byte{0, 255}, CreatedDate: t0},
+			Date:    t0},
 		fsm.CmdCreateSecret: &fsm.CreateSecret{ARN: arn, Name: "MyTestDatabaseSecret", Description: "déjà vu",
-			KmsKeyID: "alias/x", Tags: []fsm.Tag{{Key: "k", Value: "v"}, {Key: "empty"}}, Version: &nv, Date: t0},
+			KmsKeyID: "alias/x", KeyID: "1234abcd-12ab-34cd-56ef-1234567890ab", Tags: []fsm.Tag{{Key: "k", Value: "v"}, {Key: "empty"}}, Version: &nv, Date: t0},
 		fsm.CmdPutSecretValue:    &fsm.PutSecretValue{ARN: arn, Version: nv, Stages: []string{"AWSCURRENT", "x"}, Date: t0 + 1},
 		fsm.CmdDeleteSecret:      &fsm.DeleteSecret{ARN: arn, Force: true, DeletionDate: t0 + 30*day, Date: t0 + 2},
 		fsm.CmdRestoreSecret:     &fsm.RestoreSecret{ARN: arn, Date: t0 + 3},
 		fsm.CmdNoop:              &fsm.Noop{Term: 42},
 		fsm.CmdResetRegion:       &fsm.ResetRegion{Region: testRegion, Date: t0 + 4},
 		fsm.CmdCompactTombstones: &fsm.CompactTombstones{Before: 17},
-		fsm.CmdRekey: &fsm.Rekey{PrevInitID: "0011223344556677", SealedKeyring: []byte{7, 7}, Seal: fsm.SealConfig{InitID: "8899aabbccddeeff", Shares: 5, Threshold: 3},
+		fsm.CmdRekey: &fsm.Rekey{PrevInitID: "0011223344556677", PrevGen: 3, SealedKeyring: []byte{7, 7}, KeyringFormat: 2, SealedRootKey: []byte{6}, Seal: fsm.SealConfig{InitID: "8899aabbccddeeff", Shares: 5, Threshold: 3},
 			AccessKeys: []fsm.AccessKey{{AccessKeyID: "AKIAROOT", Identity: "root", SealedSecret: []byte{1}, KEKID: "k1"}}},
 	}
 	maps.Copy(cmds, secretOpsSamples(arn, nv))
+	maps.Copy(cmds, keySamples(arn))
 	return cmds
 }
 
@@ -205,7 +207,9 @@ func FuzzDecode(f *testing.F) {
 func fuzzBase(tb testing.TB) ([]byte, uint64) {
 	h := newHarness(tb)
 	a := arnOf("a", "aaaaaa")
-	h.ok(fsm.CmdInitRegion, &fsm.InitRegion{Region: testRegion, AccountID: testAccount, RootKey: fsm.AccessKey{AccessKeyID: "AKIA"}, Date: t0})
+	h.ok(fsm.CmdInitRegion, &fsm.InitRegion{Region: testRegion, AccountID: testAccount, KEKID: "kek-1", RootKey: fsm.AccessKey{AccessKeyID: "AKIA"}, Date: t0})
+	h.ok(fsm.CmdCreateKey, &fsm.CreateKey{SealedKeyring: []byte("k"), Key: fsm.Key{ID: "cust", CreatedDate: t0,
+		Versions: []fsm.KeyVersion{{KEKID: "cust/1", CreatedDate: t0}}}, Alias: "alias/cust"})
 	h.ok(fsm.CmdCreateSecret, createCmd("a", "aaaaaa", strVersionPtr("v1", "x"), t0))
 	h.ok(fsm.CmdPutSecretValue, putCmd(a, "v2", []string{"AWSPENDING", "custom"}, t0+1))
 	h.ok(fsm.CmdCreateSecret, createCmd("b", "bbbbbb", nil, t0+2))
@@ -254,6 +258,11 @@ func FuzzApply(f *testing.F) {
 	}
 	for _, seed := range secretOpsFuzzSeeds(a, b, c) {
 		f.Add(encode(f, seed.ct, seed.cmd))
+	}
+	for _, cmd := range keySamples(a) {
+		ct := map[string]fsm.CommandType{"*fsm.CreateKey": fsm.CmdCreateKey, "*fsm.RotateKey": fsm.CmdRotateKey,
+			"*fsm.SetKeyState": fsm.CmdSetKeyState, "*fsm.SetAlias": fsm.CmdSetAlias, "*fsm.RewrapKeys": fsm.CmdRewrapKeys}[fmt.Sprintf("%T", cmd)]
+		f.Add(encode(f, ct, cmd))
 	}
 	f.Add([]byte{200})
 	f.Add([]byte{0x80, 1, 2})

@@ -179,10 +179,10 @@ func TestFSM_InitRegion_RealKeyring(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t)
-	h.ok(fsm.CmdInitRegion, &fsm.InitRegion{Region: testRegion, AccountID: testAccount, KEKID: kr.KEKID, SealedKeyring: sealed, Date: t0,
+	h.ok(fsm.CmdInitRegion, &fsm.InitRegion{Region: testRegion, AccountID: testAccount, KEKID: kr.KEKID, SealedKeyring: sealed, KeyringFormat: 2, Date: t0,
 		RootKey: fsm.AccessKey{AccessKeyID: "AKIA1", Identity: "root"}})
 	r := fsm.RegionRecord(h.txn())
-	if _, err := crypto.OpenKeyring(root, r.SealedKeyring, r.Name, r.KEKID); err != nil {
+	if _, err := crypto.OpenKeyring(root, r.SealedKeyring, r.Name, r.LegacyKEKID()); err != nil {
 		t.Fatalf("keyring from state does not open: %v", err)
 	}
 }

@@ -36,6 +36,8 @@ type Result struct {
 	DeletionDate  int64
 	// Purged lists the secrets a PurgeSecrets removed.
 	Purged []string
+	// Count is how many items a batch command applied (RewrapKeys).
+	Count int
 }
 
 // FSM implements raft.FSM and raft.ConfigurationStore.

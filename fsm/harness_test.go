@@ -55,7 +55,7 @@ func valueVersion(id string, binary bool, value string) fsm.NewVersion {
 	}
 	// The AAD needs the secret's ARN, which the tests do not thread through
 	// here; the FSM never decrypts, so any binding will do.
-	env, err := testKeyring.Encrypt([]byte(value), crypto.ValueAAD("test", id))
+	env, err := testKeyring.Encrypt("kek-1", []byte(value), crypto.ValueAAD("test", id))
 	if err != nil {
 		panic(err)
 	}

@@ -9,6 +9,8 @@ const (
 	tableRegion     = "region"
 	tableMeta       = "meta"
 	tableTombstones = "tombstones"
+	tableKeys       = "keys"
+	tableAliases    = "aliases"
 )
 
 // meta is the FSM's own bookkeeping, written in the same transaction as the
@@ -46,6 +48,8 @@ var snapshotTables = []snapshotTable{
 	{tableAccessKeys, 2, func() any { return new(AccessKey) }},
 	{tableSecrets, 3, func() any { return new(Secret) }},
 	{tableTombstones, 4, func() any { return new(Tombstone) }},
+	{tableKeys, 5, func() any { return new(Key) }},
+	{tableAliases, 6, func() any { return new(Alias) }},
 }
 
 // unsnapshotted are the tables a snapshot does not carry as records: meta
@@ -88,6 +92,18 @@ func schema() *memdb.DBSchema {
 			Name: tableAccessKeys,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "AccessKeyID"}},
+			},
+		},
+		tableKeys: {
+			Name: tableKeys,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			},
+		},
+		tableAliases: {
+			Name: tableAliases,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 			},
 		},
 		tableRegion: {

@@ -21,8 +21,9 @@ func sp(s string) *string { return &s }
 // field set; sampleCommands includes them.
 func secretOpsSamples(arn string, nv fsm.NewVersion) map[fsm.CommandType]any {
 	return map[fsm.CommandType]any{
-		fsm.CmdUpdateSecret: &fsm.UpdateSecret{ARN: arn, Description: sp("new description"), KmsKeyID: sp(""),
-			Type: sp("partner"), Version: &nv, Date: t0 + 4},
+		fsm.CmdUpdateSecret: &fsm.UpdateSecret{ARN: arn, Description: sp("new description"), KmsKeyID: sp(""), KeyID: sp("cust"),
+			Rewraps: []fsm.Rewrap{{ARN: arn, VersionID: "v0", From: "kek-1", KEKID: "cust/1", WrappedKey: []byte{9}}},
+			Type:    sp("partner"), Version: &nv, Date: t0 + 4},
 		fsm.CmdUpdateSecretVersionStage: &fsm.UpdateSecretVersionStage{ARN: arn, Stage: "AWSCURRENT",
 			RemoveFrom: "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE", MoveTo: "EXAMPLE2-90ab-cdef-fedc-ba987EXAMPLE", Date: t0 + 5},
 		fsm.CmdTagResource:          &fsm.TagResource{ARN: arn, Tags: []fsm.Tag{{Key: "team", Value: "ops"}, {Key: "blank"}}, Date: t0 + 6},

@@ -30,8 +30,13 @@ type Secret struct {
 	ARN         string
 	Name        string
 	Description string
-	KmsKeyID    string
-	Tags        []Tag // in the order given; keys unique
+	// KmsKeyID is the secret's key as the client named it (DescribeSecret
+	// shows it); KeyID is the key it resolved to when it was set, which
+	// wraps the secret's new data keys. A secret whose KmsKeyID was stored
+	// before keys existed has no KeyID and uses the default key.
+	KmsKeyID string
+	KeyID    string `codec:",omitempty"`
+	Tags     []Tag  // in the order given; keys unique
 	// TagsEverSet makes DescribeSecret answer "Tags": [] after the last tag
 	// is removed, as AWS does.
 	TagsEverSet      bool
@@ -165,15 +170,39 @@ type AccessKey struct {
 // Region is the region's singleton record: its name, account and sealed
 // keyring. It exists once the region has bootstrapped.
 type Region struct {
-	ID            string // always "region"
-	Name          string
-	AccountID     string
+	ID        string // always "region"
+	Name      string
+	AccountID string
+	// KEKID is the region's first KEK: the default key's first version,
+	// which also seals access keys' secrets.
 	KEKID         string
 	SealedKeyring []byte
 	CreatedDate   int64
 	// Seal is how the root key that seals the keyring is handed to nodes
 	// (omitempty: see AccessKey.KEKID).
 	Seal SealConfig `codec:",omitempty"`
+	// KeyringGen counts the changes to the sealed keyring (a key created
+	// or rotated, a rekey): a change is computed against one generation
+	// and refused if another landed first, so none is lost. KeyringFormat
+	// is the sealed keyring's format: 0 for the first (one KEK, KEKID),
+	// 2 for the second (every KEK by id), which every change writes.
+	KeyringGen    uint64 `codec:",omitempty"`
+	KeyringFormat int    `codec:",omitempty"`
+	// SealedRootKey is the root key a rekey made, sealed under the
+	// region's first KEK: a node unsealed with the old root key follows
+	// the rekey with it when the keyring changes next (the disk alone
+	// still opens nothing: that KEK is in the keyring, sealed under the
+	// root key).
+	SealedRootKey []byte `codec:",omitempty"`
+}
+
+// LegacyKEKID is what crypto.OpenKeyring needs to open the region's
+// sealed keyring: the KEK id of a first-format keyring, "" for the second.
+func (r *Region) LegacyKEKID() string {
+	if r.KeyringFormat == 0 {
+		return r.KEKID
+	}
+	return ""
 }
 
 // SealConfig describes the region's root key: split into Shares Shamir

@@ -121,7 +121,7 @@ func TestLocal_ApplyAndRead(t *testing.T) {
 	}
 	ctx := context.Background()
 	arn := r.NewARN("db")
-	nv, err := region.Seal(kr, arn, "v1-0123456789abcdef0123456789abcdef", []byte("hunter2"), false)
+	nv, err := region.Seal(kr, kr.KEKID, arn, "v1-0123456789abcdef0123456789abcdef", []byte("hunter2"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

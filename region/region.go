@@ -135,6 +135,8 @@ type Region struct {
 	keys keyCatchUp
 	// access notes the reads this node served, for LastAccessedDate.
 	access accessLog
+	// rewrapKick wakes the leader's re-wrap after a key rotation here.
+	rewrapKick chan struct{}
 	// bg ends when the region shuts down; loops are the goroutines on it.
 	bg     context.Context
 	stopBG context.CancelFunc
@@ -182,7 +184,8 @@ func New(cfg Config) (*Region, error) {
 	// single voter can win its election inside cluster.New.
 	r.access.flushing = make(chan struct{}, 1)
 	r.bg, r.stopBG = context.WithCancel(context.Background())
-	r.work = []leaderWork{{"purge", r.purgeLoop}, {"compact-tombstones", r.compactLoop}}
+	r.rewrapKick = make(chan struct{}, 1)
+	r.work = []leaderWork{{"purge", r.purgeLoop}, {"compact-tombstones", r.compactLoop}, {"rewrap", r.rewrapLoop}}
 	return r, nil
 }
 

@@ -38,10 +38,10 @@ func TestStart_KeepsItsOwnRootKey(t *testing.T) {
 	}
 	txn, _ := r.FSM().ReadTxn()
 	rec := fsm.RegionRecord(txn)
-	if _, err := crypto.OpenKeyring(keep, rec.SealedKeyring, rec.Name, rec.KEKID); err != nil {
+	if _, err := crypto.OpenKeyring(keep, rec.SealedKeyring, rec.Name, rec.LegacyKEKID()); err != nil {
 		t.Fatalf("the keyring does not open with the root key: %v", err)
 	}
-	if _, err := crypto.OpenKeyring(make([]byte, crypto.KeySize), rec.SealedKeyring, rec.Name, rec.KEKID); err == nil {
+	if _, err := crypto.OpenKeyring(make([]byte, crypto.KeySize), rec.SealedKeyring, rec.Name, rec.LegacyKEKID()); err == nil {
 		t.Fatal("the keyring opens with an all-zero key: the region used the caller's zeroed slice")
 	}
 }

@@ -86,16 +86,20 @@ func (r *Region) Sealed() bool {
 // root key, or if its root key does not open the keyring, the node is
 // sealed and the error says which.
 func (r *Region) Keyring() (*crypto.Keyring, error) {
-	if kr := r.keyring.Load(); kr != nil {
+	txn, _ := r.fsm.ReadTxn()
+	rec := fsm.RegionRecord(txn)
+	if kr := r.keyring.Load(); kr != nil && rec != nil && kr.Gen == rec.KeyringGen {
 		return kr, nil
 	}
 	r.seal.mu.Lock()
 	defer r.seal.mu.Unlock()
-	if kr := r.keyring.Load(); kr != nil {
-		return kr, nil
+	// Read again under the lock: another caller may have reopened it.
+	txn, _ = r.fsm.ReadTxn()
+	rec = fsm.RegionRecord(txn)
+	old := r.keyring.Load()
+	if old != nil && rec != nil && old.Gen == rec.KeyringGen {
+		return old, nil
 	}
-	txn, _ := r.fsm.ReadTxn()
-	rec := fsm.RegionRecord(txn)
 	if rec == nil {
 		if r.seal.fromConfig {
 			return nil, errSealed("the region has not finished bootstrapping")
@@ -106,12 +110,44 @@ func (r *Region) Keyring() (*crypto.Keyring, error) {
 		return nil, errSealed(r.unsealHint(rec))
 	}
 	kr, err := r.openKeyring(rec, r.seal.rootKey)
+	if err != nil && old != nil && rec.SealedRootKey != nil {
+		// A rekey on another node replaced the root key, and a key change
+		// since re-sealed the keyring under the new one: the rekey left
+		// the new root key sealed under the keyring, which this node holds.
+		kr, err = r.followRekey(old, rec)
+	}
 	if err != nil {
+		if old != nil {
+			r.logger.Error("the region's keyring changed and this node cannot open it; it serves with the keys it has", "error", err)
+			return old, nil
+		}
 		return nil, err
 	}
 	r.keyring.Store(kr)
 	return kr, nil
 }
+
+// followRekey opens the root key a rekey left sealed under the keyring
+// (Region.SealedRootKey) with the keyring this node holds, and the
+// region's keyring with it; seal.mu is held.
+func (r *Region) followRekey(old *crypto.Keyring, rec *fsm.Region) (*crypto.Keyring, error) {
+	root, err := old.OpenSecret(old.KEKID, rec.SealedRootKey, rootKeyAAD(rec.Seal.InitID))
+	if err != nil {
+		return nil, errSealed("the region was rekeyed and this node cannot open the new root key")
+	}
+	kr, err := r.openKeyring(rec, root)
+	if err != nil {
+		crypto.Zero(root)
+		return nil, err
+	}
+	crypto.Zero(r.seal.rootKey)
+	r.seal.rootKey = root
+	r.logger.Info("this node follows the region's rekey", "init_id", rec.Seal.InitID)
+	return kr, nil
+}
+
+// rootKeyAAD binds a root key sealed under the keyring to its seal.
+func rootKeyAAD(initID string) string { return "root-key:" + initID }
 
 func (r *Region) unsealHint(rec *fsm.Region) string {
 	if rec.Seal.Threshold >= 2 {
@@ -128,10 +164,11 @@ func (r *Region) openKeyring(rec *fsm.Region, rootKey []byte) (*crypto.Keyring, 
 		// silently rename every secret.
 		return nil, errSealed(fmt.Sprintf("the region was bootstrapped with account id %s, but this node is configured with %s", rec.AccountID, r.cfg.AccountID))
 	}
-	kr, err := crypto.OpenKeyring(rootKey, rec.SealedKeyring, r.name, rec.KEKID)
+	kr, err := crypto.OpenKeyring(rootKey, rec.SealedKeyring, r.name, rec.LegacyKEKID())
 	if err != nil {
 		return nil, errSealed("the root key does not open this region's keyring")
 	}
+	kr.Gen = rec.KeyringGen
 	return kr, nil
 }
 
@@ -197,13 +234,13 @@ func (r *Region) applyInit(ctx context.Context, root []byte, seal fsm.SealConfig
 	if err != nil {
 		return nil, err
 	}
-	sealedSecret, err := kr.SealSecret([]byte(creds.SecretAccessKey), creds.AccessKeyID)
+	sealedSecret, err := kr.SealSecret(kr.KEKID, []byte(creds.SecretAccessKey), creds.AccessKeyID)
 	if err != nil {
 		return nil, err
 	}
 	now := r.Now().UnixMilli()
 	_, _, err = r.Apply(ctx, fsm.CmdInitRegion, &fsm.InitRegion{
-		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed, Seal: seal,
+		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed, KeyringFormat: 2, Seal: seal,
 		RootKey: fsm.AccessKey{AccessKeyID: creds.AccessKeyID, Identity: RootIdentity, SealedSecret: sealedSecret,
 			CreatedDate: now, KEKID: kr.KEKID},
 		Date: now,
@@ -446,14 +483,20 @@ func (r *Region) Rekey(ctx context.Context, shares, threshold int) (*InitResult,
 		crypto.Zero(root)
 		return nil, err
 	}
-	cmd := &fsm.Rekey{PrevInitID: rec.Seal.InitID, SealedKeyring: sealedKeyring, Seal: seal}
+	sealedRoot, err := kr.SealSecret(kr.KEKID, root, rootKeyAAD(seal.InitID))
+	if err != nil {
+		crypto.Zero(root)
+		return nil, err
+	}
+	cmd := &fsm.Rekey{PrevInitID: rec.Seal.InitID, PrevGen: kr.Gen, SealedKeyring: sealedKeyring, KeyringFormat: 2,
+		Seal: seal, SealedRootKey: sealedRoot}
 	for _, ak := range fsm.AccessKeys(txn) {
 		pt, err := r.openAccessKeyLocked(kr, ak)
 		if err != nil {
 			crypto.Zero(root)
 			return nil, fmt.Errorf("access key %s: %w", ak.AccessKeyID, err)
 		}
-		resealed, err := kr.SealSecret(pt, ak.AccessKeyID)
+		resealed, err := kr.SealSecret(kr.KEKID, pt, ak.AccessKeyID)
 		crypto.Zero(pt)
 		if err != nil {
 			crypto.Zero(root)
@@ -496,5 +539,5 @@ func (r *Region) openAccessKeyLocked(kr *crypto.Keyring, ak *fsm.AccessKey) ([]b
 		}
 		return crypto.OpenWithRoot(r.seal.rootKey, ak.SealedSecret, ak.AccessKeyID)
 	}
-	return kr.OpenSecret(ak.SealedSecret, ak.AccessKeyID)
+	return kr.OpenSecret(ak.KEKID, ak.SealedSecret, ak.AccessKeyID)
 }

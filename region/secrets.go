@@ -2,6 +2,7 @@ package region
 
 import (
 	"context"
+	"strings"
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/crypto"
@@ -81,17 +82,18 @@ func (r *Region) WriteSecret(ctx context.Context, id string, build func(*fsm.Sec
 	}
 }
 
-// Seal encrypts a value for a version of the secret with this ARN. This is
+// Seal encrypts a value for a version of the secret with this ARN, its
+// data key wrapped by KEK kekID (WrapKEK). This is
 // the only place plaintext meets the write path; what leaves is ciphertext
 // and a keyed digest. binary says whether the value is SecretBinary (else
 // SecretString): the digest tells the two apart, so a token reused with
 // the same bytes of the other kind is a different value.
-func Seal(kr *crypto.Keyring, arn, versionID string, plain []byte, binary bool) (fsm.NewVersion, error) {
+func Seal(kr *crypto.Keyring, kekID, arn, versionID string, plain []byte, binary bool) (fsm.NewVersion, error) {
 	kind := "s"
 	if binary {
 		kind = "b"
 	}
-	env, err := kr.Encrypt(plain, crypto.ValueAAD(arn, versionID))
+	env, err := kr.Encrypt(kekID, plain, crypto.ValueAAD(arn, versionID))
 	if err != nil {
 		return fsm.NewVersion{}, apierr.Newf(apierr.EncryptionFailure, "The value could not be encrypted: %v", err)
 	}
@@ -100,15 +102,39 @@ func Seal(kr *crypto.Keyring, arn, versionID string, plain []byte, binary bool) 
 	return fsm.NewVersion{VersionID: versionID, Binary: binary, Value: env, Digest: kr.Digest(kind, plain), PrimaryARN: arn}, nil
 }
 
-// OpenValue decrypts the value of version v of secret s. A value that does
-// not decrypt is logged and answered as AWS's DecryptionFailure.
+// OpenValue decrypts the value of version v of secret s. A value whose
+// data key is wrapped by a disabled key, or that does not decrypt
+// (logged), is AWS's DecryptionFailure.
 func (r *Region) OpenValue(kr *crypto.Keyring, s *fsm.Secret, v *fsm.Version) ([]byte, error) {
+	if err := r.checkUnwrap(kr, v.Value.KEKID); err != nil {
+		return nil, err
+	}
+	kr, err := r.keyringFor(kr, v.Value.KEKID)
+	if err != nil {
+		return nil, err
+	}
 	plain, err := kr.Decrypt(v.Value, crypto.ValueAAD(v.AADARN(s), v.VersionID))
 	if err != nil {
 		r.logger.Error("stored value does not decrypt", "arn", s.ARN, "version", v.VersionID, "error", err)
 		return nil, apierr.New(apierr.DecryptionFailure, "Secrets Manager can't decrypt the protected secret text using the provided key.")
 	}
 	return plain, nil
+}
+
+// checkUnwrap refuses to unwrap a data key wrapped by a version of a
+// disabled key. Versions of the default key, which cannot be disabled,
+// skip the lookup.
+func (r *Region) checkUnwrap(kr *crypto.Keyring, kekID string) error {
+	if kekID == kr.KEKID || strings.HasPrefix(kekID, fsm.DefaultKeyID+"/") {
+		return nil
+	}
+	txn, _ := r.fsm.ReadTxn()
+	k := fsm.KeyOfKEK(txn, kekID)
+	if k == nil || k.ID == fsm.DefaultKeyID || !k.Disabled {
+		return nil // an unknown KEK fails to decrypt, and is logged
+	}
+	return apierr.Newf(apierr.DecryptionFailure,
+		"Secrets Manager can't decrypt the protected secret text using the provided KMS key %s: the key is disabled. Enable it (coffer key enable) to read this secret.", r.keyARN(k.ID))
 }
 
 // Reset wipes every secret of the region through Raft (one

@@ -18,7 +18,7 @@ func TestOpenValue_BindsThePrimaryARN(t *testing.T) {
 	r := &Region{cfg: Config{Clock: time.Now}, logger: hclog.NewNullLogger()}
 	primary := "arn:aws:secretsmanager:us-east-1:000000000000:secret:db-AbCdEf"
 	replica := "arn:aws:secretsmanager:eu-west-1:000000000000:secret:db-AbCdEf"
-	nv, err := Seal(kr, primary, "v1", []byte("s3cr3t"), false)
+	nv, err := Seal(kr, kr.KEKID, primary, "v1", []byte("s3cr3t"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func seedDirect(b *testing.B, c *servertest.Cluster, n int) {
 				name := fmt.Sprintf("ls-%d-%06d", i%10, i)
 				arn := "arn:aws:secretsmanager:" + servertest.Region + ":000000000000:secret:" + name + "-abcdef"
 				vid := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-				env, err := kr.Encrypt([]byte("v"), crypto.ValueAAD(arn, vid))
+				env, err := kr.Encrypt(kr.KEKID, []byte("v"), crypto.ValueAAD(arn, vid))
 				if err != nil {
 					b.Error(err)
 					return

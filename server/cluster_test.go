@@ -219,7 +219,9 @@ func TestCluster_MinorityRefusesButServesStale(t *testing.T) {
 	}
 }
 
-// No plaintext value reaches any file in any node's data directory.
+// No plaintext value, data key, KEK or root key reaches any file in any
+// node's data directory, after writes, a customer key, KEK rotations
+// with their background re-wrap, and snapshots.
 func TestCluster_NoPlaintextOnDisk(t *testing.T) {
 	c := servertest.New(t, 3, servertest.Options{Tune: func(cfg *cluster.Config) {
 		cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs = 8, 100*time.Millisecond, 4
@@ -227,15 +229,59 @@ func TestCluster_NoPlaintextOnDisk(t *testing.T) {
 	ctx := ctxT(t)
 	marker := "MARKER-7f3a9c-plaintext-must-not-reach-disk"
 	cl := c.Client(c.Followers()[0])
+	if code, typ, msg := keyCall(t, c.Nodes[0].Endpoint, "/v1/keys", map[string]string{"alias": "alias/marker"}, nil); code != 200 {
+		t.Fatalf("create key: %d %s %s", code, typ, msg)
+	}
 	if _, err := cl.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("marker"), SecretString: aws.String(marker)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("marker-bin"), SecretBinary: []byte(marker)}); err != nil {
+	if _, err := cl.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("marker-bin"), SecretBinary: []byte(marker), KmsKeyId: aws.String("alias/marker")}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {
+		if i == 10 {
+			for _, k := range []string{"default", "alias/marker"} {
+				if code, typ, msg := keyCall(t, c.Nodes[c.Leader()].Endpoint, "/v1/key/rotate", map[string]string{"key": k}, nil); code != 200 {
+					t.Fatalf("rotate %s: %d %s %s", k, code, typ, msg)
+				}
+			}
+		}
 		if _, err := cl.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("marker"), SecretString: aws.String(marker + string(rune('a'+i)))}); err != nil {
 			t.Fatal(err)
+		}
+	}
+	c.Eventually(20*time.Second, "the re-wrap", func() bool {
+		for _, k := range []string{"default", "alias/marker"} {
+			if describeKey(t, c.Nodes[0].Endpoint, k).RewrapPending != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// More writes after the re-wrap, so the last snapshots hold it.
+	for i := range 10 {
+		if _, err := cl.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("marker-bin"), SecretBinary: []byte(marker + string(rune('a'+i)))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The plaintext keys to look for: every data key and KEK, as the
+	// leader's keyring unwraps them.
+	leader := c.Nodes[c.Leader()].Region
+	kr, err := leader.Keyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]byte{}
+	txn, _ := leader.FSM().ReadTxn()
+	for _, name := range []string{"marker", "marker-bin"} {
+		s := leader.Resolve(txn, name)
+		for _, v := range s.Versions {
+			dek, kek, err := kr.KeysForLeakTest(v.Value, crypto.ValueAAD(v.AADARN(s), v.VersionID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys["data key of "+name+"/"+v.VersionID] = dek
+			keys["KEK "+v.Value.KEKID] = kek
 		}
 	}
 	for _, n := range c.Nodes {
@@ -267,6 +313,9 @@ func TestCluster_NoPlaintextOnDisk(t *testing.T) {
 				"root key (base64)":      bytes.TrimSpace(crypto.EncodeRootKey(c.RootKey)),
 				"root access key secret": []byte(servertest.Credentials.SecretAccessKey),
 			} {
+				keys[what] = secret
+			}
+			for what, secret := range keys {
 				if bytes.Contains(data, secret) {
 					t.Errorf("%s found in %s", what, path)
 				}

@@ -76,7 +76,10 @@ func wantStages(t *testing.T, a *apiNodes, id string, want map[string][]string) 
 func partialARN(arn string) string { return arn[:len(arn)-7] }
 
 func TestAPI_UpdateSecret(t *testing.T) {
-	_, a := newOpsEnv(t)
+	c, a := newOpsEnv(t)
+	if code, typ, msg := keyCall(t, c.Nodes[0].Endpoint, "/v1/keys", map[string]string{"alias": "alias/payments"}, nil); code != 200 {
+		t.Fatalf("create key: %d %s %s", code, typ, msg)
+	}
 	ctx := ctxT(t)
 	upd := func(t *testing.T, in *secretsmanager.UpdateSecretInput) *secretsmanager.UpdateSecretOutput {
 		t.Helper()
@@ -311,7 +314,10 @@ func TestAPI_UpdateSecretVersionStage(t *testing.T) {
 func itoa2(i int) string { return string(rune('a'+i/26)) + string(rune('a'+i%26)) }
 
 func TestAPI_ListSecretVersionIds(t *testing.T) {
-	_, a := newOpsEnv(t)
+	c, a := newOpsEnv(t)
+	if code, typ, msg := keyCall(t, c.Nodes[0].Endpoint, "/v1/keys", map[string]string{"alias": "alias/mine"}, nil); code != 200 {
+		t.Fatalf("create key: %d %s %s", code, typ, msg)
+	}
 	ctx := ctxT(t)
 	const s = "lv"
 	created := mkSecret(t, a, s, "value-1")

@@ -104,17 +104,43 @@ func updateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	if in.present() && in.ClientRequestToken == nil {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgTokenMissing)
 	}
+	if in.KmsKeyID != nil {
+		// The new key re-wraps every labelled version, and the apply
+		// refuses the update if one is missing: build it from a state
+		// that has every acknowledged write.
+		if _, _, err := r.Read(ctx, false); err != nil {
+			return nil, err
+		}
+	}
 	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		cmd := &fsm.UpdateSecret{ARN: s.ARN, Description: in.Description, KmsKeyID: in.KmsKeyID, Type: in.Type,
 			Date: r.Now().UnixMilli()}
-		if in.present() {
-			kr, err := r.Keyring()
+		if !in.present() && in.KmsKeyID == nil {
+			return fsm.CmdUpdateSecret, cmd, nil
+		}
+		var kekID string
+		var err error
+		if in.KmsKeyID != nil {
+			// A new key: new values use it, and the labelled versions'
+			// data keys move under it in the same command.
+			key, err := r.ResolveKey(ctx, *in.KmsKeyID)
 			if err != nil {
 				return 0, nil, err
 			}
-			if cmd.Version, err = in.seal(kr, s.ARN, in.ClientRequestToken); err != nil {
+			kr, err := r.Keyring() // after the key: it holds its KEK
+			if err != nil {
 				return 0, nil, err
 			}
+			id := secretKeyID(key)
+			cmd.KeyID, kekID = &id, key.Current().KEKID
+			if cmd.Rewraps, err = r.Rewraps(kr, s, key); err != nil {
+				return 0, nil, err
+			}
+		} else if kekID, err = r.WrapKEK(s); err != nil {
+			return 0, nil, err
+		}
+		if cmd.Version, err = in.seal(r, kekID, s.ARN, in.ClientRequestToken); err != nil {
+			return 0, nil, err
 		}
 		return fsm.CmdUpdateSecret, cmd, nil
 	})

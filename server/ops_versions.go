@@ -75,10 +75,6 @@ func listSecretVersionIDs(ctx context.Context, r Region, req *request) (any, err
 	slices.SortFunc(versions, func(a, b *fsm.Version) int {
 		return cmp.Or(cmp.Compare(a.CreatedDate, b.CreatedDate), strings.Compare(a.VersionID, b.VersionID))
 	})
-	keys := []string{defaultKeyName}
-	if s.KmsKeyID != "" {
-		keys = []string{s.KmsKeyID}
-	}
 	out := struct {
 		Versions  []versionEntry `json:"Versions"`
 		NextToken string         `json:"NextToken,omitempty"`
@@ -95,7 +91,7 @@ func listSecretVersionIDs(ctx context.Context, r Region, req *request) (any, err
 			break
 		}
 		out.Versions = append(out.Versions, versionEntry{VersionID: ver.VersionID, VersionStages: ver.Stages,
-			CreatedDate: epoch(ver.CreatedDate), LastAccessedDate: epoch(ver.LastAccessedDate), KmsKeyIDs: keys})
+			CreatedDate: epoch(ver.CreatedDate), LastAccessedDate: epoch(ver.LastAccessedDate), KmsKeyIDs: []string{versionKeyName(r, s, ver)}})
 	}
 	return out, nil
 }
@@ -141,4 +137,19 @@ func openVersionToken(kr *crypto.Keyring, token, arn string, deprecated bool) (v
 		return versionCursor{}, bad
 	}
 	return versionCursor{created, parts[1]}, nil
+}
+
+// versionKeyName names the key that wraps a version's data key: as the
+// client named it when that is the secret's key (which also keeps the
+// opaque KmsKeyId of a secret written before keys existed), AWS's literal
+// for the default key, else the key's ARN.
+func versionKeyName(r Region, s *fsm.Secret, ver *fsm.Version) string {
+	key := r.KeyOf(ver.Value.KEKID)
+	switch {
+	case s.KmsKeyID != "" && (key == s.KeyID || key == fsm.DefaultKeyID && s.KeyID == ""):
+		return s.KmsKeyID
+	case key == "" || key == fsm.DefaultKeyID:
+		return defaultKeyName
+	}
+	return fsm.KeyARN(r.Name(), r.AccountID(), key)
 }

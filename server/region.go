@@ -49,6 +49,22 @@ type Region interface {
 	Apply(ctx context.Context, t fsm.CommandType, cmd any) (*fsm.Result, uint64, error)
 	// WriteSecret resolves a secret and commits the command build makes.
 	WriteSecret(ctx context.Context, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, uint64, error)
+	// ResolveKey finds the key a KmsKeyId names, for new values.
+	ResolveKey(ctx context.Context, given string) (*fsm.Key, error)
+	// WrapKEK is the KEK new data keys of a secret are wrapped by.
+	WrapKEK(s *fsm.Secret) (string, error)
+	// Rewraps moves a secret's labelled versions' data keys under a key.
+	Rewraps(kr *crypto.Keyring, s *fsm.Secret, k *fsm.Key) ([]fsm.Rewrap, error)
+	// KeyOf is the id of the key a KEK is a version of.
+	KeyOf(kekID string) string
+	// Keys, DescribeKey, CreateKey, RotateKey, SetKeyEnabled and SetAlias
+	// serve the key admin calls (keys.go).
+	Keys(ctx context.Context) ([]region.KeyInfo, error)
+	DescribeKey(ctx context.Context, given string) (*region.KeyInfo, error)
+	CreateKey(ctx context.Context, description, alias string) (*region.KeyInfo, error)
+	RotateKey(ctx context.Context, given string) (*region.KeyInfo, error)
+	SetKeyEnabled(ctx context.Context, given string, enabled bool) (*region.KeyInfo, error)
+	SetAlias(ctx context.Context, name, key string) error
 	// OpenValue decrypts a version's value.
 	OpenValue(kr *crypto.Keyring, s *fsm.Secret, v *fsm.Version) ([]byte, error)
 	// RecordAccess records the values a request served in

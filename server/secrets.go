@@ -61,21 +61,38 @@ func (sv *secretValue) bothValues() error {
 }
 
 // seal encrypts the value for version versionID of the secret with this
-// ARN (region.Seal): decoding JSON is server's part, sealing is region's.
-// A request without a value (CreateSecret, UpdateSecret) gives nil.
-func (sv *secretValue) seal(kr *crypto.Keyring, arn string, versionID *string) (*fsm.NewVersion, error) {
+// ARN, its data key wrapped by KEK kekID (region.Seal): decoding JSON is
+// server's part, sealing is region's. A request without a value
+// (CreateSecret, UpdateSecret) gives nil.
+//
+// The keyring is fetched here, after kekID was chosen from the node's
+// state: it is then at least as new as that state, and holds the KEK.
+func (sv *secretValue) seal(r Region, kekID, arn string, versionID *string) (*fsm.NewVersion, error) {
 	if !sv.present() {
 		return nil, nil
+	}
+	kr, err := r.Keyring()
+	if err != nil {
+		return nil, err
 	}
 	plain, binary := sv.SecretBinary, true
 	if sv.SecretString != nil {
 		plain, binary = []byte(*sv.SecretString), false
 	}
-	nv, err := region.Seal(kr, arn, *versionID, plain, binary)
+	nv, err := region.Seal(kr, kekID, arn, *versionID, plain, binary)
 	if err != nil {
 		return nil, err
 	}
 	return &nv, nil
+}
+
+// secretKeyID is what a secret records as its key (fsm.Secret.KeyID):
+// "" for the default key.
+func secretKeyID(k *fsm.Key) string {
+	if k.ID == fsm.DefaultKeyID {
+		return ""
+	}
+	return k.ID
 }
 
 func validateTags(tags []tagJSON, v *validator) error {
@@ -148,20 +165,23 @@ func createSecret(ctx context.Context, r Region, req *request) (any, error) {
 	if len(in.AddReplicaRegions) > 0 {
 		return nil, apierr.New(apierr.InvalidRequest, "Replication (AddReplicaRegions) is not available yet in this version of Coffer.")
 	}
-	kr, err := r.Keyring()
+	if _, err := r.Keyring(); err != nil {
+		return nil, err
+	}
+	key, err := r.ResolveKey(ctx, deref(in.KmsKeyID))
 	if err != nil {
 		return nil, err
 	}
 	now := r.Now().UnixMilli()
 	cmd := &fsm.CreateSecret{
 		ARN:  r.NewARN(*in.Name),
-		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), Date: now,
-		Type: deref(in.Type),
+		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), KeyID: secretKeyID(key),
+		Date: now, Type: deref(in.Type),
 	}
 	for _, t := range in.Tags {
 		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
-	if cmd.Version, err = in.seal(kr, cmd.ARN, in.ClientRequestToken); err != nil {
+	if cmd.Version, err = in.seal(r, key.Current().KEKID, cmd.ARN, in.ClientRequestToken); err != nil {
 		return nil, err
 	}
 	res, err := apply(ctx, r, req, fsm.CmdCreateSecret, cmd)
@@ -202,12 +222,15 @@ func putSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	if !in.present() {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgNoValue)
 	}
-	kr, err := r.Keyring()
-	if err != nil {
+	if _, err := r.Keyring(); err != nil {
 		return nil, err
 	}
 	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
-		nv, err := in.seal(kr, s.ARN, in.ClientRequestToken)
+		kekID, err := r.WrapKEK(s)
+		if err != nil {
+			return 0, nil, err
+		}
+		nv, err := in.seal(r, kekID, s.ARN, in.ClientRequestToken)
 		if err != nil {
 			return 0, nil, err
 		}

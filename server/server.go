@@ -107,6 +107,13 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.POST("/v1/sys/init", s.handleInit)
 	e.POST("/v1/sys/unseal", s.handleUnseal)
 	e.POST("/v1/sys/rekey", s.handleRekey)
+	e.GET("/v1/keys", s.handleListKeys)
+	e.POST("/v1/keys", s.handleCreateKey)
+	e.GET("/v1/key", s.handleDescribeKey)
+	e.POST("/v1/key/rotate", s.handleRotateKey)
+	e.POST("/v1/key/enable", s.handleKeyState(true))
+	e.POST("/v1/key/disable", s.handleKeyState(false))
+	e.POST("/v1/key/alias", s.handleAlias)
 	e.Any("/*", s.unknownRoute)
 	s.echo = e
 	return s, nil

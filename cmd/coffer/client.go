@@ -69,8 +69,8 @@ func (f *clientFlags) client() (*adminClient, error) {
 	return &adminClient{base: u, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, region: f.region}, nil
 }
 
-// call sends method path with a JSON body (nil: none) and decodes the
-// JSON answer into out; signed calls carry SigV4. A non-2xx answer is an
+// call sends method path (which may carry a query) with a JSON body (nil:
+// none) and decodes the JSON answer into out; signed calls carry SigV4. A non-2xx answer is an
 // error with the server's message.
 func (c *adminClient) call(ctx context.Context, method, path string, in, out any, signed bool) error {
 	var body []byte
@@ -81,10 +81,16 @@ func (c *adminClient) call(ctx context.Context, method, path string, in, out any
 		}
 	}
 	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	if c.region != "" && !signed {
-		u.RawQuery = url.Values{"region": {c.region}}.Encode()
+	p, query, _ := strings.Cut(path, "?")
+	u.Path = strings.TrimSuffix(u.Path, "/") + p
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return fmt.Errorf("bad query in %s: %w", path, err)
 	}
+	if c.region != "" && !signed {
+		q.Set("region", c.region)
+	}
+	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return err
