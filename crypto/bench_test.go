@@ -32,6 +32,22 @@ func BenchmarkEnvelope(b *testing.B) {
 	}
 }
 
+// Re-wrapping one data key under another KEK (KEK rotation): unwrap and
+// wrap again; the value is not touched, so its size does not matter.
+func BenchmarkRewrap(b *testing.B) {
+	kr, err := NewKeyring("k1").WithKEK("default/2")
+	if err != nil {
+		b.Fatal(err)
+	}
+	aad := ValueAAD("arn:aws:secretsmanager:us-east-1:000000000000:secret:bench-AbCdEf", "v1")
+	env, _ := kr.Encrypt("k1", make([]byte, 1<<10), aad)
+	for b.Loop() {
+		if _, err := kr.Rewrap(env, aad, "default/2"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // Splitting and combining a root key (init, rekey, unseal).
 func BenchmarkShamir(b *testing.B) {
 	root := RandomKey()
