@@ -167,10 +167,13 @@ func (r *Region) keyringFor(kr *crypto.Keyring, kekIDs ...string) (*crypto.Keyri
 	return kr, nil
 }
 
-// changeKeyring applies a change of the sealed keyring: build gets the
-// open keyring and returns the command, computed from it. A change that
-// lost the race with another is computed again.
-func (r *Region) changeKeyring(ctx context.Context, build func(kr *crypto.Keyring, txn *memdb.Txn, root []byte) (fsm.CommandType, any, error)) error {
+// addKEK adds one KEK to the sealed keyring: pick names it (from the
+// state the change is computed on), the keyring is re-sealed with it
+// under the root key this node holds, and build makes the command that
+// carries it with the generation it was computed from. A change that lost
+// the race with another is computed again.
+func (r *Region) addKEK(ctx context.Context, pick func(txn *memdb.Txn) (string, error),
+	build func(kekID string, sealed []byte, gen uint64) (fsm.CommandType, any)) error {
 	for attempt := 0; ; attempt++ {
 		if _, err := r.readKeys(ctx); err != nil {
 			return err
@@ -179,18 +182,26 @@ func (r *Region) changeKeyring(ctx context.Context, build func(kr *crypto.Keyrin
 		if err != nil {
 			return err
 		}
-		r.seal.mu.Lock()
-		root := append([]byte(nil), r.seal.rootKey...)
-		r.seal.mu.Unlock()
-		if len(root) == 0 {
-			return errSealed("this node does not hold the root key")
-		}
 		txn, _ := r.fsm.ReadTxn()
-		t, cmd, err := build(kr, txn, root)
-		crypto.Zero(root)
+		kekID, err := pick(txn)
 		if err != nil {
 			return err
 		}
+		grown, err := kr.WithKEK(kekID)
+		if err != nil {
+			return err
+		}
+		r.seal.mu.Lock()
+		if len(r.seal.rootKey) == 0 {
+			r.seal.mu.Unlock()
+			return errSealed("this node does not hold the root key")
+		}
+		sealed, err := grown.Seal(r.seal.rootKey, r.name)
+		r.seal.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		t, cmd := build(kekID, sealed, kr.Gen)
 		_, _, err = r.Apply(ctx, t, cmd)
 		if err == nil || attempt == keyringRetries || !keyringMoved(err) {
 			return err
@@ -216,22 +227,15 @@ func (r *Region) CreateKey(ctx context.Context, description, alias string) (*Key
 	}
 	id := newKeyID()
 	now := r.Now().UnixMilli()
-	err := r.changeKeyring(ctx, func(kr *crypto.Keyring, txn *memdb.Txn, root []byte) (fsm.CommandType, any, error) {
+	err := r.addKEK(ctx, func(txn *memdb.Txn) (string, error) {
 		if alias != "" && fsm.AliasByName(txn, alias) != nil {
-			return 0, nil, apierr.Newf(apierr.ResourceExists, "An alias with the name %s already exists", alias)
+			return "", apierr.Newf(apierr.ResourceExists, "An alias with the name %s already exists", alias)
 		}
-		kekID := fsm.KEKIDFor(id, 1)
-		grown, err := kr.WithKEK(kekID)
-		if err != nil {
-			return 0, nil, err
-		}
-		sealed, err := grown.Seal(root, r.name)
-		if err != nil {
-			return 0, nil, err
-		}
-		return fsm.CmdCreateKey, &fsm.CreateKey{PrevGen: kr.Gen, SealedKeyring: sealed, Alias: alias,
+		return fsm.KEKIDFor(id, 1), nil
+	}, func(kekID string, sealed []byte, gen uint64) (fsm.CommandType, any) {
+		return fsm.CmdCreateKey, &fsm.CreateKey{PrevGen: gen, SealedKeyring: sealed, Alias: alias,
 			Key: fsm.Key{ID: id, Description: description, CreatedDate: now, LastChangedDate: now,
-				Versions: []fsm.KeyVersion{{KEKID: kekID, CreatedDate: now}}}}, nil
+				Versions: []fsm.KeyVersion{{KEKID: kekID, CreatedDate: now}}}}
 	})
 	if err != nil {
 		return nil, err
@@ -277,22 +281,15 @@ func (r *Region) RotateKey(ctx context.Context, given string) (*KeyInfo, error) 
 	}
 	id := k.ID
 	now := r.Now().UnixMilli()
-	err = r.changeKeyring(ctx, func(kr *crypto.Keyring, txn *memdb.Txn, root []byte) (fsm.CommandType, any, error) {
+	err = r.addKEK(ctx, func(txn *memdb.Txn) (string, error) {
 		k := fsm.KeyByID(txn, id)
 		if k == nil {
-			return 0, nil, errUnknownKey(given)
+			return "", errUnknownKey(given)
 		}
-		kekID := fsm.KEKIDFor(id, len(k.Versions)+1)
-		grown, err := kr.WithKEK(kekID)
-		if err != nil {
-			return 0, nil, err
-		}
-		sealed, err := grown.Seal(root, r.name)
-		if err != nil {
-			return 0, nil, err
-		}
-		return fsm.CmdRotateKey, &fsm.RotateKey{PrevGen: kr.Gen, SealedKeyring: sealed, KeyID: id,
-			Version: fsm.KeyVersion{KEKID: kekID, CreatedDate: now}}, nil
+		return fsm.KEKIDFor(id, len(k.Versions)+1), nil
+	}, func(kekID string, sealed []byte, gen uint64) (fsm.CommandType, any) {
+		return fsm.CmdRotateKey, &fsm.RotateKey{PrevGen: gen, SealedKeyring: sealed, KeyID: id,
+			Version: fsm.KeyVersion{KEKID: kekID, CreatedDate: now}}
 	})
 	if err != nil {
 		return nil, err

@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,49 +11,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
-// keyCall sends a signed key admin call (server/keys.go) to endpoint as
-// the root identity: a GET when body is nil. It returns the HTTP status
-// and the error type and message, if any.
+// keyCall sends a key admin call (server/keys.go) as the root identity:
+// a GET when body is nil.
 func keyCall(t *testing.T, endpoint, path string, body, out any) (int, string, string) {
 	t.Helper()
-	method, payload := http.MethodGet, []byte(nil)
-	if body != nil {
-		method, payload = http.MethodPost, must(json.Marshal(body))
-	}
-	req, _ := http.NewRequest(method, endpoint+path, bytes.NewReader(payload))
-	acl.Sign(req, payload, servertest.Credentials.AccessKeyID, servertest.Credentials.SecretAccessKey, servertest.Region, "coffer", time.Now())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var raw json.RawMessage
-	json.NewDecoder(resp.Body).Decode(&raw)
-	var e struct {
-		Type    string `json:"__type"`
-		Message string
-	}
-	json.Unmarshal(raw, &e)
-	if out != nil && resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return resp.StatusCode, e.Type, e.Message
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
+	return adminCall(t, endpoint, path, body, out, true)
 }
 
 func describeKey(t *testing.T, endpoint, key string) region.KeyInfo {

@@ -10,21 +10,34 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
 // sysCall posts (or gets, with a nil body) a seal endpoint and decodes the
-// answer; it returns the HTTP status and the error type, if any.
+// answer; it returns the HTTP status and the error type and message, if any.
 func sysCall(t *testing.T, endpoint, path string, body any, out any) (int, string, string) {
 	t.Helper()
-	method, rd := http.MethodGet, &bytes.Reader{}
+	return adminCall(t, endpoint, path, body, out, false)
+}
+
+// adminCall posts (or gets, with a nil body) an operator endpoint, signed
+// by the root identity when signed is set, and decodes the answer into
+// out on a 200; it returns the HTTP status and the error type and
+// message, if any.
+func adminCall(t *testing.T, endpoint, path string, body, out any, signed bool) (int, string, string) {
+	t.Helper()
+	method, payload := http.MethodGet, []byte(nil)
 	if body != nil {
-		b, _ := json.Marshal(body)
-		method, rd = http.MethodPost, bytes.NewReader(b)
+		payload, _ = json.Marshal(body)
+		method = http.MethodPost
 	}
-	req, _ := http.NewRequest(method, endpoint+path, rd)
+	req, _ := http.NewRequest(method, endpoint+path, bytes.NewReader(payload))
+	if signed {
+		acl.Sign(req, payload, servertest.Credentials.AccessKeyID, servertest.Credentials.SecretAccessKey, servertest.Region, "coffer", time.Now())
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +51,9 @@ func sysCall(t *testing.T, endpoint, path string, body any, out any) (int, strin
 	}
 	json.Unmarshal(raw, &e)
 	if out != nil && resp.StatusCode == http.StatusOK {
-		json.Unmarshal(raw, out)
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return resp.StatusCode, e.Type, e.Message
 }

@@ -29,6 +29,9 @@ type Files struct {
 type Reloader struct {
 	files Files
 	s     swap[material]
+	// node and region are what the first certificate names: a reload
+	// must keep them (a node cannot become another by SIGHUP).
+	node, region string
 }
 
 // material is one consistent load: the CA pool and a key pair verified
@@ -44,10 +47,20 @@ type material struct {
 // client use, and names a Coffer server (PeerIdentity).
 func NewReloader(f Files) (*Reloader, error) {
 	r := &Reloader{files: f}
-	r.s.load = func() (*material, error) { return loadMaterial(r.files, time.Now()) }
+	r.s.load = func() (*material, error) {
+		m, err := loadMaterial(r.files, time.Now())
+		if err != nil || r.node == "" {
+			return m, err
+		}
+		if node, region, _ := PeerIdentity(m.cert.Leaf); node != r.node || region != r.region {
+			return nil, fmt.Errorf("the new certificate names node %s of region %s, but this node is %s of region %s", node, region, r.node, r.region)
+		}
+		return m, nil
+	}
 	if err := r.s.reload(); err != nil {
 		return nil, err
 	}
+	r.node, r.region, _ = PeerIdentity(r.Leaf())
 	return r, nil
 }
 

@@ -408,6 +408,16 @@ func TestReloader_FailedReloadKeepsMaterial(t *testing.T) {
 	}
 	stillWorks("certificate of another CA")
 
+	// A valid certificate, but for another node, or another region.
+	for _, who := range [][2]string{{"n2", region}, {"n1", "eu-west-1"}} {
+		c4, k4 := ca1.issue(t, who[0], who[1])
+		writeFiles(t, dir, ca1.cert, c4, k4)
+		if err := n1.Reload(); err == nil || !strings.Contains(err.Error(), "but this node is n1 of region "+region) {
+			t.Errorf("Reload with a certificate of %s/%s: %v", who[0], who[1], err)
+		}
+		stillWorks("certificate of " + who[0] + "/" + who[1])
+	}
+
 	// A missing key file.
 	os.Remove(files.KeyFile)
 	if err := n1.Reload(); !errors.Is(err, os.ErrNotExist) {
