@@ -328,6 +328,9 @@ func (k *Keyring) Rewrap(e Envelope, aad []byte, to string) (Envelope, error) {
 var ErrUnknownKEK = errors.New("crypto: data key wrapped by a KEK this keyring does not hold")
 
 func (k *Keyring) kek(id string) ([]byte, error) {
+	if strings.HasPrefix(id, ReplicationKeyPrefix) {
+		return nil, fmt.Errorf("crypto: %q is a replication key, not a KEK", id)
+	}
 	kek, ok := k.keks[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownKEK, id)

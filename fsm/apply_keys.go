@@ -100,6 +100,9 @@ const (
 	CmdSetKeyState CommandType = 20
 	CmdSetAlias    CommandType = 21
 	CmdRewrapKeys  CommandType = 22
+	// CmdInitReplicationKey gives the region its replication key pair
+	// (docs/replication.md).
+	CmdInitReplicationKey CommandType = 23
 )
 
 // CreateKey adds a customer key (its first version's KEK is in
@@ -153,7 +156,18 @@ type Rewrap struct {
 	WrappedKey []byte
 }
 
+// InitReplicationKey adds the region's replication key pair: the private
+// half is keyring entry KeyID (in SealedKeyring), the public half is
+// published. Applied once per region.
+type InitReplicationKey struct {
+	PrevGen       uint64
+	SealedKeyring []byte
+	KeyID         string
+	PublicKey     []byte
+}
+
 func init() {
+	register(CmdInitReplicationKey, "InitReplicationKey", applyInitReplicationKey)
 	register(CmdCreateKey, "CreateKey", applyCreateKey)
 	register(CmdRotateKey, "RotateKey", applyRotateKey)
 	register(CmdSetKeyState, "SetKeyState", applySetKeyState)
@@ -371,4 +385,26 @@ func checkWrap(txn *memdb.Txn, kekID string) *apierr.Error {
 			KeyARN(rec.Name, rec.AccountID, k.ID))
 	}
 	return nil
+}
+
+func applyInitReplicationKey(txn *memdb.Txn, index uint64, c *InitReplicationKey) any {
+	rec := RegionRecord(txn)
+	if rec == nil {
+		return apierr.New(apierr.InvalidRequest, "the region is not initialized")
+	}
+	if rec.ReplicationKeyID != "" {
+		return apierr.New(apierr.InvalidRequest, "the region already has a replication key")
+	}
+	if c.KeyID == "" || len(c.PublicKey) != 32 {
+		return apierr.New(apierr.InvalidParameter, "a replication key needs a keyring id and a 32-byte X25519 public key")
+	}
+	if e := newKeyring(txn, c.PrevGen, c.SealedKeyring); e != nil {
+		return e
+	}
+	r := *RegionRecord(txn)
+	r.ReplicationKeyID, r.ReplicationPublicKey = c.KeyID, c.PublicKey
+	if err := txn.Insert(tableRegion, &r); err != nil {
+		return internal(err)
+	}
+	return &Result{}
 }

@@ -31,6 +31,10 @@ type InitRegion struct {
 	Seal          SealConfig
 	// KeyringFormat is SealedKeyring's format (Region.KeyringFormat).
 	KeyringFormat int `codec:",omitempty"`
+	// The replication key pair, when the keyring holds one
+	// (Region.ReplicationKeyID).
+	ReplicationKeyID     string `codec:",omitempty"`
+	ReplicationPublicKey []byte `codec:",omitempty"`
 }
 
 // CreateSecret creates a secret, with a first version when Version is set.
@@ -98,7 +102,8 @@ func applyInitRegion(txn *memdb.Txn, index uint64, c *InitRegion) any {
 		return apierr.New(apierr.InvalidRequest, "the region is already initialized")
 	}
 	region := &Region{ID: regionID, Name: c.Region, AccountID: c.AccountID, KEKID: c.KEKID,
-		SealedKeyring: c.SealedKeyring, CreatedDate: c.Date, Seal: c.Seal, KeyringFormat: c.KeyringFormat}
+		SealedKeyring: c.SealedKeyring, CreatedDate: c.Date, Seal: c.Seal, KeyringFormat: c.KeyringFormat,
+		ReplicationKeyID: c.ReplicationKeyID, ReplicationPublicKey: c.ReplicationPublicKey}
 	if err := txn.Insert(tableRegion, region); err != nil {
 		return internal(err)
 	}

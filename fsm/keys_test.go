@@ -15,9 +15,10 @@ func keySamples(arn string) map[fsm.CommandType]any {
 		fsm.CmdCreateKey: &fsm.CreateKey{PrevGen: 1, SealedKeyring: []byte{1, 2}, Alias: "alias/app",
 			Key: fsm.Key{ID: "cust2", Description: "app key", Disabled: true, CreatedDate: t0, LastChangedDate: t0 + 1,
 				Versions: []fsm.KeyVersion{{KEKID: "cust2/1", CreatedDate: t0}}}},
-		fsm.CmdRotateKey:   &fsm.RotateKey{PrevGen: 2, SealedKeyring: []byte{3}, KeyID: "cust", Version: fsm.KeyVersion{KEKID: "cust/2", CreatedDate: t0 + 2}},
-		fsm.CmdSetKeyState: &fsm.SetKeyState{KeyID: "cust", Disabled: true, Date: t0 + 3},
-		fsm.CmdSetAlias:    &fsm.SetAlias{Name: "alias/other", KeyID: "cust", Date: t0 + 4},
+		fsm.CmdRotateKey:          &fsm.RotateKey{PrevGen: 2, SealedKeyring: []byte{3}, KeyID: "cust", Version: fsm.KeyVersion{KEKID: "cust/2", CreatedDate: t0 + 2}},
+		fsm.CmdSetKeyState:        &fsm.SetKeyState{KeyID: "cust", Disabled: true, Date: t0 + 3},
+		fsm.CmdSetAlias:           &fsm.SetAlias{Name: "alias/other", KeyID: "cust", Date: t0 + 4},
+		fsm.CmdInitReplicationKey: &fsm.InitReplicationKey{PrevGen: 4, SealedKeyring: []byte{5}, KeyID: "replication/1", PublicKey: make([]byte, 32)},
 		fsm.CmdRewrapKeys: &fsm.RewrapKeys{Items: []fsm.Rewrap{
 			{ARN: arn, VersionID: "v1", From: "kek-1", KEKID: "cust/1", WrappedKey: []byte{4, 5}}}},
 	}
@@ -234,4 +235,23 @@ func TestKeys_RewrapIsConditionalAndInvisible(t *testing.T) {
 	if k := fsm.KeyByID(txn, "cust"); k == nil || len(k.Versions) != 2 || fsm.AliasByName(txn, "alias/cust") == nil {
 		t.Fatalf("keys after reset and replay: %+v", k)
 	}
+}
+
+// The replication key pair is added once, with the keyring that holds
+// its private half, like any keyring change.
+func TestKeys_InitReplicationKey(t *testing.T) {
+	h := keysRegion(t)
+	pub := make([]byte, 32)
+	pub[0] = 9
+	h.fail(fsm.CmdInitReplicationKey, &fsm.InitReplicationKey{PrevGen: 1, SealedKeyring: []byte("x"), KeyID: "replication/1", PublicKey: []byte{1}},
+		apierr.InvalidParameter, "a replication key needs a keyring id and a 32-byte X25519 public key")
+	h.fail(fsm.CmdInitReplicationKey, &fsm.InitReplicationKey{PrevGen: 0, SealedKeyring: []byte("x"), KeyID: "replication/1", PublicKey: pub},
+		apierr.InternalServiceError, "the region's keyring changed while this change was computed; nothing was changed: retry")
+	h.ok(fsm.CmdInitReplicationKey, &fsm.InitReplicationKey{PrevGen: 1, SealedKeyring: []byte("gen2"), KeyID: "replication/1", PublicKey: pub})
+	rec := fsm.RegionRecord(h.txn())
+	if rec.ReplicationKeyID != "replication/1" || rec.ReplicationPublicKey[0] != 9 || rec.KeyringGen != 2 || string(rec.SealedKeyring) != "gen2" {
+		t.Fatalf("region after InitReplicationKey: %+v", rec)
+	}
+	h.fail(fsm.CmdInitReplicationKey, &fsm.InitReplicationKey{PrevGen: 2, SealedKeyring: []byte("x"), KeyID: "replication/2", PublicKey: pub},
+		apierr.InvalidRequest, "the region already has a replication key")
 }

@@ -194,6 +194,11 @@ type Region struct {
 	// still opens nothing: that KEK is in the keyring, sealed under the
 	// root key).
 	SealedRootKey []byte `codec:",omitempty"`
+	// ReplicationKeyID names the keyring entry holding the region's X25519
+	// replication private key; ReplicationPublicKey is its public half,
+	// which other regions seal data keys to (crypto/replication.go).
+	ReplicationKeyID     string `codec:",omitempty"`
+	ReplicationPublicKey []byte `codec:",omitempty"`
 }
 
 // LegacyKEKID is what crypto.OpenKeyring needs to open the region's

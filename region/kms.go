@@ -173,7 +173,7 @@ func (r *Region) keyringFor(kr *crypto.Keyring, kekIDs ...string) (*crypto.Keyri
 // carries it with the generation it was computed from. A change that lost
 // the race with another is computed again.
 func (r *Region) addKEK(ctx context.Context, pick func(txn *memdb.Txn) (string, error),
-	build func(kekID string, sealed []byte, gen uint64) (fsm.CommandType, any)) error {
+	build func(grown *crypto.Keyring, kekID string, sealed []byte, gen uint64) (fsm.CommandType, any, error)) error {
 	for attempt := 0; ; attempt++ {
 		if _, err := r.readKeys(ctx); err != nil {
 			return err
@@ -201,7 +201,10 @@ func (r *Region) addKEK(ctx context.Context, pick func(txn *memdb.Txn) (string, 
 		if err != nil {
 			return err
 		}
-		t, cmd := build(kekID, sealed, kr.Gen)
+		t, cmd, err := build(grown, kekID, sealed, kr.Gen)
+		if err != nil {
+			return err
+		}
 		_, _, err = r.Apply(ctx, t, cmd)
 		if err == nil || attempt == keyringRetries || !keyringMoved(err) {
 			return err
@@ -232,10 +235,10 @@ func (r *Region) CreateKey(ctx context.Context, description, alias string) (*Key
 			return "", apierr.Newf(apierr.ResourceExists, "An alias with the name %s already exists", alias)
 		}
 		return fsm.KEKIDFor(id, 1), nil
-	}, func(kekID string, sealed []byte, gen uint64) (fsm.CommandType, any) {
+	}, func(_ *crypto.Keyring, kekID string, sealed []byte, gen uint64) (fsm.CommandType, any, error) {
 		return fsm.CmdCreateKey, &fsm.CreateKey{PrevGen: gen, SealedKeyring: sealed, Alias: alias,
 			Key: fsm.Key{ID: id, Description: description, CreatedDate: now, LastChangedDate: now,
-				Versions: []fsm.KeyVersion{{KEKID: kekID, CreatedDate: now}}}}
+				Versions: []fsm.KeyVersion{{KEKID: kekID, CreatedDate: now}}}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -287,9 +290,9 @@ func (r *Region) RotateKey(ctx context.Context, given string) (*KeyInfo, error) 
 			return "", errUnknownKey(given)
 		}
 		return fsm.KEKIDFor(id, len(k.Versions)+1), nil
-	}, func(kekID string, sealed []byte, gen uint64) (fsm.CommandType, any) {
+	}, func(_ *crypto.Keyring, kekID string, sealed []byte, gen uint64) (fsm.CommandType, any, error) {
 		return fsm.CmdRotateKey, &fsm.RotateKey{PrevGen: gen, SealedKeyring: sealed, KeyID: id,
-			Version: fsm.KeyVersion{KEKID: kekID, CreatedDate: now}}
+			Version: fsm.KeyVersion{KEKID: kekID, CreatedDate: now}}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -185,7 +185,7 @@ func New(cfg Config) (*Region, error) {
 	r.access.flushing = make(chan struct{}, 1)
 	r.bg, r.stopBG = context.WithCancel(context.Background())
 	r.rewrapKick = make(chan struct{}, 1)
-	r.work = []leaderWork{{"purge", r.purgeLoop}, {"compact-tombstones", r.compactLoop}, {"rewrap", r.rewrapLoop}}
+	r.work = []leaderWork{{"purge", r.purgeLoop}, {"compact-tombstones", r.compactLoop}, {"rewrap", r.rewrapLoop}, {"replication-key", r.replicationKeyLoop}}
 	return r, nil
 }
 

@@ -229,7 +229,14 @@ func (r *Region) initRegion(ctx context.Context) error {
 // applyInit creates a keyring sealed under root and the root access key
 // sealed under the keyring, and applies InitRegion.
 func (r *Region) applyInit(ctx context.Context, root []byte, seal fsm.SealConfig, creds Credentials) (*crypto.Keyring, error) {
-	kr := crypto.NewKeyring("k1")
+	kr, err := crypto.NewKeyring("k1").WithKEK(replicationKeyID)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := kr.ReplicationPublicKey(replicationKeyID)
+	if err != nil {
+		return nil, err
+	}
 	sealed, err := kr.Seal(root, r.name)
 	if err != nil {
 		return nil, err
@@ -241,6 +248,7 @@ func (r *Region) applyInit(ctx context.Context, root []byte, seal fsm.SealConfig
 	now := r.Now().UnixMilli()
 	_, _, err = r.Apply(ctx, fsm.CmdInitRegion, &fsm.InitRegion{
 		Region: r.name, AccountID: r.cfg.AccountID, KEKID: kr.KEKID, SealedKeyring: sealed, KeyringFormat: 2, Seal: seal,
+		ReplicationKeyID: replicationKeyID, ReplicationPublicKey: pub,
 		RootKey: fsm.AccessKey{AccessKeyID: creds.AccessKeyID, Identity: RootIdentity, SealedSecret: sealedSecret,
 			CreatedDate: now, KEKID: kr.KEKID},
 		Date: now,
@@ -457,6 +465,22 @@ func (r *Region) Rekey(ctx context.Context, shares, threshold int) (*InitResult,
 	if err := checkSplit(shares, threshold); err != nil {
 		return nil, err
 	}
+	for attempt := 0; ; attempt++ {
+		out, err := r.rekey(ctx, shares, threshold)
+		// A key created or rotated meanwhile (the leader's replication
+		// key, at a region's start) changed the keyring: compute again.
+		if err == nil || attempt == keyringRetries || !keyringChangedDuringRekey(err) {
+			return out, err
+		}
+	}
+}
+
+func keyringChangedDuringRekey(err error) bool {
+	var e *apierr.Error
+	return errors.As(err, &e) && strings.HasPrefix(e.Message, "a key was created or rotated while the rekey was computed")
+}
+
+func (r *Region) rekey(ctx context.Context, shares, threshold int) (*InitResult, error) {
 	kr, err := r.Keyring()
 	if err != nil {
 		return nil, err

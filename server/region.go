@@ -78,6 +78,8 @@ type Region interface {
 	Status() cluster.Status
 	// LastContact is the time since the node last heard from a leader.
 	LastContact() time.Duration
+	// ReplicationPublicKey is the region's replication key (GET /v1/regions).
+	ReplicationPublicKey() (keyID string, pub []byte)
 	// StateDigest is the state's digest and the index it reflects.
 	StateDigest() (string, uint64, error)
 }

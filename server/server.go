@@ -23,6 +23,7 @@ import (
 
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/replication"
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	// request-time window; nil is time.Now. Give it the clock of the
 	// regions (region.Config.Clock): a faults build skews both together.
 	Clock func() time.Time
+	// Regions lists every server of every region this one knows (the WAN
+	// pool; GET /v1/regions); nil answers with the hosted regions alone.
+	Regions func() []replication.Node
 }
 
 // DefaultConfig returns the server defaults.
@@ -107,6 +111,7 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.POST("/v1/sys/init", s.handleInit)
 	e.POST("/v1/sys/unseal", s.handleUnseal)
 	e.POST("/v1/sys/rekey", s.handleRekey)
+	e.GET("/v1/regions", s.handleRegions)
 	e.GET("/v1/keys", s.handleListKeys)
 	e.POST("/v1/keys", s.handleCreateKey)
 	e.GET("/v1/key", s.handleDescribeKey)

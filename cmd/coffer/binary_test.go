@@ -286,6 +286,13 @@ var healthClient = &http.Client{Timeout: 3 * time.Second}
 // test clients trust), and returns the flags that give it to the server.
 func securityFlags(t *testing.T, bin, base, node string) []string {
 	t.Helper()
+	return securityFlagsIn(t, bin, base, node, binRegion)
+}
+
+// securityFlagsIn is securityFlags for a node of another region (one CA
+// and one gossip key serve every region of a test).
+func securityFlagsIn(t *testing.T, bin, base, node, region string) []string {
+	t.Helper()
 	caFile, caKey, gossipKey := filepath.Join(base, "coffer-ca.pem"), filepath.Join(base, "coffer-ca-key.pem"), filepath.Join(base, "gossip.key")
 	if _, err := os.Stat(caFile); err != nil {
 		ca := tlstest.Shared()
@@ -297,13 +304,13 @@ func securityFlags(t *testing.T, bin, base, node string) []string {
 		}
 		os.WriteFile(gossipKey, key, 0o600)
 	}
-	cmd := exec.Command(bin, "operator", "tls", "cert", "create", "--node", node, "--region", binRegion,
+	cmd := exec.Command(bin, "operator", "tls", "cert", "create", "--node", node, "--region", region,
 		"--ca", caFile, "--ca-key", caKey, "--out-dir", base)
 	cmd.Env = childEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tls cert create: %v\n%s", err, out)
 	}
-	prefix := filepath.Join(base, binRegion+"-server-"+node)
+	prefix := filepath.Join(base, region+"-server-"+node)
 	return []string{"--tls-ca-file", caFile, "--tls-cert-file", prefix + ".pem", "--tls-key-file", prefix + "-key.pem", "--gossip-key-file", gossipKey}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
+	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -37,6 +38,8 @@ type serverFlags struct {
 	tlsCAFile, tlsCertFile, tlsKeyFile    string
 	gossipKeyFile                         string
 	insecurePlaintext                     bool
+	wanGossipAddr, wanGossipAdvertise     string
+	wanJoin                               []string
 }
 
 func serverCmd() *cobra.Command {
@@ -71,6 +74,12 @@ With --bootstrap-credentials-file the root key pair is taken from that file
 and printed once (on stdout, or in the answer to 'coffer operator init').
 Later starts ignore the file.
 
+Regions find each other through the WAN pool: every server of every region
+started with --wan-gossip-addr and, in --wan-join, the WAN address of any
+server of any region (encrypted with the same --gossip-key-file). Each server
+publishes its region, addresses, leadership and the region's replication
+public key; 'coffer region list' shows what a server knows.
+
 SIGTERM or SIGINT shut down gracefully: in-flight requests finish, a leader
 hands leadership to another node, and the node leaves the gossip pool (the
 leader then removes it from the Raft configuration).`,
@@ -94,6 +103,9 @@ leader then removes it from the Raft configuration).`,
 	fl.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:8401", "bind address of the gossip port (memberlist, TCP and UDP)")
 	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "gossip address other nodes dial (default: --gossip-addr)")
 	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of other nodes, comma separated")
+	fl.StringVar(&f.wanGossipAddr, "wan-gossip-addr", "", "bind address of the WAN gossip port, the pool of every server of every region (default: none, this region replicates with no other)")
+	fl.StringVar(&f.wanGossipAdvertise, "wan-gossip-advertise", "", "WAN gossip address other servers dial (default: --wan-gossip-addr)")
+	fl.StringSliceVar(&f.wanJoin, "wan-join", nil, "WAN gossip addresses of servers of any region, comma separated")
 	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new region once this many servers are in the gossip pool")
 	fl.StringVar(&f.rootKeyFile, "root-key-file", "", "file holding the region's root key (coffer operator root-key generate); without it (or COFFER_ROOT_KEY) the node starts sealed")
 	fl.StringVar(&f.tlsCAFile, "tls-ca-file", "", "PEM CA certificate that signs the region's node certificates (cluster port mutual TLS)")
@@ -191,11 +203,29 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if err := r.Start(); err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock}, r)
+	sc := server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock}
+	var wan *replication.Pool
+	if f.wanGossipAddr != "" {
+		wan, err = replication.StartPool(replication.PoolConfig{BindAddr: f.wanGossipAddr, Advertise: f.wanGossipAdvertise,
+			Join: f.wanJoin, GossipKey: sec.gossipKey, Logger: logger.Named("wan"),
+			Self: func() replication.Node { return replication.Self(r, f.apiAddr) }})
+		if err != nil {
+			r.Shutdown()
+			return err
+		}
+		sc.Regions = wan.Members
+	} else if len(f.wanJoin) > 0 {
+		r.Shutdown()
+		return errors.New("--wan-join needs --wan-gossip-addr")
+	}
+	srv, err := server.New(sc, r)
 	if err == nil {
 		err = srv.Start()
 	}
 	if err != nil {
+		if wan != nil {
+			wan.Leave(time.Second)
+		}
 		r.Shutdown()
 		return err
 	}
@@ -204,6 +234,11 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	stopReload := sec.reloadOnHUP(logger)
 	defer stopReload()
 	waitForSignal(logger, sigs)
+	if wan != nil {
+		if err := wan.Leave(2 * time.Second); err != nil {
+			logger.Warn("leaving the WAN pool", "error", err)
+		}
+	}
 	shutdown(logger, srv, r)
 	return nil
 }
