@@ -14,18 +14,29 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// The cluster port carries Raft and Coffer's internal RPC. With TLS (every
-// server outside --insecure-plaintext), a connection is mutual TLS from its
-// first byte: the listener completes the handshake and checks that the
-// peer's certificate, issued by the region's CA, names a server of this
-// region before it reads anything else, so a peer without one never gets a
-// byte of Raft or RPC read. Inside the connection (or at once, in
+// The cluster port carries Raft, Coffer's internal RPC and the
+// replication calls between regions. With TLS (every server outside
+// --insecure-plaintext), a connection is mutual TLS from its first byte:
+// the listener completes the handshake and checks that the peer's
+// certificate, from a CA it trusts, names a Coffer server before it reads
+// anything else, so a peer without one never gets a byte read. Inside the connection (or at once, in
 // plaintext), the dialer writes one byte; the listener reads it and hands
 // the connection to the right consumer.
+//
+// Servers of other regions (with a certificate of a CA this node trusts)
+// complete the handshake too, but are served only on muxReplication: a
+// connection of theirs with any other first byte is closed, and logged.
 const (
-	muxRaft byte = 'R'
-	muxRPC  byte = 'C'
+	muxRaft        byte = 'R'
+	muxRPC         byte = 'C'
+	muxReplication byte = 'X'
 )
+
+// RemotePeer is who is at the other end of a cluster connection, as its
+// certificate names it ("" in plaintext, where nothing is checked).
+type RemotePeer struct {
+	Node, Region string
+}
 
 // mux accepts cluster connections and demultiplexes them by first byte.
 type mux struct {
@@ -39,6 +50,10 @@ type mux struct {
 	logger    hclog.Logger
 	raftConns chan net.Conn
 	rpc       func(net.Conn)
+	// replication serves muxReplication connections (HandleReplication);
+	// nil closes them.
+	replMu      sync.RWMutex
+	replication func(net.Conn, RemotePeer)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -88,17 +103,26 @@ func (m *mux) serve() {
 func (m *mux) route(conn net.Conn) {
 	// A peer that connects and sends nothing must not hold a goroutine forever.
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var peer RemotePeer
 	if m.tls != nil {
-		tc, err := m.accept(conn)
+		tc, p, err := m.accept(conn)
 		if err != nil {
 			m.logger.Warn("refused cluster connection", "remote", conn.RemoteAddr(), "error", err)
 			conn.Close()
 			return
 		}
-		conn = tc
+		conn, peer = tc, p
 	}
 	var b [1]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		conn.Close()
+		return
+	}
+	if m.tls != nil && peer.Region != m.region && b[0] != muxReplication {
+		// Other regions' servers get the replication calls only, never
+		// Raft or the region's own RPC.
+		m.logger.Warn("refused cluster connection", "remote", conn.RemoteAddr(),
+			"error", fmt.Sprintf("node %s of region %s may make replication calls only, not %q", peer.Node, peer.Region, b[0]))
 		conn.Close()
 		return
 	}
@@ -112,6 +136,16 @@ func (m *mux) route(conn net.Conn) {
 		}
 	case muxRPC:
 		m.rpc(conn)
+	case muxReplication:
+		m.replMu.RLock()
+		h := m.replication
+		m.replMu.RUnlock()
+		if h == nil {
+			m.logger.Warn("replication connection, but this node serves no replication; closing", "remote", conn.RemoteAddr(), "region", peer.Region)
+			conn.Close()
+			return
+		}
+		h(conn, peer)
 	default:
 		m.logger.Warn("unknown connection type; closing", "byte", b[0], "remote", conn.RemoteAddr())
 		conn.Close()
@@ -126,27 +160,22 @@ func (m *mux) close() {
 }
 
 // accept completes the server side of the TLS handshake (the client must
-// present a certificate of the region's CA) and checks that the peer is a
-// server of this region.
-func (m *mux) accept(conn net.Conn) (net.Conn, error) {
+// present a certificate of a CA this node trusts) and returns who the
+// peer is; route decides what a peer of another region may do.
+func (m *mux) accept(conn net.Conn) (net.Conn, RemotePeer, error) {
 	tc := tls.Server(conn, m.tls.ServerConfig())
 	if err := tc.Handshake(); err != nil {
-		return nil, fmt.Errorf("TLS handshake: %w", err)
+		return nil, RemotePeer{}, fmt.Errorf("TLS handshake: %w", err)
 	}
 	certs := tc.ConnectionState().PeerCertificates
 	if len(certs) == 0 {
-		return nil, errors.New("no client certificate")
+		return nil, RemotePeer{}, errors.New("no client certificate")
 	}
 	node, region, err := tlsutil.PeerIdentity(certs[0])
 	if err != nil {
-		return nil, err
+		return nil, RemotePeer{}, err
 	}
-	if region != m.region {
-		// Other regions' servers will be accepted on the replication
-		// calls only, never on Raft or the region's own RPC.
-		return nil, fmt.Errorf("certificate of node %s names region %s, not %s", node, region, m.region)
-	}
-	return tc, nil
+	return tc, RemotePeer{Node: node, Region: region}, nil
 }
 
 // dial opens a cluster connection of the given type, from the bind IP so a
@@ -154,6 +183,12 @@ func (m *mux) accept(conn net.Conn) (net.Conn, error) {
 // peer must present a server certificate of this region
 // (server.<region>.coffer) from the region's CA.
 func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+	return m.dialRegion(addr, m.region, kind, timeout)
+}
+
+// dialRegion is dial to a server of region, whose certificate must name
+// server.<region>.coffer.
+func (m *mux) dialRegion(addr, region string, kind byte, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	if m.bindIP != nil {
 		d.LocalAddr = &net.TCPAddr{IP: m.bindIP}
@@ -164,7 +199,7 @@ func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, err
 	}
 	conn.SetDeadline(time.Now().Add(timeout))
 	if m.tls != nil {
-		tc := tls.Client(conn, m.tls.ClientConfig(tlsutil.ServerName(m.region)))
+		tc := tls.Client(conn, m.tls.ClientConfig(tlsutil.ServerName(region)))
 		if err := tc.Handshake(); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
@@ -199,4 +234,22 @@ func (l raftLayer) Addr() net.Addr { return l.m.advertise }
 
 func (l raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	return l.m.dial(string(addr), muxRaft, timeout)
+}
+
+// HandleReplication serves the replication calls of other regions'
+// servers (and of this region's) on the cluster port: h gets each
+// connection after its first byte, with the peer its certificate names,
+// and owns it. Until it is set, such connections are closed.
+func (n *Node) HandleReplication(h func(conn net.Conn, peer RemotePeer)) {
+	n.mux.replMu.Lock()
+	defer n.mux.replMu.Unlock()
+	n.mux.replication = h
+}
+
+// DialReplication opens a replication connection to a server of region
+// at its cluster address: mutual TLS, the server's certificate must name
+// a server of that region (from a CA this node trusts), and this node's
+// names it.
+func (n *Node) DialReplication(addr, region string, timeout time.Duration) (net.Conn, error) {
+	return n.mux.dialRegion(addr, region, muxReplication, timeout)
 }

@@ -78,3 +78,46 @@ func (n noClientCert) ClientConfig(serverName string) *tls.Config {
 	cfg.GetClientCertificate = nil
 	return cfg
 }
+
+// A server of another region (a certificate of the same CA) is served on
+// the replication calls, with its identity, and on nothing else; a
+// replication dial checks that the server names the region it meant.
+func TestTLS_OtherRegionsOnlyOnReplication(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader(10 * time.Second)
+	got := make(chan RemotePeer, 1)
+	leader.HandleReplication(func(conn net.Conn, peer RemotePeer) {
+		defer conn.Close()
+		got <- peer
+		conn.Write([]byte("hello " + peer.Region))
+	})
+	west := &mux{tls: tlstest.Shared().Node(t, "w1", "eu-west-1"), region: "eu-west-1", logger: hclog.NewNullLogger()}
+	conn, err := west.dialRegion(leader.ClusterAddr(), "us-east-1", muxReplication, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != "hello eu-west-1" {
+		t.Fatalf("replication answer %q, %v", buf[:n], err)
+	}
+	if p := <-got; p.Node != "w1" || p.Region != "eu-west-1" {
+		t.Fatalf("the handler saw %+v", p)
+	}
+	// Dialed as another region than the one it serves, the server is
+	// refused by the dialer.
+	if _, err := west.dialRegion(leader.ClusterAddr(), "eu-west-1", muxReplication, 2*time.Second); err == nil {
+		t.Fatal("a us-east-1 server was accepted as eu-west-1")
+	}
+	// The node's own DialReplication reaches a server of its region too.
+	peerConn, err := c.follower().DialReplication(leader.ClusterAddr(), "us-east-1", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerConn.Close()
+	if p := <-got; p.Region != "us-east-1" {
+		t.Fatalf("the handler saw %+v", p)
+	}
+}
