@@ -34,6 +34,10 @@ const (
 	// leader)? Index is nonzero if so. A node about to bootstrap asks its
 	// peers first (gossip.go maybeBootstrap).
 	opHasState rpcOp = 5
+	// opRemovePeer and opTransferLeader: an operator's RemovePeer and
+	// TransferLeader, sent to the leader (Data is the node id).
+	opRemovePeer     rpcOp = 6
+	opTransferLeader rpcOp = 7
 )
 
 type rpcRequest struct {
@@ -219,6 +223,11 @@ func (n *Node) handleRPC(ctx context.Context, req *rpcRequest) *rpcResponse {
 		return &rpcResponse{Index: f.Index()}
 	case opHasState:
 		return &rpcResponse{Index: n.stateMark()}
+	case opRemovePeer:
+		index, err := n.removePeer(string(req.Data))
+		return toResponse(nil, index, err)
+	case opTransferLeader:
+		return toResponse(nil, 0, n.transferLeader(string(req.Data)))
 	}
 	return &rpcResponse{Unavailable: "unknown internal RPC", Outcome: OutcomeNotApplied}
 }

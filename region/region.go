@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/fsm"
@@ -440,4 +441,28 @@ const arnSuffixAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 // makes them. It is decided on the receiving node, never in Apply.
 func (r *Region) NewARN(name string) string {
 	return r.ARNPrefix() + name + "-" + randomString(6, arnSuffixAlphabet)
+}
+
+// errNoRaft answers the Raft operator calls of a region without Raft.
+func errNoRaft() error {
+	return apierr.New(apierr.InvalidRequest, "this region runs without Raft (a local region): it has no peers")
+}
+
+// RemovePeer removes a server that is gone for good from the region's
+// Raft configuration (`coffer operator raft remove-peer`).
+func (r *Region) RemovePeer(ctx context.Context, id string) (uint64, error) {
+	if r.node == nil {
+		return 0, errNoRaft()
+	}
+	return r.node.RemovePeer(ctx, id)
+}
+
+// TransferLeader hands the region's leadership to server id, or to any
+// other voter when id is "" (`coffer operator raft transfer-leader`). It
+// returns the new leader's id.
+func (r *Region) TransferLeader(ctx context.Context, id string) (string, error) {
+	if r.node == nil {
+		return "", errNoRaft()
+	}
+	return r.node.TransferLeader(ctx, id)
 }

@@ -76,6 +76,10 @@ type Region interface {
 	// Status is the node's view of the region's group (/v1/health,
 	// /v1/cluster/status).
 	Status() cluster.Status
+	// RemovePeer and TransferLeader change the Raft configuration
+	// (`coffer operator raft …`, raft.go).
+	RemovePeer(ctx context.Context, id string) (uint64, error)
+	TransferLeader(ctx context.Context, id string) (string, error)
 	// LastContact is the time since the node last heard from a leader.
 	LastContact() time.Duration
 	// ReplicationPublicKey is the region's replication key (GET /v1/regions).

@@ -481,7 +481,11 @@ func (c *cluster3) readAll(idx []int, timeout time.Duration) {
 // with --bootstrap-expect 3 and serve the SDK on every node; the cluster
 // survives SIGKILL of its leader, the killed node comes back from its data
 // directory and catches up, and SIGTERM shuts a node down cleanly.
-func TestBinary_ThreeProcessesFormClusterAndSurviveKill9(t *testing.T) {
+// startCluster3 starts three `coffer server` processes of one region,
+// with TLS on every port and the test's root credentials, in a temporary
+// directory (returned: the CA and key files are there).
+func startCluster3(t *testing.T) (*cluster3, string) {
+	t.Helper()
 	bin := cofferBinary(t)
 	base := t.TempDir()
 
@@ -545,6 +549,11 @@ func TestBinary_ThreeProcessesFormClusterAndSurviveKill9(t *testing.T) {
 	for _, p := range c.nodes {
 		p.start(t)
 	}
+	return c, base
+}
+
+func TestBinary_ThreeProcessesFormClusterAndSurviveKill9(t *testing.T) {
+	c, _ := startCluster3(t)
 	all := []int{0, 1, 2}
 
 	// The region forms with no other step and every node serves.

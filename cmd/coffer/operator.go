@@ -10,7 +10,7 @@ import (
 )
 
 func operatorCmd() *cobra.Command {
-	op := &cobra.Command{Use: "operator", Short: "Operator commands: keys, TLS material, sealing"}
+	op := &cobra.Command{Use: "operator", Short: "Operator commands: keys, TLS material, sealing, the Raft configuration"}
 	rk := &cobra.Command{Use: "root-key", Short: "Manage root keys"}
 	var out string
 	gen := &cobra.Command{
@@ -45,7 +45,7 @@ refuses to overwrite an existing file.`,
 	}
 	gen.Flags().StringVar(&out, "out", "", "file to create (required)")
 	rk.AddCommand(gen)
-	op.AddCommand(rk, tlsCmd(), gossipCmd())
+	op.AddCommand(rk, tlsCmd(), gossipCmd(), raftCmd())
 	op.AddCommand(sealCmds()...)
 	return op
 }

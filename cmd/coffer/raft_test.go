@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// `coffer operator raft …` against three real server processes:
+// list-peers shows three voters and the leader, transfer-leader moves the
+// leadership to the server named, remove-peer of a killed server leaves
+// two voters that still commit, and bad input is refused with the
+// server's reason.
+func TestBinary_OperatorRaftCommands(t *testing.T) {
+	c, base := startCluster3(t)
+	all := []int{0, 1, 2}
+	leader := c.waitAgreedLeader(all, 60*time.Second, "three nodes to agree on a leader")
+	raft := func(i int, args ...string) (string, error) {
+		cmd := exec.Command(cofferBinary(t), append(append([]string{"operator", "raft"}, args...),
+			"--endpoint", "https://"+c.api[i], "--ca-file", filepath.Join(base, "coffer-ca.pem"), "--region", binRegion)...)
+		cmd.Env = childEnv("AWS_ACCESS_KEY_ID="+binCreds.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+binCreds.SecretAccessKey)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	type peer struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+		Voter bool   `json:"voter"`
+	}
+	peers := func(i int) []peer {
+		t.Helper()
+		out, err := raft(i, "list-peers", "--format", "json")
+		if err != nil {
+			t.Fatalf("list-peers: %v\n%s", err, out)
+		}
+		var ps []peer
+		if err := json.Unmarshal([]byte(out), &ps); err != nil {
+			t.Fatalf("list-peers json: %v\n%s", err, out)
+		}
+		return ps
+	}
+	ps := peers((leader + 1) % 3)
+	if len(ps) != 3 {
+		t.Fatalf("list-peers: %+v", ps)
+	}
+	for _, p := range ps {
+		if !p.Voter || (p.State == "leader") != (p.ID == c.ids[leader]) {
+			t.Fatalf("list-peers: %+v (leader %s)", ps, c.ids[leader])
+		}
+	}
+	if out, err := raft(leader, "list-peers"); err != nil || !strings.Contains(out, "NODE") || !strings.Contains(out, c.ids[leader]) {
+		t.Fatalf("list-peers table: %v\n%s", err, out)
+	}
+
+	// transfer-leader, asked of a follower, to the other follower.
+	asker, target := (leader+1)%3, (leader+2)%3
+	out, err := raft(asker, "transfer-leader", c.ids[target])
+	if err != nil || !strings.Contains(out, "the leader is "+c.ids[target]) {
+		t.Fatalf("transfer-leader: %v\n%s", err, out)
+	}
+	if got := c.waitAgreedLeader(all, 30*time.Second, "the new leader"); got != target {
+		t.Fatalf("leader is %s, want %s", c.ids[got], c.ids[target])
+	}
+
+	// Bad input: a clear error, nothing changed.
+	for _, bad := range [][]string{{"transfer-leader", "n9"}, {"remove-peer", "n9"}} {
+		if out, err := raft(asker, bad...); err == nil || !strings.Contains(out, `no server "n9"`) {
+			t.Fatalf("%v: %v\n%s", bad, err, out)
+		}
+	}
+
+	// Kill a follower for good and remove it: two voters that commit.
+	victim := asker
+	c.nodes[victim].kill(t)
+	rest := []int{target, 3 - target - victim}
+	if out, err := raft(rest[1], "remove-peer", c.ids[victim]); err != nil || !strings.Contains(out, "Removed peer "+c.ids[victim]) {
+		t.Fatalf("remove-peer: %v\n%s", err, out)
+	}
+	if ps := peers(rest[0]); len(ps) != 2 {
+		t.Fatalf("after remove-peer: %+v", ps)
+	}
+	for _, i := range rest {
+		c.put(i, fmt.Sprintf("after-remove-%d", i), "two-voters-commit", 30*time.Second)
+	}
+	c.readAll(rest, 30*time.Second)
+}
