@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/cluster"
@@ -33,22 +34,43 @@ func health(r Region) regionHealth {
 	return h
 }
 
-// handleHealth needs no authentication: load balancers and orchestrators
-// probe it. 200 when every hosted region can serve, 503 otherwise.
+// The health endpoints need no authentication: load balancers and
+// orchestrators probe them. Each answers the same JSON; the status code
+// is what differs (Vault's style for load balancers, Kubernetes' probes):
+//
+//	/v1/health         200 when every hosted region can serve (unsealed,
+//	                   with a leader), 503 otherwise; any node, leader or not
+//	/v1/health/ready   the same: Kubernetes' readiness probe
+//	/v1/health/active  200 on a node that leads every hosted region, 429 on
+//	                   one that serves but does not lead (a standby), 503
+//	                   when it cannot serve: for a load balancer that sends
+//	                   traffic to the leader only
+//	/v1/health/live    200 while the process runs, sealed or not (503 once
+//	                   it is shutting down): Kubernetes' liveness probe,
+//	                   which must not restart a node that waits to be
+//	                   unsealed
 func (s *Server) handleHealth(c echo.Context) error {
 	out := struct {
 		regionHealth
 		Regions []regionHealth `json:"regions"`
 	}{}
 	status := http.StatusOK
+	variant := strings.TrimPrefix(c.Path(), "/v1/health")
 	for i, name := range s.names {
 		h := health(s.regions[name])
 		if i == 0 {
 			out.regionHealth = h
 		}
 		out.Regions = append(out.Regions, h)
-		if !h.Serving {
+		switch {
+		case variant == "/live":
+			if h.State == "shutdown" {
+				status = http.StatusServiceUnavailable
+			}
+		case !h.Serving:
 			status = http.StatusServiceUnavailable
+		case variant == "/active" && h.State != "leader" && status == http.StatusOK:
+			status = http.StatusTooManyRequests
 		}
 	}
 	return c.JSON(status, out)

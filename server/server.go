@@ -26,6 +26,7 @@ import (
 	"github.com/cofferhq/coffer/replication"
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures the HTTP server.
@@ -47,6 +48,9 @@ type Config struct {
 	// Regions lists every server of every region this one knows (the WAN
 	// pool; GET /v1/regions); nil answers with the hosted regions alone.
 	Regions func() []replication.Node
+	// Metrics is the registry GET /v1/metrics serves; the server adds its
+	// own figures to it. nil: a registry of the server's own.
+	Metrics *prometheus.Registry
 }
 
 // DefaultConfig returns the server defaults.
@@ -65,6 +69,8 @@ type Server struct {
 	names    []string
 	verifier acl.Verifier
 	admin    acl.Verifier
+	metrics  *serverMetrics
+	gatherer prometheus.Gatherer
 }
 
 // New builds a server for the given regions; Start begins serving.
@@ -88,6 +94,18 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 		s.names = append(s.names, r.Name())
 	}
 	slices.Sort(s.names)
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.gatherer = reg
+	s.metrics = newServerMetrics(reg, func() []Region {
+		out := make([]Region, 0, len(s.names))
+		for _, n := range s.names {
+			out = append(out, s.regions[n])
+		}
+		return out
+	})
 	lookup := func(ctx context.Context, region, id string) (string, bool) {
 		r := s.regions[region]
 		if r == nil {
@@ -103,8 +121,12 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
 	e.Use(s.recoverAndTag)
-	e.POST("/", s.handleAPI)
+	e.POST("/", s.handleAPI, s.observe)
 	e.GET("/v1/health", s.handleHealth)
+	e.GET("/v1/health/ready", s.handleHealth)
+	e.GET("/v1/health/active", s.handleHealth)
+	e.GET("/v1/health/live", s.handleHealth)
+	e.GET("/v1/metrics", s.handleMetrics)
 	e.GET("/v1/cluster/status", s.handleClusterStatus)
 	e.POST("/v1/dev/reset", s.handleDevReset) // 404 unless cfg.Dev (dev.go)
 	e.GET("/v1/sys/seal-status", s.handleSealStatus)

@@ -216,6 +216,10 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	}
 	fmt.Fprintln(errw, "WARNING: coffer dev uses generated root keys kept next to its data. Never use dev mode for real secrets.")
 	logger := newLogger(errw, f.logLevel)
+	reg, err := newMetricsRegistry()
+	if err != nil {
+		return err
+	}
 
 	var regions []*region.Region
 	stop := func() {
@@ -273,7 +277,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	for i, r := range regions {
 		served[i] = r
 	}
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger}, served...)
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger, Metrics: reg}, served...)
 	if err == nil {
 		err = srv.Start()
 	}

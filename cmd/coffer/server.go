@@ -188,6 +188,12 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	// with the region (rotation's scheduler and replication's shippers will
 	// register here, between New and Start; the purge is the region's own),
 	// then the HTTP server over the region.
+	// Metrics first: raft reports through go-metrics' global sink from
+	// its start.
+	reg, err := newMetricsRegistry()
+	if err != nil {
+		return err
+	}
 	r, err := region.New(region.Config{
 		Cluster: cc, AccountID: f.accountID, RootKey: rootKey, Bootstrap: creds, Logger: logger, Clock: clock,
 		TombstoneRetention: f.tombstoneRetention,
@@ -203,7 +209,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if err := r.Start(); err != nil {
 		return err
 	}
-	sc := server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock}
+	sc := server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock, Metrics: reg}
 	var wan *replication.Pool
 	if f.wanGossipAddr != "" {
 		wan, err = replication.StartPool(replication.PoolConfig{BindAddr: f.wanGossipAddr, Advertise: f.wanGossipAdvertise,

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +18,8 @@ import (
 	"github.com/cofferhq/coffer/tlsutil/tlstest"
 )
 
-// A running server reloads its certificate files on SIGHUP: a new
+// A running server serves its metrics, raft's included, and reloads its
+// certificate files on SIGHUP: a new
 // certificate for the same node is served to the next connection; one
 // for another node is refused with the reason, and the one in use stays.
 func TestBinary_SIGHUPReloadsCertificates(t *testing.T) {
@@ -43,6 +46,22 @@ func TestBinary_SIGHUPReloadsCertificates(t *testing.T) {
 			err = errors.New("not serving yet")
 		}
 		return err
+	})
+	// The metrics endpoint serves raft's own figures, bridged from
+	// go-metrics, beside Coffer's and the process's.
+	waitUntil(t, 20*time.Second, "raft's metrics", func() error {
+		resp, err := healthClient.Get("https://" + apiAddr + "/v1/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{"coffer_raft_commitTime", "coffer_raft_leader{", "process_resident_memory_bytes", "go_goroutines"} {
+			if !strings.Contains(string(body), want) {
+				return fmt.Errorf("no %s in /v1/metrics", want)
+			}
+		}
+		return nil
 	})
 	certFile := filepath.Join(base, binRegion+"-server-n1.pem")
 	served := func() *x509.Certificate {

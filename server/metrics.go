@@ -1,0 +1,114 @@
+package server
+
+import (
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics (GET /v1/metrics, Prometheus's text format). The server counts
+// the AWS API requests by operation and outcome and times them; a
+// collector reads each hosted region's Raft figures at scrape time; the
+// process adds what it registers on the same registry (cmd/coffer: Go
+// runtime and process figures, and raft's own go-metrics, bridged).
+// The endpoint needs no signature, as /v1/health: scrapers do not sign,
+// and no figure names a secret.
+
+type serverMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newServerMetrics(reg prometheus.Registerer, regions func() []Region) *serverMetrics {
+	m := &serverMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "coffer", Name: "requests_total",
+			Help: "AWS API requests by operation and outcome (OK or the AWS error type).",
+		}, []string{"operation", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "coffer", Name: "request_duration_seconds",
+			Help:    "Time to answer an AWS API request, by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"operation"}),
+	}
+	reg.MustRegister(m.requests, m.latency, &regionCollector{regions: regions})
+	return m
+}
+
+// observe wraps the API route: the operation comes from X-Amz-Target
+// (an unknown name counts as "unknown", so clients cannot grow the label
+// set), the outcome from the error type the answer carries.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		op, _ := strings.CutPrefix(c.Request().Header.Get("X-Amz-Target"), "secretsmanager.")
+		if _, known := operations[op]; !known {
+			op = "unknown"
+		}
+		code := c.Response().Header().Get("X-Amzn-ErrorType")
+		if code == "" {
+			code = "OK"
+		}
+		s.metrics.requests.WithLabelValues(op, code).Inc()
+		s.metrics.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+func (s *Server) handleMetrics(c echo.Context) error {
+	promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// regionCollector reads each hosted region's Raft figures at scrape time.
+type regionCollector struct {
+	regions func() []Region
+}
+
+var (
+	descTerm    = prometheus.NewDesc("coffer_raft_term", "The node's current Raft term.", []string{"region"}, nil)
+	descCommit  = prometheus.NewDesc("coffer_raft_commit_index", "The node's Raft commit index.", []string{"region"}, nil)
+	descApplied = prometheus.NewDesc("coffer_raft_applied_index", "The Raft index the node's state machine has applied.", []string{"region"}, nil)
+	descLeader  = prometheus.NewDesc("coffer_raft_leader", "1 if this node leads its region.", []string{"region"}, nil)
+	descVoters  = prometheus.NewDesc("coffer_raft_voters", "Voters in the region's Raft configuration, as this node sees it.", []string{"region"}, nil)
+	descSealed  = prometheus.NewDesc("coffer_sealed", "1 while the node is sealed (cannot decrypt or check signatures).", []string{"region"}, nil)
+)
+
+func (c *regionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descVoters, descSealed} {
+		ch <- d
+	}
+}
+
+func (c *regionCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.regions() {
+		st := r.Status()
+		name := r.Name()
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+		}
+		gauge(descTerm, float64(st.Term))
+		gauge(descCommit, float64(st.CommitIndex))
+		gauge(descApplied, float64(st.AppliedIndex))
+		gauge(descLeader, b2f(st.State == "leader"))
+		voters := 0
+		for _, v := range st.Voters {
+			if v.Suffrage == "Voter" {
+				voters++
+			}
+		}
+		gauge(descVoters, float64(voters))
+		gauge(descSealed, b2f(r.Sealed()))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
