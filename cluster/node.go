@@ -123,8 +123,10 @@ type Node struct {
 	mux       *mux
 	pool      *rpcPool
 	stores    []interface{ Close() error }
-	gossip    *memberlist.Memberlist
-	events    chan memberlist.NodeEvent
+	// snaps is the snapshot store (SaveSnapshot).
+	snaps  raft.SnapshotStore
+	gossip *memberlist.Memberlist
+	events chan memberlist.NodeEvent
 
 	// readyTerm is the term in which this node, as leader, has committed
 	// its own Noop: from then on its commit index is safe to hand out as a
@@ -254,6 +256,7 @@ func (n *Node) startRaft() error {
 		Stream: raftLayer{n.mux}, MaxPool: 3, Timeout: 10 * time.Second,
 		Logger: n.logger.Named("transport"),
 	})
+	n.snaps = snaps
 	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

@@ -26,7 +26,7 @@ func keySamples(arn string) map[fsm.CommandType]any {
 
 // keysRegion is a harness with an initialized region (first KEK "kek-1",
 // the default key's first version) and customer key "cust" (alias/cust).
-func keysRegion(t *testing.T) *harness {
+func keysRegion(t testing.TB) *harness {
 	h := newHarness(t)
 	h.ok(fsm.CmdInitRegion, &fsm.InitRegion{Region: testRegion, AccountID: testAccount, KEKID: "kek-1",
 		SealedKeyring: []byte("gen0"), RootKey: fsm.AccessKey{AccessKeyID: "AKIA", Identity: "root"}, Date: t0})

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -465,4 +466,28 @@ func (r *Region) TransferLeader(ctx context.Context, id string) (string, error) 
 		return "", errNoRaft()
 	}
 	return r.node.TransferLeader(ctx, id)
+}
+
+// SnapshotMeta describes a saved snapshot (`coffer operator snapshot save`).
+type SnapshotMeta struct {
+	Region    string `json:"region"`
+	AccountID string `json:"account_id"`
+	Node      string `json:"node"`
+	Index     uint64 `json:"index"`
+	Term      uint64 `json:"term"`
+}
+
+// SaveSnapshot writes a snapshot of the region's state, as this node has
+// applied it, to w: a Raft snapshot, or the state itself for a region
+// without Raft.
+func (r *Region) SaveSnapshot(w io.Writer) (SnapshotMeta, error) {
+	m := SnapshotMeta{Region: r.name, AccountID: r.cfg.AccountID, Node: r.cfg.Cluster.NodeID}
+	if r.node == nil {
+		index, err := r.fsm.Dump(w)
+		m.Index = index
+		return m, err
+	}
+	meta, err := r.node.SaveSnapshot(w)
+	m.Index, m.Term = meta.Index, meta.Term
+	return m, err
 }

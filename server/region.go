@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/cofferhq/coffer/cluster"
@@ -80,6 +81,9 @@ type Region interface {
 	// (`coffer operator raft …`, raft.go).
 	RemovePeer(ctx context.Context, id string) (uint64, error)
 	TransferLeader(ctx context.Context, id string) (string, error)
+	// SaveSnapshot writes the region's state, as this node applied it
+	// (`coffer operator snapshot save`).
+	SaveSnapshot(w io.Writer) (region.SnapshotMeta, error)
 	// LastContact is the time since the node last heard from a leader.
 	LastContact() time.Duration
 	// ReplicationPublicKey is the region's replication key (GET /v1/regions).

@@ -134,6 +134,7 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.POST("/v1/sys/unseal", s.handleUnseal)
 	e.POST("/v1/sys/rekey", s.handleRekey)
 	e.GET("/v1/regions", s.handleRegions)
+	e.GET("/v1/operator/snapshot", s.handleSnapshotSave)
 	e.POST("/v1/operator/raft/remove-peer", s.handleRemovePeer)
 	e.POST("/v1/operator/raft/transfer-leader", s.handleTransferLeader)
 	e.GET("/v1/keys", s.handleListKeys)

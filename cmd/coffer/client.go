@@ -70,38 +70,10 @@ func (f *clientFlags) client() (*adminClient, error) {
 }
 
 // call sends method path (which may carry a query) with a JSON body (nil:
-// none) and decodes the JSON answer into out; signed calls carry SigV4. A non-2xx answer is an
-// error with the server's message.
+// none) and decodes the JSON answer into out; signed calls carry SigV4.
+// A non-2xx answer is an error with the server's message.
 func (c *adminClient) call(ctx context.Context, method, path string, in, out any, signed bool) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return err
-		}
-	}
-	u := *c.base
-	p, query, _ := strings.Cut(path, "?")
-	u.Path = strings.TrimSuffix(u.Path, "/") + p
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return fmt.Errorf("bad query in %s: %w", path, err)
-	}
-	if c.region != "" && !signed {
-		q.Set("region", c.region)
-	}
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if signed {
-		if err := c.sign(ctx, req, body); err != nil {
-			return err
-		}
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, method, path, in, signed)
 	if err != nil {
 		return err
 	}
@@ -110,20 +82,72 @@ func (c *adminClient) call(ctx context.Context, method, path string, in, out any
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Type    string `json:"__type"`
-			Message string
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
-			return fmt.Errorf("%s: %s", e.Type, e.Message)
-		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
-	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// download is call for an answer that is not JSON (a snapshot file): it
+// copies the body to w.
+func (c *adminClient) download(ctx context.Context, path string, w io.Writer, signed bool) error {
+	resp, err := c.send(ctx, "GET", path, nil, signed)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// send makes the request; a non-2xx answer is an error with the
+// server's message, and its body is closed.
+func (c *adminClient) send(ctx context.Context, method, path string, in any, signed bool) (*http.Response, error) {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return nil, err
+		}
+	}
+	u := *c.base
+	p, query, _ := strings.Cut(path, "?")
+	u.Path = strings.TrimSuffix(u.Path, "/") + p
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("bad query in %s: %w", path, err)
+	}
+	if c.region != "" && !signed {
+		q.Set("region", c.region)
+	}
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if signed {
+		if err := c.sign(ctx, req, body); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Type    string `json:"__type"`
+		Message string
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Message != "" {
+		return nil, fmt.Errorf("%s: %s", e.Type, e.Message)
+	}
+	return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
 }
 
 func (c *adminClient) sign(ctx context.Context, req *http.Request, body []byte) error {

@@ -45,7 +45,7 @@ refuses to overwrite an existing file.`,
 	}
 	gen.Flags().StringVar(&out, "out", "", "file to create (required)")
 	rk.AddCommand(gen)
-	op.AddCommand(rk, tlsCmd(), gossipCmd(), raftCmd())
+	op.AddCommand(rk, tlsCmd(), gossipCmd(), raftCmd(), snapshotCmd())
 	op.AddCommand(sealCmds()...)
 	return op
 }
