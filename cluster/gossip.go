@@ -44,13 +44,13 @@ func (n *Node) startGossip() error {
 		mc = memberlist.DefaultLocalConfig()
 	}
 	mc.Name = n.cfg.NodeID
-	host, port, err := splitHostPort(n.cfg.GossipAddr)
+	host, port, err := SplitHostPort(n.cfg.GossipAddr)
 	if err != nil {
 		return fmt.Errorf("gossip address: %w", err)
 	}
 	mc.BindAddr, mc.BindPort = host, port
 	if n.cfg.GossipAdvertise != "" {
-		ahost, aport, err := splitHostPort(n.cfg.GossipAdvertise)
+		ahost, aport, err := SplitHostPort(n.cfg.GossipAdvertise)
 		if err != nil {
 			return fmt.Errorf("gossip advertise address: %w", err)
 		}
@@ -100,7 +100,8 @@ func (n *Node) join() {
 	}
 }
 
-func splitHostPort(addr string) (string, int, error) {
+// SplitHostPort splits a host:port address into its host and numeric port.
+func SplitHostPort(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", 0, err

@@ -131,13 +131,13 @@ func StartPool(cfg PoolConfig) (*Pool, error) {
 	}
 	self := cfg.Self()
 	mc.Name = memberName(self)
-	host, port, err := splitHostPort(cfg.BindAddr)
+	host, port, err := cluster.SplitHostPort(cfg.BindAddr)
 	if err != nil {
 		return nil, fmt.Errorf("WAN gossip address: %w", err)
 	}
 	mc.BindAddr, mc.BindPort = host, port
 	if cfg.Advertise != "" {
-		ah, ap, err := splitHostPort(cfg.Advertise)
+		ah, ap, err := cluster.SplitHostPort(cfg.Advertise)
 		if err != nil {
 			return nil, fmt.Errorf("WAN gossip advertise address: %w", err)
 		}
@@ -161,18 +161,6 @@ func StartPool(cfg PoolConfig) (*Pool, error) {
 	}
 	go p.run()
 	return p, nil
-}
-
-func splitHostPort(addr string) (string, int, error) {
-	host, ps, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err := strconv.Atoi(ps)
-	if err != nil {
-		return "", 0, err
-	}
-	return host, port, nil
 }
 
 // Addr is the address other servers join this one at.

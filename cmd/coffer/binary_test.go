@@ -481,6 +481,18 @@ func (c *cluster3) readAll(idx []int, timeout time.Duration) {
 // with --bootstrap-expect 3 and serve the SDK on every node; the cluster
 // survives SIGKILL of its leader, the killed node comes back from its data
 // directory and catches up, and SIGTERM shuts a node down cleanly.
+// genRootKey writes a root key file with `coffer operator root-key
+// generate` and returns its path.
+func genRootKey(t *testing.T, bin, path string) string {
+	t.Helper()
+	gen := exec.Command(bin, "operator", "root-key", "generate", "--out", path)
+	gen.Env = childEnv()
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("root-key generate: %v\n%s", err, out)
+	}
+	return path
+}
+
 // startCluster3 starts three `coffer server` processes of one region,
 // with TLS on every port and the test's root credentials, in a temporary
 // directory (returned: the CA and key files are there).
@@ -489,12 +501,7 @@ func startCluster3(t *testing.T) (*cluster3, string) {
 	bin := cofferBinary(t)
 	base := t.TempDir()
 
-	rootKey := filepath.Join(base, "root.key")
-	gen := exec.Command(bin, "operator", "root-key", "generate", "--out", rootKey)
-	gen.Env = childEnv()
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("root-key generate: %v\n%s", err, out)
-	}
+	rootKey := genRootKey(t, bin, filepath.Join(base, "root.key"))
 	if fi, err := os.Stat(rootKey); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("root key file: %v, %v", fi, err)
 	}

@@ -31,12 +31,7 @@ func TestBinary_RegionsFindEachOtherThroughTheWANPool(t *testing.T) {
 	var api []string
 	wan := []string{freeAddr(t), freeAddr(t)}
 	for i, reg := range regions {
-		rootKey := filepath.Join(base, reg+".key")
-		gen := exec.Command(bin, "operator", "root-key", "generate", "--out", rootKey)
-		gen.Env = childEnv()
-		if out, err := gen.CombinedOutput(); err != nil {
-			t.Fatalf("root-key generate: %v\n%s", err, out)
-		}
+		rootKey := genRootKey(t, bin, filepath.Join(base, reg+".key"))
 		api = append(api, freeAddr(t))
 		args := append([]string{"server", "--node-id", "n1", "--region", reg,
 			"--data-dir", filepath.Join(base, reg), "--api-addr", api[i], "--cluster-addr", freeAddr(t),

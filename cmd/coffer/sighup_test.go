@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,12 +24,7 @@ import (
 func TestBinary_SIGHUPReloadsCertificates(t *testing.T) {
 	bin := cofferBinary(t)
 	base := t.TempDir()
-	rootKey := filepath.Join(base, "root.key")
-	gen := exec.Command(bin, "operator", "root-key", "generate", "--out", rootKey)
-	gen.Env = childEnv()
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("root-key generate: %v\n%s", err, out)
-	}
+	rootKey := genRootKey(t, bin, filepath.Join(base, "root.key"))
 	apiAddr := freeAddr(t)
 	out := &logBuffer{}
 	p := &proc{bin: bin, name: "n1", args: append([]string{"server", "--node-id", "n1", "--region", binRegion,
