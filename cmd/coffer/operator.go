@@ -10,7 +10,7 @@ import (
 )
 
 func operatorCmd() *cobra.Command {
-	op := &cobra.Command{Use: "operator", Short: "Operator commands: keys, TLS material, sealing, the Raft configuration"}
+	op := &cobra.Command{Use: "operator", Short: "Operator commands: root keys, TLS material, sealing, the Raft configuration, snapshots"}
 	rk := &cobra.Command{Use: "root-key", Short: "Manage root keys"}
 	var out string
 	gen := &cobra.Command{
