@@ -330,3 +330,31 @@ func TestAPI_OpaqueKmsKeyIdOfEarlierSecretsKeepsWorking(t *testing.T) {
 		t.Fatalf("ListSecretVersionIds: %+v %v", vl, err)
 	}
 }
+
+// A rekey on one node replaces the root key the others hold: the next
+// keyring change, made on another node, and the reads of values under
+// the new key on every node still work (the others follow the rekey with
+// the root key it left sealed under the keyring).
+func TestCluster_KeyChangesAfterARekeyOnAnotherNode(t *testing.T) {
+	c := servertest.New(t, 3)
+	ctx := ctxT(t)
+	if _, err := c.Nodes[c.Leader()].Region.Rekey(ctx, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	f := c.Followers()
+	var key region.KeyInfo
+	if code, typ, msg := keyCall(t, c.Nodes[f[0]].Endpoint, "/v1/keys", map[string]string{"alias": "alias/after-rekey"}, &key); code != 200 {
+		t.Fatalf("create key on a node that did not rekey: %d %s %s", code, typ, msg)
+	}
+	if _, err := c.Client(f[1]).CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("s"), KmsKeyId: aws.String("alias/after-rekey"), SecretString: aws.String("v")}); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range c.Nodes {
+		if v, err := c.Client(i).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("s")}); err != nil || aws.ToString(v.SecretString) != "v" {
+			t.Fatalf("%s reads %v", n.ID, err)
+		}
+		if n.Region.Sealed() {
+			t.Fatalf("%s sealed itself after the rekey", n.ID)
+		}
+	}
+}
