@@ -165,9 +165,8 @@ func createSecret(ctx context.Context, r Region, req *request) (any, error) {
 	if len(in.AddReplicaRegions) > 0 {
 		return nil, apierr.New(apierr.InvalidRequest, "Replication (AddReplicaRegions) is not available yet in this version of Coffer.")
 	}
-	if _, err := r.Keyring(); err != nil {
-		return nil, err
-	}
+	// A sealed node never gets here (authenticate); the keyring is
+	// fetched once, when the value is sealed.
 	key, err := r.ResolveKey(ctx, deref(in.KmsKeyID))
 	if err != nil {
 		return nil, err
@@ -221,9 +220,6 @@ func putSecretValue(ctx context.Context, r Region, req *request) (any, error) {
 	}
 	if !in.present() {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgNoValue)
-	}
-	if _, err := r.Keyring(); err != nil {
-		return nil, err
 	}
 	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		kekID, err := r.WrapKEK(s)
