@@ -81,17 +81,15 @@ const (
 	// MsgInvalidReplicaRegion is AWS's answer to a replica in the
 	// primary's own region (shared/spec §1.6).
 	MsgInvalidReplicaRegion = "Invalid replica region."
+	// MsgReplicaWrite is AWS's answer to a change of a replica secret.
+	MsgReplicaWrite = "Operation not permitted on a replica secret. Call must be made in primary secret's region."
 )
 
 // Answers to valid requests for what is not built yet: they say so and
 // that nothing changed.
 const (
-	MsgRotateNotYet            = "RotateSecret is not available yet in this version of Coffer: rotation runs in a later release. The request was valid and nothing was changed."
-	MsgCancelRotateNothing     = "CancelRotateSecret found no rotation configured on this secret, so there is nothing to cancel: rotation is not available yet in this version of Coffer. Nothing was changed."
-	MsgReplicateNotYet         = "ReplicateSecretToRegions is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed."
-	MsgRemoveRegionsNotYet     = "RemoveRegionsFromReplication is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed."
-	MsgStopReplicationNotYet   = "StopReplicationToReplica is not available yet in this version of Coffer, and this secret is not a replica (no secret is one yet), so there is no replication to stop. Nothing was changed."
-	MsgAddReplicaRegionsNotYet = "CreateSecret with AddReplicaRegions is not available yet in this version of Coffer: replication runs in a later release. The request was valid and nothing was changed; create the secret without AddReplicaRegions."
+	MsgRotateNotYet        = "RotateSecret is not available yet in this version of Coffer: rotation runs in a later release. The request was valid and nothing was changed."
+	MsgCancelRotateNothing = "CancelRotateSecret found no rotation configured on this secret, so there is nothing to cancel: rotation is not available yet in this version of Coffer. Nothing was changed."
 )
 
 // Error is an AWS-typed error: a code from the list above and a message a

@@ -93,39 +93,43 @@ func (k *Keyring) ShipDataKey(e Envelope, aad, recipient, info []byte) ([]byte, 
 // ReceiveDataKey opens a data key shipped to this region's replication
 // key keyID (ShipDataKey) and wraps it under this region's KEK kekID with
 // the value's AAD, as a local write would: the envelope it returns holds
-// the shipped value ciphertext. A data key sealed to another key, bound
-// to other info, or tampered with is ErrDecrypt.
-func (k *Keyring) ReceiveDataKey(keyID string, shipped, info []byte, ciphertext, aad []byte, kekID string) (Envelope, error) {
+// the shipped value ciphertext. It also returns the value's keyed digest
+// under this region's HMAC key (Digest, of the given kind), which the
+// region's idempotency checks compare. A data key sealed to another key,
+// bound to other info, or tampered with is ErrDecrypt, and so is a value
+// ciphertext that does not open under it.
+func (k *Keyring) ReceiveDataKey(keyID string, shipped, info []byte, ciphertext, aad []byte, kekID, kind string) (Envelope, []byte, error) {
 	priv, err := k.replicationKey(keyID)
 	if err != nil {
-		return Envelope{}, err
+		return Envelope{}, nil, err
 	}
 	kek, err := k.kek(kekID)
 	if err != nil {
-		return Envelope{}, err
+		return Envelope{}, nil, err
 	}
 	sk, err := hpke.NewDHKEMPrivateKey(priv)
 	if err != nil {
-		return Envelope{}, err
+		return Envelope{}, nil, err
 	}
 	dek, err := hpke.Open(sk, hpkeKDF, hpkeAEAD, info, shipped)
 	if err != nil {
-		return Envelope{}, ErrDecrypt
+		return Envelope{}, nil, ErrDecrypt
 	}
 	defer Zero(dek)
 	if len(dek) != KeySize {
-		return Envelope{}, ErrDecrypt
+		return Envelope{}, nil, ErrDecrypt
 	}
 	// The value must open under the shipped data key with its AAD: a
 	// ciphertext swapped in transit is caught here, not at the first read.
 	pt, err := open(dek, ciphertext, aad)
 	if err != nil {
-		return Envelope{}, err
+		return Envelope{}, nil, err
 	}
+	digest := k.Digest(kind, pt)
 	Zero(pt)
 	wrapped, err := seal(kek, dek, aad)
 	if err != nil {
-		return Envelope{}, err
+		return Envelope{}, nil, err
 	}
-	return Envelope{KEKID: kekID, WrappedKey: wrapped, Ciphertext: ciphertext}, nil
+	return Envelope{KEKID: kekID, WrappedKey: wrapped, Ciphertext: ciphertext}, digest, nil
 }

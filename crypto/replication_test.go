@@ -37,9 +37,12 @@ func TestShipAndReceiveDataKey(t *testing.T) {
 	if bytes.Contains(shipped, dek) {
 		t.Fatal("the shipped data key is in the clear")
 	}
-	got, err := replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, info, env.Ciphertext, aad, "k1")
+	got, digest, err := replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, info, env.Ciphertext, aad, "k1", "s")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Equal(digest, replica.Digest("s", []byte("s3cr3t"))) {
+		t.Fatal("the digest is not the replica's digest of the value")
 	}
 	if pt, err := replica.Decrypt(got, aad); err != nil || string(pt) != "s3cr3t" {
 		t.Fatalf("the replica reads %q, %v", pt, err)
@@ -47,27 +50,32 @@ func TestShipAndReceiveDataKey(t *testing.T) {
 	if _, err := primary.Decrypt(got, aad); err == nil {
 		t.Fatal("the replica's wrapped data key opens with the primary's KEK")
 	}
-	for name, try := range map[string]func() (Envelope, error){
-		"another region's key": func() (Envelope, error) {
-			return other.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, info, env.Ciphertext, aad, "k1")
+	for name, try := range map[string]func() error{
+		"another region's key": func() error {
+			_, _, err := other.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, info, env.Ciphertext, aad, "k1", "s")
+			return err
 		},
-		"another version's info": func() (Envelope, error) {
-			return replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, ReplicationInfo("eu-west-1", arn, "v2"), env.Ciphertext, aad, "k1")
+		"another version's info": func() error {
+			_, _, err := replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, ReplicationInfo("eu-west-1", arn, "v2"), env.Ciphertext, aad, "k1", "s")
+			return err
 		},
-		"another replica region's info": func() (Envelope, error) {
-			return replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, ReplicationInfo("ap-south-1", arn, "v1"), env.Ciphertext, aad, "k1")
+		"another replica region's info": func() error {
+			_, _, err := replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, ReplicationInfo("ap-south-1", arn, "v1"), env.Ciphertext, aad, "k1", "s")
+			return err
 		},
-		"a tampered shipped key": func() (Envelope, error) {
+		"a tampered shipped key": func() error {
 			bad := bytes.Clone(shipped)
 			bad[len(bad)-1] ^= 1
-			return replica.ReceiveDataKey(ReplicationKeyPrefix+"1", bad, info, env.Ciphertext, aad, "k1")
+			_, _, err := replica.ReceiveDataKey(ReplicationKeyPrefix+"1", bad, info, env.Ciphertext, aad, "k1", "s")
+			return err
 		},
-		"a swapped value ciphertext": func() (Envelope, error) {
+		"a swapped value ciphertext": func() error {
 			e2, _ := primary.Encrypt("k1", []byte("other"), aad)
-			return replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, info, e2.Ciphertext, aad, "k1")
+			_, _, err := replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, info, e2.Ciphertext, aad, "k1", "s")
+			return err
 		},
 	} {
-		if _, err := try(); !errors.Is(err, ErrDecrypt) {
+		if err := try(); !errors.Is(err, ErrDecrypt) {
 			t.Errorf("%s: %v, want ErrDecrypt", name, err)
 		}
 	}
@@ -103,7 +111,7 @@ func BenchmarkShipReceive(b *testing.B) {
 	})
 	b.Run("receive-1KiB", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, info, env.Ciphertext, aad, "k1"); err != nil {
+			if _, _, err := replica.ReceiveDataKey(ReplicationKeyPrefix+"1", shipped, info, env.Ciphertext, aad, "k1", "s"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -31,7 +31,7 @@ func init() {
 // callers: the keyring, the account, the access keys. The tombstones stay
 // too: the reset adds one per secret, so the change feed reports it.
 var (
-	resetTables = []string{tableSecrets}
+	resetTables = []string{tableSecrets, tableReplTargets, tableReplSources, tableReplDrops}
 	keptTables  = []string{tableRegion, tableAccessKeys, tableMeta, tableTombstones, tableKeys, tableAliases}
 )
 

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/hashicorp/go-memdb"
@@ -49,6 +50,8 @@ type CreateSecret struct {
 	Version *NewVersion
 	Date    int64
 	Type    string
+	// Replicas are AddReplicaRegions: replication starts with the secret.
+	Replicas []Replica `codec:",omitempty"`
 }
 
 // PutSecretValue adds a version to the secret with this ARN and moves the
@@ -153,9 +156,12 @@ func applyCreateSecret(txn *memdb.Txn, index uint64, c *CreateSecret) any {
 	}
 	res := &Result{ARN: s.ARN, Name: s.Name}
 	if c.Version != nil {
-		s.Versions = []*Version{newVersion(c.Version, c.Date, []string{StageCurrent})}
+		s.Versions = []*Version{newVersion(index, c.Version, c.Date, []string{StageCurrent})}
 		res.VersionID = c.Version.VersionID
 		res.VersionStages = []string{StageCurrent}
+	}
+	if err := addReplicas(txn, index, s, c.Replicas); err != nil {
+		return internal(err)
 	}
 	if e := putSecret(txn, index, s); e != nil {
 		return e
@@ -183,9 +189,9 @@ func applyPutSecretValue(txn *memdb.Txn, index uint64, c *PutSecretValue) any {
 	date := versionDate(s, c.Date)
 	if ver != nil {
 		// A rotation placeholder (AWSPENDING, no value) takes the value.
-		ver.Binary, ver.Value, ver.Digest, ver.CreatedDate, ver.PrimaryARN = nv.Binary, nv.Value, nv.Digest, date, nv.PrimaryARN
+		ver.Binary, ver.Value, ver.Digest, ver.CreatedDate, ver.PrimaryARN, ver.Index = nv.Binary, nv.Value, nv.Digest, date, nv.PrimaryARN, index
 	} else {
-		ver = newVersion(nv, date, nil)
+		ver = newVersion(index, nv, date, nil)
 		s.Versions = append(s.Versions, ver)
 	}
 	stages := c.Stages
@@ -221,6 +227,13 @@ func applyDeleteSecret(txn *memdb.Txn, index uint64, c *DeleteSecret) any {
 	s, errResp := secretByARN(txn, c.ARN)
 	if errResp != nil {
 		return errResp
+	}
+	if len(s.Replicas) > 0 {
+		regions := make([]string, len(s.Replicas))
+		for i, r := range s.Replicas {
+			regions[i] = r.Region
+		}
+		return apierr.Newf(apierr.InvalidParameter, "You can't delete secret %s that still has replica regions [%s].", s.ARN, strings.Join(regions, ", "))
 	}
 	if c.Force {
 		if e := removeSecret(txn, index, s, c.Date); e != nil {
@@ -263,6 +276,11 @@ func secretByARN(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
 	if raw == nil {
 		return nil, errNotFound()
 	}
+	if raw.(*Secret).IsReplica() {
+		// Clients change a replica in its primary's region only; the
+		// replication receiver writes it with ApplyReplicated.
+		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgReplicaWrite)
+	}
 	return raw.(*Secret).clone(), nil
 }
 
@@ -292,9 +310,9 @@ func versionDate(s *Secret, date int64) int64 {
 	return date
 }
 
-func newVersion(nv *NewVersion, date int64, stages []string) *Version {
+func newVersion(index uint64, nv *NewVersion, date int64, stages []string) *Version {
 	return &Version{VersionID: nv.VersionID, Stages: stages, CreatedDate: date,
-		Binary: nv.Binary, Value: nv.Value, Digest: nv.Digest, PrimaryARN: nv.PrimaryARN}
+		Binary: nv.Binary, Value: nv.Value, Digest: nv.Digest, PrimaryARN: nv.PrimaryARN, Index: index}
 }
 
 // sameValue decides idempotency: same kind and same keyed digest.

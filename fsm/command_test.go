@@ -29,7 +29,8 @@ func sampleCommands() map[fsm.CommandType]any {
 			RootKey: fsm.AccessKey{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", Identity: "root", SealedSecret: []byte{0, 255}, CreatedDate: t0},
 			Date:    t0},
 		fsm.CmdCreateSecret: &fsm.CreateSecret{ARN: arn, Name: "MyTestDatabaseSecret", Description: "déjà vu",
-			KmsKeyID: "alias/x", KeyID: "1234abcd-12ab-34cd-56ef-1234567890ab", Tags: []fsm.Tag{{Key: "k", Value: "v"}, {Key: "empty"}}, Version: &nv, Date: t0},
+			KmsKeyID: "alias/x", KeyID: "1234abcd-12ab-34cd-56ef-1234567890ab", Tags: []fsm.Tag{{Key: "k", Value: "v"}, {Key: "empty"}}, Version: &nv, Date: t0,
+			Replicas: []fsm.Replica{{Region: "eu-west-1", KmsKeyID: "alias/r", Force: true}}},
 		fsm.CmdPutSecretValue:    &fsm.PutSecretValue{ARN: arn, Version: nv, Stages: []string{"AWSCURRENT", "x"}, Date: t0 + 1},
 		fsm.CmdDeleteSecret:      &fsm.DeleteSecret{ARN: arn, Force: true, DeletionDate: t0 + 30*day, Date: t0 + 2},
 		fsm.CmdRestoreSecret:     &fsm.RestoreSecret{ARN: arn, Date: t0 + 3},
@@ -41,6 +42,7 @@ func sampleCommands() map[fsm.CommandType]any {
 	}
 	maps.Copy(cmds, secretOpsSamples(arn, nv))
 	maps.Copy(cmds, keySamples(arn))
+	maps.Copy(cmds, replicationSamples(arn, env))
 	return cmds
 }
 
@@ -309,4 +311,22 @@ func FuzzApply(f *testing.F) {
 			checkInvariants(t, txn)
 		}
 	})
+}
+
+func replicationSamples(arn string, env crypto.Envelope) map[fsm.CommandType]any {
+	replicaARN := strings.Replace(arn, testRegion, "eu-west-1", 1)
+	return map[fsm.CommandType]any{
+		fsm.CmdSetReplication: &fsm.SetReplication{ARN: arn, Add: []fsm.Replica{{Region: "eu-west-1", KmsKeyID: "alias/r", Force: true}},
+			Remove: []string{"us-east-2"}, Date: t0 + 5},
+		fsm.CmdApplyReplicated: &fsm.ApplyReplicated{Source: testRegion, Next: 99, Date: t0 + 6, Drops: []string{replicaARN + "x"},
+			Secrets: []fsm.ReplicatedSecret{{ARN: replicaARN, PrimaryARN: arn, Name: "MyTestDatabaseSecret", Description: "d",
+				KmsKeyID: "alias/r", KeyID: "k", Tags: []fsm.Tag{{Key: "k", Value: "v"}}, TagsEverSet: true, CreatedDate: t0, LastChangedDate: t0 + 1,
+				DeletedDate: t0 + 2, DeletionDate: t0 + 3, Type: "t", ResourcePolicy: "{}", SourceIndex: 98, Force: true,
+				Versions: []fsm.ReplicatedVersion{
+					{VersionID: "v1", Stages: []string{"AWSCURRENT"}, CreatedDate: t0, Binary: true, PrimaryARN: arn, Value: &env, Digest: []byte{1}},
+					{VersionID: "v2", Stages: []string{"AWSPENDING"}, CreatedDate: t0, PrimaryARN: arn, Placeholder: true}}}}},
+		fsm.CmdAckReplication: &fsm.AckReplication{Region: "eu-west-1", Index: 98, AsOf: t0 + 6, Error: "unreachable", Date: t0 + 7,
+			Outcomes: []fsm.ReplOutcome{{ARN: arn, Status: fsm.ReplFailed, Message: "m"}}},
+		fsm.CmdPromoteReplica: &fsm.PromoteReplica{ARN: replicaARN, Date: t0 + 8},
+	}
 }

@@ -38,6 +38,8 @@ type Result struct {
 	Purged []string
 	// Count is how many items a batch command applied (RewrapKeys).
 	Count int
+	// Replication is what became of each secret of an ApplyReplicated.
+	Replication []ReplOutcome `codec:",omitempty"`
 }
 
 // FSM implements raft.FSM and raft.ConfigurationStore.

@@ -257,9 +257,15 @@ func (f *compiledFilter) match(s *Secret) bool {
 					break
 				}
 			}
-		case FilterPrimaryRegion, FilterOwningService:
-			// Coffer has no replicas and no managing services yet: no
-			// secret has either attribute, so only a negation matches.
+		case FilterPrimaryRegion:
+			// Replicated secrets only: a replica's primary region, or a
+			// primary's own when it has replicas.
+			if pr := s.PrimaryRegionName(); pr != "" {
+				m = strings.HasPrefix(pr, v.raw)
+			}
+		case FilterOwningService:
+			// Coffer has no managing services: no secret has the
+			// attribute, so only a negation matches.
 			m = false
 		case FilterDescription, FilterAll:
 			if !split {

@@ -19,7 +19,8 @@ func (deletionIndex) FromObject(obj any) (bool, []byte, error) {
 	if !ok {
 		return false, nil, fmt.Errorf("deletion index: %T is not a *Secret", obj)
 	}
-	if !s.Scheduled() {
+	if !s.Scheduled() || s.IsReplica() {
+		// A replica is removed by its primary region, never purged here.
 		return false, nil, nil
 	}
 	return true, deletionKey(s.DeletionDate), nil

@@ -1,6 +1,10 @@
 package fsm
 
-import "github.com/hashicorp/go-memdb"
+import (
+	"maps"
+
+	"github.com/hashicorp/go-memdb"
+)
 
 // Table names.
 const (
@@ -50,6 +54,9 @@ var snapshotTables = []snapshotTable{
 	{tableTombstones, 4, func() any { return new(Tombstone) }},
 	{tableKeys, 5, func() any { return new(Key) }},
 	{tableAliases, 6, func() any { return new(Alias) }},
+	{tableReplTargets, 7, func() any { return new(ReplTarget) }},
+	{tableReplSources, 8, func() any { return new(ReplSource) }},
+	{tableReplDrops, 9, func() any { return new(ReplDrop) }},
 }
 
 // unsnapshotted are the tables a snapshot does not carry as records: meta
@@ -57,6 +64,12 @@ var snapshotTables = []snapshotTable{
 var unsnapshotted = []string{tableMeta}
 
 func schema() *memdb.DBSchema {
+	s := baseSchema()
+	maps.Copy(s.Tables, replicationSchema())
+	return s
+}
+
+func baseSchema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableSecrets: {
 			Name: tableSecrets,

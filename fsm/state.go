@@ -61,6 +61,13 @@ type Secret struct {
 	// keeps such a secret's snapshot record byte for byte as it was.
 	CreateIndex uint64 `codec:",omitempty"`
 	ModifyIndex uint64 `codec:",omitempty"`
+	// Replicas are the replica regions of a primary secret (replication.go).
+	Replicas []Replica `codec:",omitempty"`
+	// PrimaryRegion is set on a replica: the region of the primary
+	// secret, the only one clients may change it in. SourceIndex is the
+	// primary's ModifyIndex of the state the replica holds.
+	PrimaryRegion string `codec:",omitempty"`
+	SourceIndex   uint64 `codec:",omitempty"`
 }
 
 // Tombstone records that a secret left the secrets table for good (a
@@ -102,6 +109,10 @@ type Version struct {
 	// has re-wrapped the data key. Empty in versions written before the
 	// field existed: their AAD binds the secret's own ARN (AADARN).
 	PrimaryARN string `codec:",omitempty"`
+	// Index is the log index of the command that gave the version its
+	// value (0 in versions from before the field): a shipper sends the
+	// value of a version set after the replica's cursor.
+	Index uint64 `codec:",omitempty"`
 }
 
 // AADARN is the ARN the value of v is bound to, in secret s.
@@ -145,6 +156,7 @@ func (v *Version) HasValue() bool { return len(v.Value.Ciphertext) > 0 }
 func (s *Secret) clone() *Secret {
 	c := *s
 	c.Tags = slices.Clone(s.Tags)
+	c.Replicas = slices.Clone(s.Replicas)
 	c.Versions = make([]*Version, len(s.Versions))
 	for i, v := range s.Versions {
 		vc := *v

@@ -137,6 +137,8 @@ type Region struct {
 	keys keyCatchUp
 	// access notes the reads this node served, for LastAccessedDate.
 	access accessLog
+	// onPromote is told of each promoted replica (OnPromote).
+	onPromote atomic.Pointer[func(primaryRegion, arn string)]
 	// rewrapKick wakes the leader's re-wrap after a key rotation here.
 	rewrapKick chan struct{}
 	// bg ends when the region shuts down; loops are the goroutines on it.

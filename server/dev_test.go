@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -273,42 +274,59 @@ func TestDevReset_NotFoundOnServer(t *testing.T) {
 
 // Replication between the regions of one dev server is not there yet: the
 // operations say so, by name, and change nothing.
-func TestDev_ReplicationNotAvailableYet(t *testing.T) {
-	d := servertest.NewDev(t, servertest.DevOptions{Regions: devRegions})
-	cl := d.Client("us-east-1")
-	devCreate(t, cl, "primary", "v")
-	replica := []types.ReplicaRegionType{{Region: aws.String("us-west-2")}}
-	for op, call := range map[string]func() error{
-		"ReplicateSecretToRegions": func() error {
-			_, err := cl.ReplicateSecretToRegions(devCtx(t), &secretsmanager.ReplicateSecretToRegionsInput{
-				SecretId: aws.String("primary"), AddReplicaRegions: replica})
-			return err
-		},
-		"RemoveRegionsFromReplication": func() error {
-			_, err := cl.RemoveRegionsFromReplication(devCtx(t), &secretsmanager.RemoveRegionsFromReplicationInput{
-				SecretId: aws.String("primary"), RemoveReplicaRegions: []string{"us-west-2"}})
-			return err
-		},
-		"StopReplicationToReplica": func() error {
-			_, err := cl.StopReplicationToReplica(devCtx(t), &secretsmanager.StopReplicationToReplicaInput{
-				SecretId: aws.String("primary")})
-			return err
-		},
-		"AddReplicaRegions": func() error {
-			_, err := cl.CreateSecret(devCtx(t), &secretsmanager.CreateSecretInput{Name: aws.String("replicated"),
-				SecretString: aws.String("v"), ClientRequestToken: aws.String(versionToken("replicated", "v")), AddReplicaRegions: replica})
-			return err
-		},
-	} {
-		err := call()
-		if apiCode(err) != apierr.InvalidRequest || !strings.Contains(apiMessage(err), op) || !strings.Contains(apiMessage(err), "not available yet") {
-			t.Errorf("%s: %v; want %s naming the operation and saying it is not available yet", op, err, apierr.InvalidRequest)
+// coffer dev replicates between its regions with the servers' code, and
+// answers a write once the replica regions applied it: a test reads its
+// own writes in every region with no sleep (docs/dev-mode.md).
+func TestDev_ReplicationReadsYourWritesEverywhere(t *testing.T) {
+	d := servertest.NewDev(t, servertest.DevOptions{Regions: []string{"us-east-1", "us-west-2", "eu-west-1"}})
+	east, west, eu := d.Client("us-east-1"), d.Client("us-west-2"), d.Client("eu-west-1")
+	ctx := devCtx(t)
+	value := func(cl *secretsmanager.Client, id string) string {
+		t.Helper()
+		out, err := cl.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+		if err != nil {
+			t.Fatalf("read %s: %v", id, err)
+		}
+		return aws.ToString(out.SecretString)
+	}
+	if _, err := east.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("app"), SecretString: aws.String("v1"),
+		AddReplicaRegions: []types.ReplicaRegionType{{Region: aws.String("us-west-2")}, {Region: aws.String("eu-west-1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 10; i++ {
+		v := fmt.Sprint("v", i)
+		if _, err := east.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("app"), SecretString: aws.String(v)}); err != nil {
+			t.Fatal(err)
+		}
+		if got, got2 := value(west, "app"), value(eu, "app"); got != v || got2 != v {
+			t.Fatalf("right after writing %s: us-west-2 reads %s, eu-west-1 %s", v, got, got2)
 		}
 	}
-	if got := devList(t, d.Client("us-west-2")); len(got) != 0 {
-		t.Fatalf("us-west-2 lists %v; nothing was replicated", got)
+	out, err := east.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
+	if err != nil || len(out.ReplicationStatus) != 2 || out.ReplicationStatus[0].Status != types.StatusTypeInSync ||
+		out.ReplicationStatus[1].Status != types.StatusTypeInSync {
+		t.Fatalf("the primary's ReplicationStatus: %+v, %v", out, err)
 	}
-	if got := devList(t, cl); len(got) != 1 {
-		t.Fatalf("us-east-1 lists %v, want only primary", got)
+	if _, err := east.RemoveRegionsFromReplication(ctx, &secretsmanager.RemoveRegionsFromReplicationInput{SecretId: aws.String("app"),
+		RemoveReplicaRegions: []string{"eu-west-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := devList(t, eu); len(got) != 0 {
+		t.Fatalf("eu-west-1 lists %v right after the region was removed", got)
+	}
+	if _, err := west.StopReplicationToReplica(ctx, &secretsmanager.StopReplicationToReplicaInput{SecretId: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := west.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("app"), SecretString: aws.String("west")}); err != nil {
+		t.Fatalf("write the promoted secret: %v", err)
+	}
+	// A reset empties every region, replication state included.
+	if status, body, err := d.Reset("us-east-1"); err != nil || status != 200 {
+		t.Fatalf("reset: %d %s %v", status, body, err)
+	}
+	for _, cl := range []*secretsmanager.Client{east, west, eu} {
+		if got := devList(t, cl); len(got) != 0 {
+			t.Fatalf("after the reset: %v", got)
+		}
 	}
 }

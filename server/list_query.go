@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"github.com/hashicorp/go-memdb"
 	"regexp"
 	"strings"
 
@@ -136,31 +137,31 @@ func listBinding(op string, q *fsm.ListQuery) string {
 // listPage reads one page of the listing q of operation op (ListSecrets or
 // BatchGetSecretValue by filters), continuing after nextToken if given,
 // on a read as the request asks, and returns it with the token of the next
-// page ("" on the last).
-func listPage(ctx context.Context, r Region, req *request, op string, q fsm.ListQuery, nextToken *string) (fsm.ListPage, string, error) {
+// page ("" on the last), and the read transaction it came from.
+func listPage(ctx context.Context, r Region, req *request, op string, q fsm.ListQuery, nextToken *string) (fsm.ListPage, string, *memdb.Txn, error) {
 	kr, err := r.Keyring()
 	if err != nil {
-		return fsm.ListPage{}, "", err
+		return fsm.ListPage{}, "", nil, err
 	}
 	binding := listBinding(op, &q)
 	if nextToken != nil {
 		if q.After, err = openToken(kr, *nextToken, binding); err != nil {
-			return fsm.ListPage{}, "", err
+			return fsm.ListPage{}, "", nil, err
 		}
 	}
 	txn, err := read(ctx, r, req)
 	if err != nil {
-		return fsm.ListPage{}, "", err
+		return fsm.ListPage{}, "", nil, err
 	}
 	page, err := fsm.ListSecretsPage(txn, q)
 	if err != nil {
-		return fsm.ListPage{}, "", apierr.Newf(apierr.InternalServiceError, "listing failed: %v", err)
+		return fsm.ListPage{}, "", nil, apierr.Newf(apierr.InternalServiceError, "listing failed: %v", err)
 	}
 	next := ""
 	if page.Next != "" {
 		next = sealToken(kr, binding, page.Next)
 	}
-	return page, next, nil
+	return page, next, txn, nil
 }
 
 func sealToken(kr *crypto.Keyring, binding, cursor string) string {

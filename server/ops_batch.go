@@ -106,7 +106,7 @@ func batchByFilters(ctx context.Context, r Region, req *request, filters []filte
 	if maxResults != nil {
 		q.Limit = int(*maxResults)
 	}
-	page, next, err := listPage(ctx, r, req, "BatchGetSecretValue", q, nextToken)
+	page, next, _, err := listPage(ctx, r, req, "BatchGetSecretValue", q, nextToken)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"regexp"
-	"strings"
+	"slices"
+	"time"
 
 	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/fsm"
+	"github.com/hashicorp/go-memdb"
 )
 
 func init() {
@@ -19,15 +23,10 @@ func init() {
 
 // ReplicateSecretToRegions, RemoveRegionsFromReplication,
 // StopReplicationToReplica and CreateSecret's AddReplicaRegions
-// (shared/spec §4.1, §4.18-§4.20).
-//
-// Coffer has no replication engine yet. The operations check a request
-// exactly as they will once replication exists (model constraints, region
-// names, the replica region not being this region, no region twice, the
-// secret resolved and its state rules) and then refuse with an
-// InvalidRequestException that says replication is not available yet.
-// Nothing is recorded and nothing is changed. No secret is a replica or
-// has replicas, which decides the state rules that depend on it.
+// (shared/spec §4.1, §4.18-§4.20) translate to fsm commands; package
+// replication ships the changes (docs/replication.md). A replica region
+// must be a region of this deployment: one whose servers are in the WAN
+// pool (coffer region list).
 
 // Messages of the replication operations.
 
@@ -107,12 +106,110 @@ func replicateSecretToRegions(ctx context.Context, r Region, req *request) (any,
 	if err := validateAddReplicaRegions(r, &v, in.AddReplicaRegions); err != nil {
 		return nil, err
 	}
-	// Resolve; refused while scheduled for deletion. (A replica would be
-	// refused too; there are none yet.)
-	if _, err := readSecret(ctx, r, req, *in.SecretID); err != nil {
+	// Resolve, then the state rules (a replica, scheduled for deletion),
+	// then the regions; regions the secret has already are no change.
+	s, err := readSecret(ctx, r, req, *in.SecretID)
+	if err != nil {
 		return nil, err
 	}
-	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgReplicateNotYet)
+	if s.IsReplica() {
+		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgReplicaWrite)
+	}
+	add, err := replicaList(r, req, in.AddReplicaRegions, in.ForceOverwriteReplicaSecret)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(add, func(rep fsm.Replica) bool { return s.Replica(rep.Region) == nil }) {
+		return replicationAnswer(ctx, r, req, s.ARN)
+	}
+	res, err := writeSecret(ctx, r, req, s.ARN, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdSetReplication, &fsm.SetReplication{ARN: s.ARN, Add: add, Date: r.Now().UnixMilli()}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return replicationAnswer(ctx, r, req, res.ARN)
+}
+
+// replicaList turns AddReplicaRegions that passed validation into
+// replicas, refusing a region this deployment does not have.
+func replicaList(r Region, req *request, list []replicaRegionJSON, force *bool) ([]fsm.Replica, error) {
+	out := make([]fsm.Replica, 0, len(list))
+	for _, rr := range list {
+		if !req.knownRegion(*rr.Region) {
+			return nil, apierr.Newf(apierr.InvalidParameter,
+				"Region %s is not a region of this Coffer deployment: none of its servers is in the WAN pool (see coffer region list).", *rr.Region)
+		}
+		out = append(out, fsm.Replica{Region: *rr.Region, KmsKeyID: deref(rr.KmsKeyID), Force: force != nil && *force})
+	}
+	return out, nil
+}
+
+// replicationAnswer is the answer of ReplicateSecretToRegions and
+// RemoveRegionsFromReplication: the primary's ARN and every replica's
+// status, as of the write.
+func replicationAnswer(ctx context.Context, r Region, req *request, arn string) (any, error) {
+	txn, err := read(ctx, r, req)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		ARN               string                 `json:"ARN"`
+		ReplicationStatus []replicationStatusOut `json:"ReplicationStatus"`
+	}{ARN: arn, ReplicationStatus: []replicationStatusOut{}}
+	if s := fsm.SecretByARN(txn, arn); s != nil {
+		out.ReplicationStatus = replicationStatus(txn, s)
+	}
+	return out, nil
+}
+
+// replicationStatusOut is AWS's ReplicationStatusType.
+type replicationStatusOut struct {
+	Region        string `json:"Region"`
+	KmsKeyID      string `json:"KmsKeyId"`
+	Status        string `json:"Status"`
+	StatusMessage string `json:"StatusMessage,omitempty"`
+}
+
+// Replica statuses, as AWS names them.
+const (
+	replInSync     = "InSync"
+	replInProgress = "InProgress"
+	replFailed     = "Failed"
+)
+
+// replicationStatus is a primary secret's replicas as DescribeSecret shows
+// them: Failed when the replica region refused the secret or cannot be
+// reached while changes wait, InSync once it acknowledged the secret's
+// last change, else InProgress, with how far behind it is.
+func replicationStatus(txn *memdb.Txn, s *fsm.Secret) []replicationStatusOut {
+	out := []replicationStatusOut{}
+	for _, rep := range s.Replicas {
+		o := replicationStatusOut{Region: rep.Region, KmsKeyID: rep.KmsKeyID}
+		if o.KmsKeyID == "" {
+			o.KmsKeyID = fsm.DefaultKeyAlias
+		}
+		t := fsm.ReplTargetOf(txn, rep.Region)
+		switch {
+		case rep.Failure != "":
+			o.Status, o.StatusMessage = replFailed, rep.Failure
+		case t != nil && t.Acked >= s.ModifyIndex:
+			o.Status, o.StatusMessage = replInSync, "Replication succeeded"
+		case t != nil && t.Error != "":
+			o.Status = replFailed
+			o.StatusMessage = fmt.Sprintf("Replication failed: region %s cannot be reached since %s: %s. Changes wait and are shipped when it can.",
+				rep.Region, time.UnixMilli(t.ErrorSince).UTC().Format(time.RFC3339), t.Error)
+		default:
+			o.Status = replInProgress
+			o.StatusMessage = "Replication in progress"
+			if t != nil && t.AckedDate != 0 {
+				o.StatusMessage += fmt.Sprintf(": the replica region last acknowledged changes at %s",
+					time.UnixMilli(t.AckedDate).UTC().Format(time.RFC3339))
+			}
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 func removeRegionsFromReplication(ctx context.Context, r Region, req *request) (any, error) {
@@ -141,11 +238,25 @@ func removeRegionsFromReplication(ctx context.Context, r Region, req *request) (
 	if err := checkReplicaRegions(r, in.RemoveReplicaRegions, "RemoveReplicaRegions"); err != nil {
 		return nil, err
 	}
-	// Allowed while scheduled for deletion (spec §4.23): resolve only.
-	if _, err := resolveSecret(ctx, r, req, *in.SecretID); err != nil {
+	// Allowed while scheduled for deletion (spec §4.23); a region not
+	// replicated is no change.
+	s, err := resolveSecret(ctx, r, req, *in.SecretID)
+	if err != nil {
 		return nil, err
 	}
-	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgRemoveRegionsNotYet)
+	if s.IsReplica() {
+		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgReplicaWrite)
+	}
+	if !slices.ContainsFunc(in.RemoveReplicaRegions, func(region string) bool { return s.Replica(region) != nil }) {
+		return replicationAnswer(ctx, r, req, s.ARN)
+	}
+	res, err := writeSecret(ctx, r, req, s.ARN, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdSetReplication, &fsm.SetReplication{ARN: s.ARN, Remove: in.RemoveReplicaRegions, Date: r.Now().UnixMilli()}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return replicationAnswer(ctx, r, req, res.ARN)
 }
 
 func stopReplicationToReplica(ctx context.Context, r Region, req *request) (any, error) {
@@ -153,54 +264,35 @@ func stopReplicationToReplica(ctx context.Context, r Region, req *request) (any,
 	if err != nil {
 		return nil, err
 	}
-	// Allowed while scheduled for deletion (spec §4.23): resolve only.
-	if _, err := resolveSecret(ctx, r, req, id); err != nil {
+	// Sent to the replica's region (spec §4.20); allowed while scheduled
+	// for deletion (§4.23). Not a replica → InvalidRequestException.
+	res, index, err := r.PromoteReplica(ctx, id)
+	req.setIndex(index)
+	if err != nil {
 		return nil, err
 	}
-	// Not a replica → InvalidRequestException (spec §4.20); no secret is
-	// one yet.
-	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgStopReplicationNotYet)
+	return struct {
+		ARN string `json:"ARN"`
+	}{res.ARN}, nil
 }
 
-// createSecretOp is CreateSecret with its AddReplicaRegions checked: a
-// request without AddReplicaRegions is plain createSecret. With them, the
-// regions' model constraints and rules are checked, then createSecret
-// checks everything else and refuses before writing anything, then the
-// name's state rules are checked; a request that passes everything is
-// refused as not available yet.
+// createSecretOp is CreateSecret with its AddReplicaRegions checked: the
+// regions' model constraints and rules first, then createSecret's own
+// checks, then that each region is one of this deployment's, then the
+// secret is created with its replicas.
 func createSecretOp(ctx context.Context, r Region, req *request) (any, error) {
 	var in struct {
-		Name              *string             `json:"Name"`
-		AddReplicaRegions []replicaRegionJSON `json:"AddReplicaRegions"`
+		AddReplicaRegions           []replicaRegionJSON `json:"AddReplicaRegions"`
+		ForceOverwriteReplicaSecret *bool               `json:"ForceOverwriteReplicaSecret"`
 	}
 	if err := decode(req.body, &in); err != nil {
 		return nil, err
 	}
-	if in.AddReplicaRegions == nil {
-		return createSecret(ctx, r, req)
-	}
-	var v validator
-	if err := validateAddReplicaRegions(r, &v, in.AddReplicaRegions); err != nil {
-		return nil, err
-	}
-	// With AddReplicaRegions present, createSecret refuses after all of its
-	// own checks and before it writes anything.
-	out, err := createSecret(ctx, r, req)
-	if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidRequest || in.Name == nil ||
-		!strings.Contains(ae.Message, "AddReplicaRegions") {
-		return out, err
-	}
-	txn, err := read(ctx, r, req)
-	if err != nil {
-		return nil, err
-	}
-	// A name is never "arn:..." (no ':' allowed), so this is a name lookup;
-	// secrets scheduled for deletion are found too.
-	if s := r.Resolve(txn, *in.Name); s != nil {
-		if s.Scheduled() {
-			return nil, apierr.New(apierr.InvalidRequest, apierr.MsgScheduledCreate)
+	if in.AddReplicaRegions != nil {
+		var v validator
+		if err := validateAddReplicaRegions(r, &v, in.AddReplicaRegions); err != nil {
+			return nil, err
 		}
-		return nil, apierr.Newf(apierr.ResourceExists, "The operation failed because the secret %s already exists.", *in.Name)
 	}
-	return nil, apierr.New(apierr.InvalidRequest, apierr.MsgAddReplicaRegionsNotYet)
+	return createSecret(ctx, r, req, in.AddReplicaRegions, in.ForceOverwriteReplicaSecret)
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // Conformance of the replication operations and CreateSecret's
-// AddReplicaRegions, which Coffer validates completely and then refuses as
-// not available yet: every validation error, the state rules, and that a
-// refusal changes nothing. The test region is us-east-1.
+// AddReplicaRegions in a region alone (no WAN pool, so no other region is
+// part of the deployment): every validation error, the state rules, and
+// that a refusal changes nothing. The test region is us-east-1.
+// Replication itself, between regions, is replication_test.go.
 
 func replicas(regions ...string) []types.ReplicaRegionType {
 	out := make([]types.ReplicaRegionType, 0, len(regions))
@@ -99,7 +100,7 @@ func TestAPI_ReplicateSecretToRegions(t *testing.T) {
 		})
 	})
 
-	t.Run("valid requests are refused as not available yet", func(t *testing.T) {
+	t.Run("regions outside the deployment are refused", func(t *testing.T) {
 		arn := aws.ToString(created.ARN)
 		for _, tc := range []struct {
 			name string
@@ -114,7 +115,7 @@ func TestAPI_ReplicateSecretToRegions(t *testing.T) {
 		} {
 			unchanged(t, c, "repl-a", func() {
 				_, err := a.any().ReplicateSecretToRegions(ctx, tc.in)
-				wantAPIError(t, tc.name, err, apierr.InvalidRequest, apierr.MsgReplicateNotYet)
+				wantAPIErrorContains(t, tc.name, err, apierr.InvalidParameter, "is not a region of this Coffer deployment")
 			})
 		}
 	})
@@ -160,19 +161,26 @@ func TestAPI_RemoveRegionsFromReplication(t *testing.T) {
 
 	t.Run("state rules", func(t *testing.T) {
 		wantAPIError(t, "missing secret", remove("rm-missing", "us-west-2"), apierr.ResourceNotFound, apierr.MsgSecretNotFound)
-		// Allowed while scheduled for deletion: refused only as not available.
+		// Allowed while scheduled for deletion; a region not replicated
+		// is no change.
 		mkSecret(t, a, "rm-deleted", "v1")
 		scheduleDeletion(t, a, "rm-deleted")
 		unchanged(t, c, "rm-deleted", func() {
-			wantAPIError(t, "scheduled", remove("rm-deleted", "us-west-2"), apierr.InvalidRequest, apierr.MsgRemoveRegionsNotYet)
+			if err := remove("rm-deleted", "us-west-2"); err != nil {
+				t.Fatalf("remove from a secret scheduled for deletion: %v", err)
+			}
 		})
 	})
 
-	t.Run("valid requests are refused as not available yet", func(t *testing.T) {
+	t.Run("removing regions not replicated changes nothing", func(t *testing.T) {
 		arn := aws.ToString(created.ARN)
 		for _, id := range []string{"rm-a", arn, partialARN(arn)} {
 			unchanged(t, c, "rm-a", func() {
-				wantAPIError(t, "remove from "+id, remove(id, "us-west-2", "eu-central-1"), apierr.InvalidRequest, apierr.MsgRemoveRegionsNotYet)
+				out, err := a.any().RemoveRegionsFromReplication(ctx, &secretsmanager.RemoveRegionsFromReplicationInput{
+					SecretId: aws.String(id), RemoveReplicaRegions: []string{"us-west-2", "eu-central-1"}})
+				if err != nil || aws.ToString(out.ARN) != arn || out.ReplicationStatus == nil || len(out.ReplicationStatus) != 0 {
+					t.Fatalf("remove from %s: %+v, %v; want ARN %s and no replicas", id, out, err, arn)
+				}
 			})
 		}
 	})
@@ -200,14 +208,14 @@ func TestAPI_StopReplicationToReplica(t *testing.T) {
 		arn := aws.ToString(created.ARN)
 		for _, id := range []string{"stop-a", arn, partialARN(arn)} {
 			unchanged(t, c, "stop-a", func() {
-				wantAPIError(t, "not a replica: "+id, stop(id), apierr.InvalidRequest, apierr.MsgStopReplicationNotYet)
+				wantAPIErrorContains(t, "not a replica: "+id, stop(id), apierr.InvalidRequest, "is not a replica")
 			})
 		}
 		// Allowed while scheduled for deletion.
 		mkSecret(t, a, "stop-deleted", "v1")
 		scheduleDeletion(t, a, "stop-deleted")
 		unchanged(t, c, "stop-deleted", func() {
-			wantAPIError(t, "scheduled", stop("stop-deleted"), apierr.InvalidRequest, apierr.MsgStopReplicationNotYet)
+			wantAPIErrorContains(t, "scheduled", stop("stop-deleted"), apierr.InvalidRequest, "is not a replica")
 		})
 	})
 }
@@ -262,22 +270,16 @@ func TestAPI_CreateSecretAddReplicaRegions(t *testing.T) {
 		})
 	})
 
-	t.Run("state rules", func(t *testing.T) {
-		unchanged(t, c, "cr-existing", func() {
-			wantAPIError(t, "name taken", create("cr-existing", replicas("us-west-2")), apierr.ResourceExists,
-				"The operation failed because the secret cr-existing already exists.")
-		})
-		unchanged(t, c, "cr-deleted", func() {
-			wantAPIError(t, "name scheduled for deletion", create("cr-deleted", replicas("us-west-2")), apierr.InvalidRequest, apierr.MsgScheduledCreate)
-		})
-	})
-
-	t.Run("valid requests are refused as not available yet", func(t *testing.T) {
+	t.Run("regions outside the deployment are refused", func(t *testing.T) {
+		const msg = "is not a region of this Coffer deployment"
 		nothingCreated(t, "cr-new", func() {
-			wantAPIError(t, "with a value", create("cr-new", replicas("us-west-2")), apierr.InvalidRequest, apierr.MsgAddReplicaRegionsNotYet)
+			wantAPIErrorContains(t, "with a value", create("cr-new", replicas("us-west-2")), apierr.InvalidParameter, msg)
 			_, err := a.any().CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("cr-new"),
 				AddReplicaRegions: []types.ReplicaRegionType{{Region: aws.String("eu-west-1"), KmsKeyId: aws.String("alias/r")}}, ForceOverwriteReplicaSecret: true})
-			wantAPIError(t, "without a value", err, apierr.InvalidRequest, apierr.MsgAddReplicaRegionsNotYet)
+			wantAPIErrorContains(t, "without a value", err, apierr.InvalidParameter, msg)
+		})
+		unchanged(t, c, "cr-existing", func() {
+			wantAPIErrorContains(t, "name taken", create("cr-existing", replicas("us-west-2")), apierr.InvalidParameter, msg)
 		})
 		// Without AddReplicaRegions CreateSecret works as always.
 		if err := create("cr-new", nil); err != nil {

@@ -88,6 +88,15 @@ type Region interface {
 	LastContact() time.Duration
 	// ReplicationPublicKey is the region's replication key (GET /v1/regions).
 	ReplicationPublicKey() (keyID string, pub []byte)
+	// PromoteReplica turns a replica into a primary secret here
+	// (StopReplicationToReplica).
+	PromoteReplica(ctx context.Context, id string) (*fsm.Result, uint64, error)
+	// ReplicationStatus is the replica regions this region ships to and
+	// the primary regions it receives from (GET /v1/replication/status).
+	ReplicationStatus(ctx context.Context, stale bool) ([]region.ReplicaStatus, []region.SourceStatus, uint64, error)
+	// WaitReplicated returns once every replica region has applied the
+	// replicated changes up to index (coffer dev's synchronous writes).
+	WaitReplicated(ctx context.Context, index uint64) error
 	// StateDigest is the state's digest and the index it reflects.
 	StateDigest() (string, uint64, error)
 }

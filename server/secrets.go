@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"regexp"
 	"slices"
 	"strconv"
@@ -124,15 +123,16 @@ func validateTags(tags []tagJSON, v *validator) error {
 	return nil
 }
 
-func createSecret(ctx context.Context, r Region, req *request) (any, error) {
+// createSecret is CreateSecret; add and force are its AddReplicaRegions
+// and ForceOverwriteReplicaSecret, already validated (createSecretOp).
+func createSecret(ctx context.Context, r Region, req *request, add []replicaRegionJSON, force *bool) (any, error) {
 	var in struct {
-		Name               *string           `json:"Name"`
-		ClientRequestToken *string           `json:"ClientRequestToken"`
-		Description        *string           `json:"Description"`
-		KmsKeyID           *string           `json:"KmsKeyId"`
-		Tags               []tagJSON         `json:"Tags"`
-		AddReplicaRegions  []json.RawMessage `json:"AddReplicaRegions"`
-		Type               *string           `json:"Type"`
+		Name               *string   `json:"Name"`
+		ClientRequestToken *string   `json:"ClientRequestToken"`
+		Description        *string   `json:"Description"`
+		KmsKeyID           *string   `json:"KmsKeyId"`
+		Tags               []tagJSON `json:"Tags"`
+		Type               *string   `json:"Type"`
 		secretValue
 	}
 	if err := decode(req.body, &in); err != nil {
@@ -162,8 +162,12 @@ func createSecret(ctx context.Context, r Region, req *request) (any, error) {
 	if in.present() && in.ClientRequestToken == nil {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgTokenMissing)
 	}
-	if len(in.AddReplicaRegions) > 0 {
-		return nil, apierr.New(apierr.InvalidRequest, "Replication (AddReplicaRegions) is not available yet in this version of Coffer.")
+	var replicas []fsm.Replica
+	if add != nil {
+		var err error
+		if replicas, err = replicaList(r, req, add, force); err != nil {
+			return nil, err
+		}
 	}
 	// A sealed node never gets here (authenticate); the keyring is
 	// fetched once, when the value is sealed.
@@ -175,7 +179,7 @@ func createSecret(ctx context.Context, r Region, req *request) (any, error) {
 	cmd := &fsm.CreateSecret{
 		ARN:  r.NewARN(*in.Name),
 		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), KeyID: secretKeyID(key),
-		Date: now, Type: deref(in.Type),
+		Date: now, Type: deref(in.Type), Replicas: replicas,
 	}
 	for _, t := range in.Tags {
 		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
@@ -187,7 +191,21 @@ func createSecret(ctx context.Context, r Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
+	if replicas == nil {
+		return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
+	}
+	txn, err := read(ctx, r, req)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		arnNameVersion
+		ReplicationStatus []replicationStatusOut `json:"ReplicationStatus"`
+	}{arnNameVersion: arnNameVersion{res.ARN, res.Name, res.VersionID}, ReplicationStatus: []replicationStatusOut{}}
+	if s := fsm.SecretByARN(txn, res.ARN); s != nil {
+		out.ReplicationStatus = replicationStatus(txn, s)
+	}
+	return out, nil
 }
 
 func putSecretValue(ctx context.Context, r Region, req *request) (any, error) {
@@ -350,18 +368,20 @@ func readValue(r Region, kr *crypto.Keyring, s *fsm.Secret, versionID, stage *st
 // secretEntry is a secret's metadata as DescribeSecret and ListSecrets
 // return it; only the name of the version map differs between the two.
 type secretEntry struct {
-	ARN                    string              `json:"ARN"`
-	Name                   string              `json:"Name"`
-	Description            string              `json:"Description,omitempty"`
-	KmsKeyID               string              `json:"KmsKeyId,omitempty"`
-	Type                   string              `json:"Type,omitempty"`
-	CreatedDate            epoch               `json:"CreatedDate"`
-	LastChangedDate        epoch               `json:"LastChangedDate"`
-	LastAccessedDate       epoch               `json:"LastAccessedDate,omitempty"`
-	DeletedDate            epoch               `json:"DeletedDate,omitempty"`
-	Tags                   *[]tagOut           `json:"Tags,omitempty"`
-	VersionIdsToStages     map[string][]string `json:"VersionIdsToStages,omitempty"`
-	SecretVersionsToStages map[string][]string `json:"SecretVersionsToStages,omitempty"`
+	ARN                    string                 `json:"ARN"`
+	Name                   string                 `json:"Name"`
+	Description            string                 `json:"Description,omitempty"`
+	KmsKeyID               string                 `json:"KmsKeyId,omitempty"`
+	Type                   string                 `json:"Type,omitempty"`
+	CreatedDate            epoch                  `json:"CreatedDate"`
+	LastChangedDate        epoch                  `json:"LastChangedDate"`
+	LastAccessedDate       epoch                  `json:"LastAccessedDate,omitempty"`
+	DeletedDate            epoch                  `json:"DeletedDate,omitempty"`
+	Tags                   *[]tagOut              `json:"Tags,omitempty"`
+	VersionIdsToStages     map[string][]string    `json:"VersionIdsToStages,omitempty"`
+	SecretVersionsToStages map[string][]string    `json:"SecretVersionsToStages,omitempty"`
+	PrimaryRegion          string                 `json:"PrimaryRegion,omitempty"`
+	ReplicationStatus      []replicationStatusOut `json:"ReplicationStatus,omitempty"`
 }
 
 type tagOut struct {
@@ -369,10 +389,14 @@ type tagOut struct {
 	Value string `json:"Value"`
 }
 
-func entryOf(s *fsm.Secret) secretEntry {
+func entryOf(txn *memdb.Txn, s *fsm.Secret) secretEntry {
 	e := secretEntry{ARN: s.ARN, Name: s.Name, Description: s.Description, KmsKeyID: s.KmsKeyID, Type: s.Type,
 		CreatedDate: epoch(s.CreatedDate), LastChangedDate: epoch(s.LastChangedDate),
-		LastAccessedDate: epoch(s.LastAccessedDate), DeletedDate: epoch(s.DeletedDate)}
+		LastAccessedDate: epoch(s.LastAccessedDate), DeletedDate: epoch(s.DeletedDate),
+		PrimaryRegion: s.PrimaryRegionName()}
+	if len(s.Replicas) > 0 {
+		e.ReplicationStatus = replicationStatus(txn, s)
+	}
 	if s.TagsEverSet {
 		tags := make([]tagOut, 0, len(s.Tags))
 		for _, t := range s.Tags {
@@ -397,11 +421,15 @@ func describeSecret(ctx context.Context, r Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := resolveSecret(ctx, r, req, id)
+	txn, err := read(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
-	return entryOf(s), nil
+	s := r.Resolve(txn, id)
+	if s == nil {
+		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
+	}
+	return entryOf(txn, s), nil
 }
 
 func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
@@ -435,7 +463,7 @@ func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 	if in.MaxResults != nil {
 		q.Limit = int(*in.MaxResults)
 	}
-	page, next, err := listPage(ctx, r, req, "ListSecrets", q, in.NextToken)
+	page, next, txn, err := listPage(ctx, r, req, "ListSecrets", q, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +472,7 @@ func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 		NextToken  string        `json:"NextToken,omitempty"`
 	}{SecretList: make([]secretEntry, 0, len(page.Secrets))}
 	for _, s := range page.Secrets {
-		e := entryOf(s)
+		e := entryOf(txn, s)
 		e.SecretVersionsToStages, e.VersionIdsToStages = e.VersionIdsToStages, nil
 		out.SecretList = append(out.SecretList, e)
 	}

@@ -53,6 +53,10 @@ type Config struct {
 	Metrics *prometheus.Registry
 }
 
+// devReplicationWait bounds how long coffer dev holds an answer for the
+// replica regions to apply a write.
+const devReplicationWait = 10 * time.Second
+
 // DefaultConfig returns the server defaults.
 func DefaultConfig() Config {
 	return Config{MaxBodyBytes: 1 << 20}
@@ -134,6 +138,7 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.POST("/v1/sys/unseal", s.handleUnseal)
 	e.POST("/v1/sys/rekey", s.handleRekey)
 	e.GET("/v1/regions", s.handleRegions)
+	e.GET("/v1/replication/status", s.handleReplicationStatus)
 	e.GET("/v1/operator/snapshot", s.handleSnapshotSave)
 	e.POST("/v1/operator/raft/remove-peer", s.handleRemovePeer)
 	e.POST("/v1/operator/raft/transfer-leader", s.handleTransferLeader)
@@ -300,6 +305,26 @@ type request struct {
 	// index is set by the handler to the Raft index the answer reflects.
 	index uint64
 	stale bool
+	// known reports whether a region is one of this deployment's.
+	known func(region string) bool
+}
+
+// knownRegion reports whether region is a region of this deployment, which
+// replicas may be placed in.
+func (req *request) knownRegion(region string) bool { return req.known != nil && req.known(region) }
+
+// knownRegion: a region whose servers are in the WAN pool, or, without
+// one, a region this process hosts.
+func (s *Server) knownRegion(region string) bool {
+	if s.cfg.Regions == nil {
+		return s.hosts(region)
+	}
+	for _, n := range s.cfg.Regions() {
+		if n.Region == region {
+			return true
+		}
+	}
+	return false
 }
 
 // setIndex records the Raft index the answer reflects; 0 (nothing read or
@@ -333,8 +358,18 @@ func (s *Server) handleAPI(c echo.Context) error {
 		return writeError(c, apierr.Newf(apierr.UnknownOperation, "Unknown operation %q.", target))
 	}
 	req := &request{body: body, header: c.Request().Header, identity: identity,
-		stale: strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale")}
+		stale: strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale"), known: s.knownRegion}
 	out, err := op(c.Request().Context(), r, req)
+	if err == nil && s.cfg.Dev && req.index != 0 {
+		// coffer dev answers a write once the regions it replicates to
+		// (hosted here too) have applied it, so a test reads its own
+		// writes in every region (docs/dev-mode.md). Servers never wait.
+		ctx, cancel := context.WithTimeout(c.Request().Context(), devReplicationWait)
+		if werr := r.WaitReplicated(ctx, req.index); werr != nil {
+			s.logger.Warn("dev: replicas did not apply a write in time", "index", req.index, "error", werr)
+		}
+		cancel()
+	}
 	if req.index != 0 {
 		c.Response().Header().Set(HeaderIndex, fmt.Sprint(req.index))
 	}

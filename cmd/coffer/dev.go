@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
+	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/server"
 	"github.com/spf13/cobra"
 )
@@ -222,7 +224,12 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	}
 
 	var regions []*region.Region
+	var repls []*replication.Service
+	var apiAddr atomic.Value // the API's address, once it listens
+	apiAddr.Store("")
+	leaveWAN := func() {}
 	stop := func() {
+		leaveWAN()
 		for _, r := range regions {
 			r.Shutdown()
 		}
@@ -245,14 +252,20 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 		// its first election (20 ms instead of 200 ms takes about 270 ms
 		// off the start, docs/performance.md), and its lease always holds.
 		cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
-		r, err := region.Start(region.Config{Cluster: cc, AccountID: f.accountID, RootKey: rootKey,
+		r, err := region.New(region.Config{Cluster: cc, AccountID: f.accountID, RootKey: rootKey,
 			Bootstrap: &creds, Logger: logger.With("region", name)})
 		crypto.Zero(rootKey)
 		if err != nil {
 			stop()
 			return fmt.Errorf("region %s: %w", name, err)
 		}
-		regions = append(regions, r)
+		repl := replication.New(replication.Config{Region: r, Logger: logger.With("region", name).Named("replication")})
+		if err := r.Start(); err != nil {
+			stop()
+			return fmt.Errorf("region %s: %w", name, err)
+		}
+		repl.Serve()
+		regions, repls = append(regions, r), append(repls, repl)
 		if err := r.Node().Bootstrap(); err != nil {
 			stop()
 			return fmt.Errorf("region %s: %w", name, err)
@@ -272,12 +285,19 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	}
 	// The port opens only now: a client that connects finds every region
 	// serving, never a region still bootstrapping.
+	// The regions find each other as servers do: a WAN pool on loopback.
+	members, leave, err := replication.JoinHosted(repls, func() string { return apiAddr.Load().(string) }, logger)
+	if err != nil {
+		stop()
+		return err
+	}
+	leaveWAN = leave
 	hold.Close()
 	served := make([]server.Region, len(regions))
 	for i, r := range regions {
 		served[i] = r
 	}
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger, Metrics: reg}, served...)
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger, Metrics: reg, Regions: members}, served...)
 	if err == nil {
 		err = srv.Start()
 	}
@@ -285,6 +305,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 		stop()
 		return err
 	}
+	apiAddr.Store(srv.Addr())
 	endpoint := "http://" + srv.Addr()
 	first := f.regions[0]
 	fmt.Fprintf(out, `Coffer dev server is serving.
@@ -314,6 +335,7 @@ Empty every region between tests:
 		creds.AccessKeyID, creds.SecretAccessKey, first, first, endpoint,
 		first, creds.AccessKeyID, creds.SecretAccessKey, endpoint)
 	waitForSignal(logger, sigs)
+	leaveWAN()
 	shutdown(logger, srv, regions...)
 	return nil
 }

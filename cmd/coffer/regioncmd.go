@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/cofferhq/coffer/server"
 
 	"github.com/cofferhq/coffer/replication"
 	"github.com/spf13/cobra"
@@ -14,15 +17,86 @@ import (
 func regionCmd() *cobra.Command {
 	g := &cobra.Command{
 		Use:   "region",
-		Short: "Regions as the WAN pool knows them",
+		Short: "Regions as the WAN pool knows them, and replication between them",
 		Long: `Regions find each other through the WAN pool: every server of every region
 started with --wan-gossip-addr and --wan-join. These commands ask one server
 what it knows. They are signed with the region's root credentials
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and scoped to --region or
 AWS_REGION.`,
 	}
-	g.AddCommand(regionListCmd())
+	g.AddCommand(regionListCmd(), regionStatusCmd())
 	return g
+}
+
+func regionStatusCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show replication to and from the region: lag in changes and seconds, and the RPO",
+		Long: `Show, for the region the call is scoped to, every replica region it ships to
+and every primary region it receives from.
+
+For a replica region: the index of this region's log up to which it has
+applied every replicated change, when it last acknowledged, how many
+replicated secrets changed since (PENDING, the lag in changes), and LAG, the
+time since the replica region was last known to hold everything: while
+changes wait, losing this region now would lose at most the changes of that
+time (the RPO); 0 when nothing waits. A replica region that cannot be
+reached shows why and since when; changes wait and are shipped when it can.
+
+The figures are read linearizably, on any server of the region. The call is signed with the region's root credentials
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and scoped to --region or
+AWS_REGION.`,
+		Example: `  coffer region status --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1
+  coffer region status --format json`,
+		Args:    cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out server.ReplicationStatusOut
+			if err := c.call(cmd.Context(), "GET", "/v1/replication/status", nil, &out, true); err != nil {
+				return err
+			}
+			return printReplicationStatus(cmd.OutOrStdout(), cf.format, out)
+		},
+	}
+	cf.add(cmd)
+	return cmd
+}
+
+func printReplicationStatus(w io.Writer, format string, out server.ReplicationStatusOut) error {
+	if format == "json" {
+		return printJSON(w, out)
+	}
+	tw := newTable(w)
+	fmt.Fprintf(tw, "Region %s\n\n", out.Region)
+	if len(out.Replicas) == 0 {
+		fmt.Fprintln(tw, "Replicates to no region.")
+	} else {
+		fmt.Fprintln(tw, "REPLICA REGION\tACKED INDEX\tLAST ACK\tPENDING\tLAG (RPO)\tERROR")
+		for _, r := range out.Replicas {
+			last := "never"
+			if !r.LastAck.IsZero() {
+				last = r.LastAck.Format(time.RFC3339)
+			}
+			errText := "-"
+			if r.Error != "" {
+				errText = r.Error + " (since " + r.ErrorSince.Format(time.RFC3339) + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", r.Region, r.AckedIndex, last, r.Pending,
+				(time.Duration(r.LagSeconds * float64(time.Second))).Round(time.Millisecond), errText)
+		}
+	}
+	if len(out.Sources) > 0 {
+		fmt.Fprintln(tw, "\nPRIMARY REGION\tAPPLIED INDEX\tLAST APPLIED")
+		for _, s := range out.Sources {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", s.Region, s.AppliedIndex, s.LastApplied.Format(time.RFC3339))
+		}
+	}
+	return tw.Flush()
 }
 
 func regionListCmd() *cobra.Command {

@@ -185,9 +185,9 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	out := cmd.OutOrStdout()
 	// The wiring, top to bottom (docs/architecture.md, "Packages"): the
 	// region service over its Raft node, then leader-only work registered
-	// with the region (rotation's scheduler and replication's shippers will
-	// register here, between New and Start; the purge is the region's own),
-	// then the HTTP server over the region.
+	// with the region between New and Start (replication's shippers;
+	// rotation's scheduler will join them; the purge is the region's own),
+	// then the WAN pool, then the HTTP server over the region.
 	// Metrics first: raft reports through go-metrics' global sink from
 	// its start.
 	reg, err := newMetricsRegistry()
@@ -206,9 +206,11 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
+	repl := replication.New(replication.Config{Region: r, Logger: logger.Named("replication")})
 	if err := r.Start(); err != nil {
 		return err
 	}
+	repl.Serve()
 	sc := server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock, Metrics: reg}
 	var wan *replication.Pool
 	if f.wanGossipAddr != "" {
@@ -220,6 +222,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 			return err
 		}
 		sc.Regions = wan.Members
+		repl.SetPeers(wan.Members)
 	} else if len(f.wanJoin) > 0 {
 		r.Shutdown()
 		return errors.New("--wan-join needs --wan-gossip-addr")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
+	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 )
@@ -47,12 +49,15 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 	base := t.TempDir()
 	d := &Dev{Regions: map[string]*region.Region{}}
 	var regions []*region.Region
+	var repls []*replication.Service
+	leaveWAN := func() {}
 	t.Cleanup(func() {
 		if d.Server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			d.Server.Shutdown(ctx)
 			cancel()
 		}
+		leaveWAN()
 		for _, r := range regions {
 			r.Shutdown()
 		}
@@ -66,30 +71,22 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 		cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
 		creds := Credentials
 		logger := hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Info, Output: logOut})
-		r, err := region.Start(region.Config{Cluster: cc, AccountID: opts.AccountID,
+		r, err := region.New(region.Config{Cluster: cc, AccountID: opts.AccountID,
 			RootKey: crypto.RandomKey(), Bootstrap: &creds, Logger: logger})
 		if err != nil {
 			t.Fatalf("start region %s: %v", name, err)
 		}
-		regions = append(regions, r)
+		repl := replication.New(replication.Config{Region: r, Logger: logger.Named("replication")})
+		if err := r.Start(); err != nil {
+			t.Fatalf("start region %s: %v", name, err)
+		}
+		repl.Serve()
+		regions, repls = append(regions, r), append(repls, repl)
 		if err := r.Node().Bootstrap(); err != nil {
 			t.Fatalf("bootstrap region %s: %v", name, err)
 		}
 		d.Regions[name] = r
 	}
-	served := make([]server.Region, len(regions))
-	for i, r := range regions {
-		served[i] = r
-	}
-	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Dev: true,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.Info, Output: logOut})}, served...)
-	if err == nil {
-		err = srv.Start()
-	}
-	if err != nil {
-		t.Fatalf("start dev API: %v", err)
-	}
-	d.Server, d.Endpoint = srv, "http://"+srv.Addr()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, name := range names {
 		r := d.Regions[name]
@@ -100,6 +97,27 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	devLogger := hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.Info, Output: logOut})
+	var apiAddr atomic.Value
+	apiAddr.Store("")
+	members, leave, err := replication.JoinHosted(repls, func() string { return apiAddr.Load().(string) }, devLogger)
+	if err != nil {
+		t.Fatalf("join the dev regions: %v", err)
+	}
+	leaveWAN = leave
+	served := make([]server.Region, len(regions))
+	for i, r := range regions {
+		served[i] = r
+	}
+	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Dev: true, Logger: devLogger, Regions: members}, served...)
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		t.Fatalf("start dev API: %v", err)
+	}
+	d.Server, d.Endpoint = srv, "http://"+srv.Addr()
+	apiAddr.Store(srv.Addr())
 	return d
 }
 

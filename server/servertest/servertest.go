@@ -6,6 +6,7 @@
 package servertest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
+	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 )
@@ -53,6 +55,34 @@ type Options struct {
 	// does (benchmarks of what TLS costs); otherwise the cluster port is
 	// mutual TLS, gossip is encrypted and the API is HTTPS.
 	Plaintext bool
+	// Region names the region (default Region, us-east-1).
+	Region string
+	// WAN joins every node to a WAN pool shared by the clusters given the
+	// same WAN, so their regions replicate to each other (NewWAN).
+	WAN *WAN
+}
+
+// WAN is a WAN pool shared by the test clusters of several regions: each
+// node joins it with a member of its own, as --wan-gossip-addr and
+// --wan-join do.
+type WAN struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+// NewWAN returns an empty WAN pool for the clusters of one test.
+func NewWAN() *WAN { return &WAN{} }
+
+func (w *WAN) join() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.addrs...)
+}
+
+func (w *WAN) add(addr string) {
+	w.mu.Lock()
+	w.addrs = append(w.addrs, addr)
+	w.mu.Unlock()
 }
 
 // Node is one node of a test cluster.
@@ -64,11 +94,15 @@ type Node struct {
 	DataDir   string
 	Region    *region.Region
 	Server    *server.Server
-	Endpoint  string // https://127.0.0.1:port (tlstest's shared CA)
-	running   bool
-	cfg       cluster.Config
-	apiAddr   string
-	tls       *tlsutil.Reloader
+	// Replication is the node's replication service; Pool its WAN
+	// member (nil without Options.WAN).
+	Replication *replication.Service
+	Pool        *replication.Pool
+	Endpoint    string // https://127.0.0.1:port (tlstest's shared CA)
+	running     bool
+	cfg         cluster.Config
+	apiAddr     string
+	tls         *tlsutil.Reloader
 }
 
 // gossipKey encrypts the test clusters' gossip.
@@ -83,6 +117,8 @@ func init() {
 
 // Cluster is a set of nodes of one region.
 type Cluster struct {
+	// Name is the region's name.
+	Name    string
 	t       testing.TB
 	Nodes   []*Node
 	RootKey []byte
@@ -99,6 +135,7 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 	if len(opts) > 0 {
 		c.opts = opts[0]
 	}
+	c.Name = cmp.Or(c.opts.Region, Region)
 	// TempDir before Cleanup: cleanups run last-in first-out, and the nodes
 	// must stop before their data directories are removed.
 	base := t.TempDir()
@@ -118,13 +155,13 @@ func (c *Cluster) addNode(expect int) *Node {
 	id := fmt.Sprintf("n%d", len(c.Nodes)+1)
 	node := &Node{ID: id, DataDir: filepath.Join(c.base, id), apiAddr: "127.0.0.1:0"}
 	cfg := cluster.DefaultConfig()
-	cfg.NodeID, cfg.Region, cfg.DataDir = node.ID, Region, node.DataDir
+	cfg.NodeID, cfg.Region, cfg.DataDir = node.ID, c.Name, node.DataDir
 	cfg.ClusterAddr, cfg.GossipAddr, cfg.GossipLocal = "127.0.0.1:0", "127.0.0.1:0", true
 	cfg.BootstrapExpect = expect
 	// As a server runs: mutual TLS on the cluster port, encrypted gossip,
 	// HTTPS on the API (start).
 	if !c.opts.Plaintext {
-		node.tls = tlstest.Shared().Node(c.t, node.ID, Region)
+		node.tls = tlstest.Shared().Node(c.t, node.ID, c.Name)
 		cfg.TLS, cfg.GossipKey = node.tls, gossipKey
 	}
 	// Raft timings stay at the production defaults (1s, 1s, 500ms):
@@ -159,17 +196,43 @@ func (c *Cluster) start(node *Node) {
 	if err := os.MkdirAll(node.DataDir, 0o700); err != nil {
 		c.t.Fatal(err)
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: node.ID, Level: hclog.Info, Output: c.logOut})
+	name := node.ID
+	if c.opts.WAN != nil {
+		name = node.ID + "." + c.Name
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Info, Output: c.logOut})
 	creds := Credentials
 	rc := region.Config{Cluster: node.cfg, AccountID: node.AccountID, RootKey: c.RootKey, Bootstrap: &creds, Logger: logger}
 	if c.opts.TuneRegion != nil {
 		c.opts.TuneRegion(&rc)
 	}
-	r, err := region.Start(rc)
+	r, err := region.New(rc)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
+	repl := replication.New(replication.Config{Region: r, Logger: logger.Named("replication")})
+	if err := r.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", node.ID, err)
+	}
+	repl.Serve()
 	sc := server.Config{APIAddr: node.apiAddr, Logger: logger, Clock: rc.Clock}
+	var pool *replication.Pool
+	if c.opts.WAN != nil {
+		var key []byte
+		if !c.opts.Plaintext {
+			key = gossipKey
+		}
+		apiAddr := node.apiAddr
+		pool, err = replication.StartPool(replication.PoolConfig{BindAddr: "127.0.0.1:0", Join: c.opts.WAN.join(), GossipKey: key,
+			Local: true, Logger: logger.Named("wan"), Self: func() replication.Node { return replication.Self(r, apiAddr) }})
+		if err != nil {
+			r.Shutdown()
+			c.t.Fatalf("start %s WAN member: %v", node.ID, err)
+		}
+		c.opts.WAN.add(pool.Addr())
+		repl.SetPeers(pool.Members)
+		sc.Regions = pool.Members
+	}
 	scheme := "http://"
 	if node.tls != nil {
 		sc.TLS, scheme = node.tls.APIConfig(), "https://"
@@ -179,6 +242,9 @@ func (c *Cluster) start(node *Node) {
 		err = srv.Start()
 	}
 	if err != nil {
+		if pool != nil {
+			pool.Leave(time.Second)
+		}
 		r.Shutdown()
 		c.t.Fatalf("start %s API: %v", node.ID, err)
 	}
@@ -188,6 +254,15 @@ func (c *Cluster) start(node *Node) {
 	node.cfg.GossipAddr = r.Node().GossipAddr()
 	node.apiAddr = srv.Addr()
 	node.Region, node.Server, node.Endpoint, node.running = r, srv, scheme+srv.Addr(), true
+	node.Replication, node.Pool = repl, pool
+}
+
+// leaveWAN takes a stopping node out of the WAN pool.
+func (n *Node) leaveWAN() {
+	if n.Pool != nil {
+		n.Pool.Leave(time.Second)
+		n.Pool = nil
+	}
 }
 
 // Kill stops a node abruptly: no leadership transfer, no gossip leave, as
@@ -201,6 +276,7 @@ func (c *Cluster) Kill(i int) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	n.Server.Shutdown(ctx)
+	n.leaveWAN()
 	n.Region.Shutdown()
 }
 
@@ -214,6 +290,7 @@ func (c *Cluster) Stop(i int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	n.Server.Shutdown(ctx)
+	n.leaveWAN()
 	n.Region.Leave(5 * time.Second)
 	n.Region.Shutdown()
 }
@@ -251,7 +328,7 @@ func (c *Cluster) Replace(i int, expect int) int {
 	cfg.NodeID, cfg.DataDir, cfg.BootstrapExpect = id, node.DataDir, expect
 	cfg.GossipAddr, cfg.Join = "127.0.0.1:0", nil
 	if !c.opts.Plaintext {
-		node.tls = tlstest.Shared().Node(c.t, id, Region)
+		node.tls = tlstest.Shared().Node(c.t, id, c.Name)
 		cfg.TLS = node.tls
 	}
 	for _, o := range c.Nodes {
@@ -345,7 +422,7 @@ func (c *Cluster) Eventually(timeout time.Duration, what string, cond func() boo
 // Client returns an AWS SDK client for node i, signed with the root
 // credentials. Retries are off so tests see each answer as it is.
 func (c *Cluster) Client(i int) *secretsmanager.Client {
-	return NewClient(c.Nodes[i].Endpoint, Region, Credentials, 0)
+	return NewClient(c.Nodes[i].Endpoint, c.Name, Credentials, 0)
 }
 
 // NewClient returns an SDK client for an endpoint. maxAttempts 0 disables

@@ -1,0 +1,364 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/crypto"
+	"github.com/hashicorp/go-memdb"
+)
+
+// Command types applied here (command.go: the log format; never
+// renumber or reuse one).
+const (
+	CmdSetReplication  CommandType = 24
+	CmdApplyReplicated CommandType = 25
+	CmdAckReplication  CommandType = 26
+	CmdPromoteReplica  CommandType = 27
+)
+
+// SetReplication adds replica regions to a primary secret
+// (ReplicateSecretToRegions) or removes them (RemoveRegionsFromReplication).
+// A region added twice or removed while absent is no change for it.
+type SetReplication struct {
+	ARN    string
+	Add    []Replica `codec:",omitempty"`
+	Remove []string  `codec:",omitempty"`
+	Date   int64
+}
+
+// ApplyReplicated is what a replica region's leader applies for one
+// shipment from primary region Source: secrets in the state the primary
+// had at their SourceIndex, with data keys already wrapped under this
+// region's KEKs, and the replicas to delete.
+type ApplyReplicated struct {
+	Source  string
+	Secrets []ReplicatedSecret `codec:",omitempty"`
+	// Drops are the ARNs, in this region, of replicas to delete; they are
+	// applied before Secrets.
+	Drops []string `codec:",omitempty"`
+	// Next is the primary's index this shipment brings the region to
+	// (ReplSource.Applied).
+	Next uint64
+	Date int64
+}
+
+// ReplicatedSecret is a primary secret's state as a replica region
+// applies it.
+type ReplicatedSecret struct {
+	// ARN is the replica's ARN: the primary's with this region in it.
+	ARN         string
+	PrimaryARN  string
+	Name        string
+	Description string
+	// KmsKeyID and KeyID are the replica's key, in this region.
+	KmsKeyID        string
+	KeyID           string `codec:",omitempty"`
+	Tags            []Tag
+	TagsEverSet     bool
+	CreatedDate     int64
+	LastChangedDate int64
+	DeletedDate     int64
+	DeletionDate    int64
+	Type            string
+	ResourcePolicy  string
+	SourceIndex     uint64
+	// Force replaces a secret of the same name that is not this replica.
+	Force    bool `codec:",omitempty"`
+	Versions []ReplicatedVersion
+}
+
+// ReplicatedVersion is one version of a ReplicatedSecret. Value is nil
+// when the shipper sent no value because the replica has it already; a
+// Placeholder (a rotation's AWSPENDING without a value) has none.
+type ReplicatedVersion struct {
+	VersionID   string
+	Stages      []string
+	CreatedDate int64
+	Binary      bool
+	PrimaryARN  string
+	Placeholder bool             `codec:",omitempty"`
+	Value       *crypto.Envelope `codec:",omitempty"`
+	Digest      []byte           `codec:",omitempty"`
+}
+
+// Outcomes of one secret of an ApplyReplicated (ReplOutcome.Status).
+const (
+	ReplApplied = "applied" // applied now, or earlier (a duplicate)
+	ReplFailed  = "failed"  // refused for good; Message says why
+	// ReplNeedValues: the replica lacks a version the shipper sent no
+	// value for; the shipper sends the secret again with every value.
+	ReplNeedValues = "need-values"
+	// ReplPromoted: the replica was promoted to a primary here
+	// (PromoteReplica); the primary region stops replicating to it.
+	ReplPromoted = "promoted"
+)
+
+// ReplOutcome is what became of one secret of a shipment. ARN is the
+// primary's ARN.
+type ReplOutcome struct {
+	ARN     string
+	Status  string
+	Message string `codec:",omitempty"`
+}
+
+// AckReplication records, in the primary region, what replica region
+// Region answered: that it applied every change up to Index (0: no
+// progress to record), which secrets it refused or promoted, or, with
+// Error, why it cannot be reached.
+type AckReplication struct {
+	Region string
+	Index  uint64
+	// AsOf is when the shipper read the changes up to Index: everything
+	// committed before it is in the replica region (ReplTarget.AckedAsOf).
+	AsOf     int64         `codec:",omitempty"`
+	Error    string        `codec:",omitempty"`
+	Outcomes []ReplOutcome `codec:",omitempty"`
+	Date     int64
+}
+
+// PromoteReplica turns a replica into a primary secret of this region
+// (StopReplicationToReplica): clients may write it from then on, and
+// shipments from its old primary no longer change it.
+type PromoteReplica struct {
+	ARN  string
+	Date int64
+}
+
+func init() {
+	register(CmdSetReplication, "SetReplication", applySetReplication)
+	register(CmdApplyReplicated, "ApplyReplicated", applyApplyReplicated)
+	register(CmdAckReplication, "AckReplication", applyAckReplication)
+	register(CmdPromoteReplica, "PromoteReplica", applyPromoteReplica)
+}
+
+func applySetReplication(txn *memdb.Txn, index uint64, c *SetReplication) any {
+	get := writableSecret
+	if len(c.Add) == 0 {
+		// Removing replicas is allowed during the recovery window.
+		get = secretByARN
+	}
+	s, errResp := get(txn, c.ARN)
+	if errResp != nil {
+		return errResp
+	}
+	before := len(s.Replicas)
+	if err := removeReplicas(txn, index, s, c.Remove); err != nil {
+		return internal(err)
+	}
+	removed := before - len(s.Replicas)
+	if err := addReplicas(txn, index, s, c.Add); err != nil {
+		return internal(err)
+	}
+	if removed == 0 && len(s.Replicas) == before {
+		// Every region was there already, or absent: nothing changes.
+		return &Result{ARN: s.ARN, Name: s.Name}
+	}
+	if e := changeSecret(txn, index, s, c.Date); e != nil {
+		return e
+	}
+	return &Result{ARN: s.ARN, Name: s.Name}
+}
+
+func applyApplyReplicated(txn *memdb.Txn, index uint64, c *ApplyReplicated) any {
+	res := &Result{}
+	// Drops first: a secret re-created under the same name in the primary
+	// region takes the name its dropped replica frees.
+	for _, arn := range c.Drops {
+		if raw, _ := txn.First(tableSecrets, "id", arn); raw != nil {
+			if s := raw.(*Secret); s.PrimaryRegion == c.Source {
+				if e := removeSecret(txn, index, s, c.Date); e != nil {
+					return e
+				}
+			}
+		}
+	}
+	for i := range c.Secrets {
+		o, err := applyReplicatedSecret(txn, index, c, &c.Secrets[i])
+		if err != nil {
+			return err
+		}
+		res.Replication = append(res.Replication, o)
+	}
+	if c.Next > 0 {
+		src := &ReplSource{Region: c.Source, Applied: c.Next, Date: c.Date}
+		if raw, _ := txn.First(tableReplSources, "id", c.Source); raw != nil {
+			src.Applied = max(src.Applied, raw.(*ReplSource).Applied)
+		}
+		if err := txn.Insert(tableReplSources, src); err != nil {
+			return internal(err)
+		}
+	}
+	return res
+}
+
+func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs *ReplicatedSecret) (ReplOutcome, *apierr.Error) {
+	out := ReplOutcome{ARN: rs.PrimaryARN, Status: ReplApplied}
+	failed := func(format string, args ...any) (ReplOutcome, *apierr.Error) {
+		out.Status, out.Message = ReplFailed, fmt.Sprintf(format, args...)
+		return out, nil
+	}
+	var local *Secret
+	if raw, _ := txn.First(tableSecrets, "id", rs.ARN); raw != nil {
+		local = raw.(*Secret)
+		switch {
+		case !local.IsReplica():
+			out.Status, out.Message = ReplPromoted, "The replica was promoted to a standalone secret in its region."
+			return out, nil
+		case local.PrimaryRegion != c.Source:
+			return failed("Replication failed: the secret is a replica of region %s.", local.PrimaryRegion)
+		case rs.SourceIndex <= local.SourceIndex:
+			return out, nil // applied already
+		}
+	}
+	// Every version first: a shipment that lacks a value the replica does
+	// not have changes nothing, not even a name it would take over.
+	s := &Secret{
+		ARN: rs.ARN, Name: rs.Name, Description: rs.Description, KmsKeyID: rs.KmsKeyID, KeyID: rs.KeyID,
+		Tags: slices.Clone(rs.Tags), TagsEverSet: rs.TagsEverSet,
+		CreatedDate: rs.CreatedDate, LastChangedDate: rs.LastChangedDate,
+		DeletedDate: rs.DeletedDate, DeletionDate: rs.DeletionDate,
+		ListKey: ListKey(rs.CreatedDate, rs.ARN), Type: rs.Type, ResourcePolicy: rs.ResourcePolicy,
+		CreateIndex: index, PrimaryRegion: c.Source, SourceIndex: rs.SourceIndex,
+	}
+	if local != nil {
+		s.CreateIndex, s.LastAccessedDate = local.CreateIndex, local.LastAccessedDate
+	}
+	for _, rv := range rs.Versions {
+		v := &Version{VersionID: rv.VersionID, Stages: slices.Clone(rv.Stages), CreatedDate: rv.CreatedDate,
+			Binary: rv.Binary, PrimaryARN: rv.PrimaryARN}
+		var have *Version
+		if local != nil {
+			have = local.Version(rv.VersionID)
+		}
+		switch {
+		case rv.Placeholder:
+		case rv.Value != nil:
+			v.Value, v.Digest, v.Index = *rv.Value, rv.Digest, index
+		case have != nil && have.HasValue():
+			v.Value, v.Digest, v.Index = have.Value, have.Digest, have.Index
+		default:
+			out.Status = ReplNeedValues
+			return out, nil
+		}
+		if have != nil {
+			v.LastAccessedDate = have.LastAccessedDate
+		}
+		s.Versions = append(s.Versions, v)
+	}
+	if local == nil {
+		if raw, _ := txn.First(tableSecrets, "name", rs.Name); raw != nil {
+			other := raw.(*Secret)
+			region := "this region"
+			if r := RegionRecord(txn); r != nil {
+				region = "region " + r.Name
+			}
+			switch {
+			case !rs.Force:
+				return failed("Replication failed: Secret name %s already exists in %s.", rs.Name, region)
+			case len(other.Replicas) > 0:
+				// Replacing it would orphan its own replicas, as
+				// DeleteSecret refuses to.
+				return failed("Replication failed: Secret name %s in %s is a primary secret with replica regions of its own; remove them before overwriting it.", rs.Name, region)
+			}
+			if e := removeSecret(txn, index, other, c.Date); e != nil {
+				return out, e
+			}
+		}
+	}
+	if e := putSecret(txn, index, s); e != nil {
+		return out, e
+	}
+	return out, nil
+}
+
+func applyAckReplication(txn *memdb.Txn, index uint64, c *AckReplication) any {
+	raw, err := txn.First(tableReplTargets, "id", c.Region)
+	if err != nil {
+		return internal(err)
+	}
+	if raw == nil {
+		return &Result{} // the region's replication state was reset
+	}
+	t := *raw.(*ReplTarget)
+	if c.Error != "" {
+		if t.Error == "" {
+			t.ErrorSince = c.Date
+		}
+		t.Error = c.Error
+	} else if c.Index > 0 {
+		t.Error, t.ErrorSince = "", 0
+	}
+	if c.Index > t.Acked {
+		t.Acked, t.AckedDate, t.AckedAsOf = c.Index, c.Date, c.AsOf
+	}
+	if err := txn.Insert(tableReplTargets, &t); err != nil {
+		return internal(err)
+	}
+	for _, d := range ReplDrops(txn, c.Region) {
+		if d.Index <= c.Index {
+			if err := txn.Delete(tableReplDrops, d); err != nil {
+				return internal(err)
+			}
+		}
+	}
+	for _, o := range c.Outcomes {
+		raw, _ := txn.First(tableSecrets, "id", o.ARN)
+		if raw == nil {
+			continue
+		}
+		s := raw.(*Secret)
+		r := s.Replica(c.Region)
+		if r == nil {
+			continue
+		}
+		failure := ""
+		if o.Status == ReplFailed {
+			failure = o.Message
+		}
+		switch {
+		case o.Status == ReplPromoted:
+			// The replica region promoted its replica: it is a secret of
+			// its own now, and this one stops replicating to it (no drop:
+			// the promoted secret stays).
+			s = s.clone()
+			s.Replicas = slices.DeleteFunc(s.Replicas, func(r Replica) bool { return r.Region == c.Region })
+			if len(s.Replicas) == 0 {
+				s.Replicas = nil
+			}
+			if e := putSecret(txn, index, s); e != nil {
+				return e
+			}
+		case r.Failure != failure:
+			// The replica's status is not a change of the secret: its
+			// ModifyIndex stays, so the feed does not ship it again.
+			s = s.clone()
+			s.Replica(c.Region).Failure = failure
+			if err := txn.Insert(tableSecrets, s); err != nil {
+				return internal(err)
+			}
+		}
+	}
+	return &Result{}
+}
+
+func applyPromoteReplica(txn *memdb.Txn, index uint64, c *PromoteReplica) any {
+	raw, err := txn.First(tableSecrets, "id", c.ARN)
+	if err != nil {
+		return internal(err)
+	}
+	if raw == nil {
+		return errNotFound()
+	}
+	s := raw.(*Secret)
+	if !s.IsReplica() {
+		return apierr.Newf(apierr.InvalidRequest, "The secret %s is not a replica: there is no replication to stop.", s.ARN)
+	}
+	s = s.clone()
+	s.PrimaryRegion, s.SourceIndex = "", 0
+	if e := changeSecret(txn, index, s, c.Date); e != nil {
+		return e
+	}
+	return &Result{ARN: s.ARN, Name: s.Name}
+}
