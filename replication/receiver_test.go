@@ -42,7 +42,7 @@ func localRegion(t *testing.T, name string) *region.Region {
 
 // service is a replication service of r without its leader work.
 func service(r *region.Region) *Service {
-	return &Service{cfg: Config{Region: r, Timeout: 5 * time.Second, Batch: 256}, r: r, logger: hclog.NewNullLogger(), lag: map[string]*targetState{}}
+	return &Service{cfg: Config{Region: r, Timeout: 5 * time.Second, Batch: 256}, r: r, logger: hclog.NewNullLogger()}
 }
 
 // primarySecret creates a secret with one value in r, replicated to

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,9 +47,6 @@ type Service struct {
 	r      Host
 	logger hclog.Logger
 	peers  atomic.Pointer[func() []Node]
-	// lag is the shippers' view of each replica region (Lag).
-	lagMu sync.Mutex
-	lag   map[string]*targetState
 }
 
 // New makes a region's replication service and registers its shippers as
@@ -66,7 +62,7 @@ func New(cfg Config) *Service {
 	if cfg.Batch == 0 {
 		cfg.Batch = 256
 	}
-	s := &Service{cfg: cfg, r: cfg.Region, logger: cfg.Logger, lag: map[string]*targetState{}}
+	s := &Service{cfg: cfg, r: cfg.Region, logger: cfg.Logger}
 	cfg.Region.RegisterLeaderWork("replication", s.ship)
 	cfg.Region.OnPromote(s.notifyPromoted)
 	return s

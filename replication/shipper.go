@@ -20,17 +20,6 @@ import (
 // what it holds (fsm.ApplyReplicated), so applying is exactly once and in
 // commit order per secret.
 
-// targetState is what a shipper knows of its replica region beyond Raft
-// state: for Lag.
-type targetState struct {
-	// Oldest is when the oldest change not yet acknowledged was first
-	// seen (zero when none is pending).
-	Oldest time.Time
-	// Pending is how many changes of replicated secrets wait.
-	Pending int
-	Err     string
-}
-
 // ship is the leader work: it keeps one shipper per replica region
 // running until leadership ends.
 func (s *Service) ship(ctx context.Context) {
@@ -115,7 +104,6 @@ func (s *Service) shipTo(ctx context.Context, target string) {
 				drops = append(drops, d)
 			}
 		}
-		s.noteLag(target, len(secrets)+len(drops), "")
 		if len(secrets) == 0 && len(drops) == 0 {
 			cursor = next
 			if skipped && next > t.Acked {
@@ -136,7 +124,6 @@ func (s *Service) shipTo(ctx context.Context, target string) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.noteLag(target, len(secrets)+len(drops), err.Error())
 			if err.Error() != lastErr || time.Since(lastErrAt) > time.Minute {
 				logger.Warn("shipping to replica region failed; retrying", "error", err, "backoff", backoff)
 				s.ack(ctx, &fsm.AckReplication{Region: target, Error: err.Error()})
@@ -153,7 +140,6 @@ func (s *Service) shipTo(ctx context.Context, target string) {
 			logger.Info("shipping to replica region works again")
 		}
 		lastErr, backoff, cursor, skipped = "", 100*time.Millisecond, next, false
-		s.noteLag(target, 0, "")
 	}
 }
 
@@ -271,21 +257,4 @@ func (s *Service) export(kr *crypto.Keyring, pub []byte, target string, sec *fsm
 		ss.Versions = append(ss.Versions, sv)
 	}
 	return ss, nil
-}
-
-func (s *Service) noteLag(target string, pending int, errText string) {
-	s.lagMu.Lock()
-	defer s.lagMu.Unlock()
-	st := s.lag[target]
-	if st == nil {
-		st = &targetState{}
-		s.lag[target] = st
-	}
-	switch {
-	case pending == 0:
-		st.Oldest = time.Time{}
-	case st.Oldest.IsZero():
-		st.Oldest = time.Now()
-	}
-	st.Pending, st.Err = pending, errText
 }
