@@ -83,6 +83,9 @@ const (
 	MsgInvalidReplicaRegion = "Invalid replica region."
 	// MsgReplicaWrite is AWS's answer to a change of a replica secret.
 	MsgReplicaWrite = "Operation not permitted on a replica secret. Call must be made in primary secret's region."
+	// MsgDemotedWrite answers a change of a primary secret of a demoted
+	// region (coffer region demote): Coffer's, AWS has no demotion.
+	MsgDemotedWrite = "Operation not permitted: this secret's region was demoted and the secret is read-only until another region is promoted to be its primary (or this one is promoted again). Call must be made in the promoted region."
 )
 
 // Answers to valid requests for what is not built yet: they say so and

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -16,6 +17,8 @@ const (
 	CmdApplyReplicated CommandType = 25
 	CmdAckReplication  CommandType = 26
 	CmdPromoteReplica  CommandType = 27
+	CmdPromoteRegion   CommandType = 28
+	CmdDemoteRegion    CommandType = 29
 )
 
 // SetReplication adds replica regions to a primary secret
@@ -64,6 +67,11 @@ type ReplicatedSecret struct {
 	Type            string
 	ResourcePolicy  string
 	SourceIndex     uint64
+	// Epoch is the primary's fencing epoch (Secret.Epoch).
+	Epoch uint64 `codec:",omitempty"`
+	// Regions are the primary's replica regions and its own, each with
+	// its key there (Secret.PrimaryReplicas).
+	Regions []Replica `codec:",omitempty"`
 	// Force replaces a secret of the same name that is not this replica.
 	Force    bool `codec:",omitempty"`
 	Versions []ReplicatedVersion
@@ -81,6 +89,7 @@ type ReplicatedVersion struct {
 	Placeholder bool             `codec:",omitempty"`
 	Value       *crypto.Envelope `codec:",omitempty"`
 	Digest      []byte           `codec:",omitempty"`
+	Conflict    *Conflict        `codec:",omitempty"`
 }
 
 // Outcomes of one secret of an ApplyReplicated (ReplOutcome.Status).
@@ -93,6 +102,11 @@ const (
 	// ReplPromoted: the replica was promoted to a primary here
 	// (PromoteReplica); the primary region stops replicating to it.
 	ReplPromoted = "promoted"
+	// ReplFenced: the replica region holds the secret at a higher epoch
+	// than the shipment's, with region Primary as its primary (a
+	// promotion there): the shipping region's secret is superseded and
+	// becomes a replica of Primary.
+	ReplFenced = "fenced"
 )
 
 // ReplOutcome is what became of one secret of a shipment. ARN is the
@@ -101,6 +115,9 @@ type ReplOutcome struct {
 	ARN     string
 	Status  string
 	Message string `codec:",omitempty"`
+	// Epoch and Primary are set when Status is ReplFenced.
+	Epoch   uint64 `codec:",omitempty"`
+	Primary string `codec:",omitempty"`
 }
 
 // AckReplication records, in the primary region, what replica region
@@ -126,11 +143,31 @@ type PromoteReplica struct {
 	Date int64
 }
 
+// PromoteRegion promotes this region during a failover (coffer region
+// promote): every replica secret (of primary region From, when set)
+// becomes a primary at the next epoch and replicates to its old primary's
+// region and the other replica regions, which become its replicas as they
+// learn the epoch; every demoted primary becomes writable again.
+type PromoteRegion struct {
+	From string `codec:",omitempty"`
+	Date int64
+}
+
+// DemoteRegion makes every primary secret of this region with replica
+// regions read-only to clients (coffer region demote), the first step of
+// a planned move of the primary: shipping goes on until a replica region
+// is promoted.
+type DemoteRegion struct {
+	Date int64
+}
+
 func init() {
 	register(CmdSetReplication, "SetReplication", applySetReplication)
 	register(CmdApplyReplicated, "ApplyReplicated", applyApplyReplicated)
 	register(CmdAckReplication, "AckReplication", applyAckReplication)
 	register(CmdPromoteReplica, "PromoteReplica", applyPromoteReplica)
+	register(CmdPromoteRegion, "PromoteRegion", applyPromoteRegion)
+	register(CmdDemoteRegion, "DemoteRegion", applyDemoteRegion)
 }
 
 func applySetReplication(txn *memdb.Txn, index uint64, c *SetReplication) any {
@@ -199,18 +236,41 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 		out.Status, out.Message = ReplFailed, fmt.Sprintf(format, args...)
 		return out, nil
 	}
+	self := "this region"
+	if r := RegionRecord(txn); r != nil {
+		self = r.Name
+	}
+	fenced := func(epoch uint64, primary string) (ReplOutcome, *apierr.Error) {
+		out.Status, out.Epoch, out.Primary = ReplFenced, epoch, primary
+		out.Message = fmt.Sprintf("Replication refused: the secret's primary is in region %s at epoch %d; the shipment is of epoch %d.", primary, epoch, rs.Epoch)
+		return out, nil
+	}
 	var local *Secret
+	superseded := false // a primary here, promoted over elsewhere
 	if raw, _ := txn.First(tableSecrets, "id", rs.ARN); raw != nil {
 		local = raw.(*Secret)
 		switch {
+		case !local.IsReplica() && rs.Epoch > local.Epoch:
+			// Another region was promoted over this one: the secret
+			// becomes its replica, keeping what only it has as conflicts.
+			superseded = true
+		case !local.IsReplica() && local.Replica(c.Source) != nil && local.Epoch == rs.Epoch:
+			return failed("Replication failed: regions %s and %s both hold the secret as its primary at epoch %d; promote one of them again (coffer region promote) to settle which is the primary.", self, c.Source, rs.Epoch)
+		case !local.IsReplica() && local.Replica(c.Source) != nil:
+			// This region was promoted over the shipping one.
+			return fenced(local.Epoch, self)
 		case !local.IsReplica():
 			out.Status, out.Message = ReplPromoted, "The replica was promoted to a standalone secret in its region."
 			return out, nil
-		case local.PrimaryRegion != c.Source:
+		case rs.Epoch < local.Epoch:
+			return fenced(local.Epoch, local.PrimaryRegion)
+		case local.PrimaryRegion != c.Source && rs.Epoch == local.Epoch:
 			return failed("Replication failed: the secret is a replica of region %s.", local.PrimaryRegion)
-		case rs.SourceIndex <= local.SourceIndex:
+		case rs.Epoch == local.Epoch && rs.SourceIndex <= local.SourceIndex:
 			return out, nil // applied already
 		}
+		// Otherwise a newer state of the same primary, or the first of a
+		// primary promoted at a higher epoch.
 	}
 	// Every version first: a shipment that lacks a value the replica does
 	// not have changes nothing, not even a name it would take over.
@@ -221,13 +281,14 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 		DeletedDate: rs.DeletedDate, DeletionDate: rs.DeletionDate,
 		ListKey: ListKey(rs.CreatedDate, rs.ARN), Type: rs.Type, ResourcePolicy: rs.ResourcePolicy,
 		CreateIndex: index, PrimaryRegion: c.Source, SourceIndex: rs.SourceIndex,
+		Epoch: rs.Epoch, PrimaryReplicas: slices.Clone(rs.Regions),
 	}
 	if local != nil {
 		s.CreateIndex, s.LastAccessedDate = local.CreateIndex, local.LastAccessedDate
 	}
 	for _, rv := range rs.Versions {
 		v := &Version{VersionID: rv.VersionID, Stages: slices.Clone(rv.Stages), CreatedDate: rv.CreatedDate,
-			Binary: rv.Binary, PrimaryARN: rv.PrimaryARN}
+			Binary: rv.Binary, PrimaryARN: rv.PrimaryARN, Conflict: rv.Conflict}
 		var have *Version
 		if local != nil {
 			have = local.Version(rv.VersionID)
@@ -246,6 +307,9 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 			v.LastAccessedDate = have.LastAccessedDate
 		}
 		s.Versions = append(s.Versions, v)
+	}
+	if local != nil {
+		keepConflicts(s, local, superseded || local.Reconcile, self, c.Date)
 	}
 	if local == nil {
 		if raw, _ := txn.First(tableSecrets, "name", rs.Name); raw != nil {
@@ -271,6 +335,32 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 		return out, e
 	}
 	return out, nil
+}
+
+// keepConflicts adds to s, the state a replica takes from a shipment, the
+// versions of local (what the region held) that the shipment lacks and
+// that must not go: earlier conflicts, and, when reconcile (local was the
+// primary here until another region's promotion superseded it), every
+// version with a value, which this region acknowledged to its clients and
+// the new primary never received. They stay unlabeled.
+func keepConflicts(s, local *Secret, reconcile bool, region string, date int64) {
+	for _, v := range local.Versions {
+		if s.Version(v.VersionID) != nil {
+			continue
+		}
+		switch {
+		case v.Conflict != nil:
+		case reconcile && v.HasValue():
+			v = &Version{VersionID: v.VersionID, CreatedDate: v.CreatedDate, LastAccessedDate: v.LastAccessedDate,
+				Binary: v.Binary, Value: v.Value, Digest: v.Digest, PrimaryARN: v.AADARN(local), Index: v.Index,
+				Conflict: &Conflict{Region: region, Epoch: local.Epoch, Date: date}}
+		default:
+			continue
+		}
+		c := *v
+		c.Stages = nil
+		s.Versions = append(s.Versions, &c)
+	}
 }
 
 func applyAckReplication(txn *memdb.Txn, index uint64, c *AckReplication) any {
@@ -318,6 +408,21 @@ func applyAckReplication(txn *memdb.Txn, index uint64, c *AckReplication) any {
 			failure = o.Message
 		}
 		switch {
+		case o.Status == ReplFenced:
+			if o.Epoch <= s.Epoch {
+				continue // a stale answer; this region is the primary
+			}
+			// Another region was promoted over this one: the secret turns
+			// into a replica of it now, so clients can no longer change
+			// it here, and the first state the new primary ships keeps
+			// what only this region has as conflicts (Reconcile).
+			s = s.clone()
+			s.PrimaryReplicas = append(s.Replicas, Replica{Region: selfName(txn), KmsKeyID: s.KmsKeyID})
+			s.Replicas, s.Demoted = nil, false
+			s.PrimaryRegion, s.SourceIndex, s.Reconcile = cmp.Or(o.Primary, c.Region), 0, true
+			if e := putSecret(txn, index, s); e != nil {
+				return e
+			}
 		case o.Status == ReplPromoted:
 			// The replica region promoted its replica: it is a secret of
 			// its own now, and this one stops replicating to it (no drop:
@@ -356,9 +461,121 @@ func applyPromoteReplica(txn *memdb.Txn, index uint64, c *PromoteReplica) any {
 		return apierr.Newf(apierr.InvalidRequest, "The secret %s is not a replica: there is no replication to stop.", s.ARN)
 	}
 	s = s.clone()
-	s.PrimaryRegion, s.SourceIndex = "", 0
+	s.PrimaryRegion, s.SourceIndex, s.PrimaryReplicas, s.Reconcile = "", 0, nil, false
+	s.Epoch++
 	if e := changeSecret(txn, index, s, c.Date); e != nil {
 		return e
 	}
 	return &Result{ARN: s.ARN, Name: s.Name}
+}
+
+func applyPromoteRegion(txn *memdb.Txn, index uint64, c *PromoteRegion) any {
+	self := selfName(txn)
+	var promote, undemote []*Secret
+	it, err := txn.Get(tableSecrets, "id")
+	if err != nil {
+		return internal(err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		switch s := obj.(*Secret); {
+		case s.IsReplica() && (c.From == "" || s.PrimaryRegion == c.From):
+			promote = append(promote, s)
+		case s.Demoted:
+			undemote = append(undemote, s)
+		}
+	}
+	if len(promote) == 0 && len(undemote) == 0 {
+		from := ""
+		if c.From != "" {
+			from = " of region " + c.From
+		}
+		return apierr.Newf(apierr.InvalidRequest, "Region %s holds no replica secrets%s and no demoted secrets: there is nothing to promote.", self, from)
+	}
+	sources := map[string]bool{}
+	for _, s := range promote {
+		old := s.PrimaryRegion
+		sources[old] = true
+		add := []Replica{}
+		if !slices.ContainsFunc(s.PrimaryReplicas, func(r Replica) bool { return r.Region == old }) {
+			add = append(add, Replica{Region: old})
+		}
+		for _, r := range s.PrimaryReplicas {
+			if r.Region != self {
+				add = append(add, Replica{Region: r.Region, KmsKeyID: r.KmsKeyID})
+			}
+		}
+		s = s.clone()
+		s.PrimaryRegion, s.SourceIndex, s.PrimaryReplicas, s.Reconcile = "", 0, nil, false
+		s.Epoch++
+		if err := addReplicas(txn, index, s, add); err != nil {
+			return internal(err)
+		}
+		if e := changeSecret(txn, index, s, c.Date); e != nil {
+			return e
+		}
+	}
+	for _, s := range undemote {
+		// Not a change of what replicas hold: ModifyIndex stays.
+		s = s.clone()
+		s.Demoted = false
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	// A primary region none of whose secrets this one replicates any more
+	// is no longer a source.
+	for region := range sources {
+		if !hasReplicaOf(txn, region) {
+			if _, err := txn.DeleteAll(tableReplSources, "id", region); err != nil {
+				return internal(err)
+			}
+		}
+	}
+	return &Result{Count: len(promote) + len(undemote)}
+}
+
+func applyDemoteRegion(txn *memdb.Txn, index uint64, c *DemoteRegion) any {
+	var demote []*Secret
+	it, err := txn.Get(tableSecrets, "id")
+	if err != nil {
+		return internal(err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if s := obj.(*Secret); len(s.Replicas) > 0 && !s.Demoted {
+			demote = append(demote, s)
+		}
+	}
+	if len(demote) == 0 {
+		return apierr.Newf(apierr.InvalidRequest, "Region %s holds no writable primary secret with replica regions: there is nothing to demote.", selfName(txn))
+	}
+	for _, s := range demote {
+		s = s.clone()
+		s.Demoted = true
+		if err := txn.Insert(tableSecrets, s); err != nil {
+			return internal(err)
+		}
+	}
+	return &Result{Count: len(demote)}
+}
+
+// selfName is this region's name ("" before bootstrap).
+func selfName(txn *memdb.Txn) string {
+	if r := RegionRecord(txn); r != nil {
+		return r.Name
+	}
+	return ""
+}
+
+// hasReplicaOf reports whether any secret here is a replica of region's.
+func hasReplicaOf(txn *memdb.Txn, region string) bool {
+	it, err := txn.Get(tableSecrets, "id")
+	if err != nil {
+		return false
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if obj.(*Secret).PrimaryRegion == region {
+			return true
+		}
+	}
+	return false
 }

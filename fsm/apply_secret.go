@@ -281,6 +281,9 @@ func secretByARN(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
 		// replication receiver writes it with ApplyReplicated.
 		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgReplicaWrite)
 	}
+	if raw.(*Secret).Demoted {
+		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgDemotedWrite)
+	}
 	return raw.(*Secret).clone(), nil
 }
 

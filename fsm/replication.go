@@ -288,3 +288,33 @@ func PendingFor(txn *memdb.Txn, t *ReplTarget) (n int, oldest int64) {
 	}
 	return n, oldest
 }
+
+// ConflictVersion is a version kept as a conflict (Version.Conflict), for
+// coffer region conflicts.
+type ConflictVersion struct {
+	ARN         string
+	Name        string
+	VersionID   string
+	CreatedDate int64
+	Conflict    Conflict
+}
+
+// Conflicts lists every conflict version in this region, by secret ARN.
+// It scans the table: O(secrets).
+func Conflicts(txn *memdb.Txn) []ConflictVersion {
+	it, err := txn.Get(tableSecrets, "id")
+	if err != nil {
+		return nil
+	}
+	var out []ConflictVersion
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		s := obj.(*Secret)
+		for _, v := range s.Versions {
+			if v.Conflict != nil {
+				out = append(out, ConflictVersion{ARN: s.ARN, Name: s.Name, VersionID: v.VersionID,
+					CreatedDate: v.CreatedDate, Conflict: *v.Conflict})
+			}
+		}
+	}
+	return out
+}

@@ -68,6 +68,24 @@ type Secret struct {
 	// primary's ModifyIndex of the state the replica holds.
 	PrimaryRegion string `codec:",omitempty"`
 	SourceIndex   uint64 `codec:",omitempty"`
+	// Epoch is the secret's fencing epoch: a promotion raises it, and a
+	// region applies or keeps only the state of the highest epoch it has
+	// seen, so an old primary that comes back cannot overwrite what the
+	// promoted region wrote (docs/replication.md, "Promotion").
+	Epoch uint64 `codec:",omitempty"`
+	// PrimaryReplicas, on a replica, are the replica regions of its
+	// primary (the primary's own region among them) as last shipped: a
+	// promotion of this region makes the others this secret's replicas.
+	PrimaryReplicas []Replica `codec:",omitempty"`
+	// Reconcile is set on a primary that learned it was superseded (a
+	// higher epoch elsewhere) and became a replica: the first state its
+	// new primary ships keeps the versions it lacks as conflicts, not
+	// dropped.
+	Reconcile bool `codec:",omitempty"`
+	// Demoted is set on a primary of a demoted region (coffer region
+	// demote): clients may not change it, while it still ships to its
+	// replica regions, one of which is to be promoted.
+	Demoted bool `codec:",omitempty"`
 }
 
 // Tombstone records that a secret left the secrets table for good (a
@@ -113,6 +131,19 @@ type Version struct {
 	// value (0 in versions from before the field): a shipper sends the
 	// value of a version set after the replica's cursor.
 	Index uint64 `codec:",omitempty"`
+	// Conflict is set on a version this region wrote as the primary that
+	// its new primary, promoted elsewhere, does not have: kept, unlabeled,
+	// so no acknowledged write is lost silently (coffer region conflicts).
+	Conflict *Conflict `codec:",omitempty"`
+}
+
+// Conflict records where and when a conflicting version was found.
+type Conflict struct {
+	// Region wrote the version as the primary at Epoch; Date is when it
+	// learned that another region had been promoted.
+	Region string
+	Epoch  uint64
+	Date   int64
 }
 
 // AADARN is the ARN the value of v is bound to, in secret s.
@@ -157,6 +188,7 @@ func (s *Secret) clone() *Secret {
 	c := *s
 	c.Tags = slices.Clone(s.Tags)
 	c.Replicas = slices.Clone(s.Replicas)
+	c.PrimaryReplicas = slices.Clone(s.PrimaryReplicas)
 	c.Versions = make([]*Version, len(s.Versions))
 	for i, v := range s.Versions {
 		vc := *v

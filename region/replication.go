@@ -114,3 +114,52 @@ func millis(ms int64) time.Time {
 	}
 	return time.UnixMilli(ms).UTC()
 }
+
+// PromoteRegion promotes this region (coffer region promote): its replica
+// secrets (of primary region from, if not "") become primaries at a higher
+// fencing epoch, and its demoted secrets writable again. It returns how
+// many secrets changed.
+func (r *Region) PromoteRegion(ctx context.Context, from string) (int, uint64, error) {
+	res, index, err := r.Apply(ctx, fsm.CmdPromoteRegion, &fsm.PromoteRegion{From: from, Date: r.Now().UnixMilli()})
+	if err != nil {
+		return 0, index, err
+	}
+	return res.Count, index, nil
+}
+
+// DemoteRegion makes this region's replicated primary secrets read-only
+// to clients (coffer region demote) and returns how many.
+func (r *Region) DemoteRegion(ctx context.Context) (int, uint64, error) {
+	res, index, err := r.Apply(ctx, fsm.CmdDemoteRegion, &fsm.DemoteRegion{Date: r.Now().UnixMilli()})
+	if err != nil {
+		return 0, index, err
+	}
+	return res.Count, index, nil
+}
+
+// ConflictStatus is one conflict version (coffer region conflicts).
+type ConflictStatus struct {
+	ARN         string    `json:"arn"`
+	Name        string    `json:"name"`
+	VersionID   string    `json:"version_id"`
+	CreatedDate time.Time `json:"created_date"`
+	// Region wrote the version as the secret's primary at Epoch; Found is
+	// when it learned another region had been promoted over it.
+	Region string    `json:"region"`
+	Epoch  uint64    `json:"epoch"`
+	Found  time.Time `json:"found"`
+}
+
+// Conflicts lists the conflict versions this region holds.
+func (r *Region) Conflicts(ctx context.Context, stale bool) ([]ConflictStatus, uint64, error) {
+	txn, index, err := r.Read(ctx, stale)
+	if err != nil {
+		return nil, index, err
+	}
+	out := []ConflictStatus{}
+	for _, c := range fsm.Conflicts(txn) {
+		out = append(out, ConflictStatus{ARN: c.ARN, Name: c.Name, VersionID: c.VersionID, CreatedDate: millis(c.CreatedDate),
+			Region: c.Conflict.Region, Epoch: c.Conflict.Epoch, Found: millis(c.Conflict.Date)})
+	}
+	return out, index, nil
+}

@@ -103,6 +103,11 @@ func (s *Service) receive(ctx context.Context, sh *shipment, peer cluster.Remote
 	if err != nil {
 		return fail("region %s could not apply the shipment: %v", self, err)
 	}
+	for _, o := range res.Replication {
+		if o.Status == fsm.ReplFenced {
+			s.logger.Warn("refused a shipment of a lower epoch", "source", sh.Source, "arn", o.ARN, "message", o.Message)
+		}
+	}
 	a.Outcomes = append(a.Outcomes, res.Replication...)
 	return a
 }
@@ -142,10 +147,13 @@ func (s *Service) importSecret(ctx context.Context, kr *crypto.Keyring, keyID st
 	rs := fsm.ReplicatedSecret{ARN: arn, PrimaryARN: ss.PrimaryARN, Name: ss.Name, Description: ss.Description,
 		KmsKeyID: ss.KmsKeyID, KeyID: k.ID, Tags: ss.Tags, TagsEverSet: ss.TagsEverSet,
 		CreatedDate: ss.CreatedDate, LastChangedDate: ss.LastChangedDate, DeletedDate: ss.DeletedDate, DeletionDate: ss.DeletionDate,
-		Type: ss.Type, ResourcePolicy: ss.ResourcePolicy, SourceIndex: ss.SourceIndex, Force: ss.Force}
+		Type: ss.Type, ResourcePolicy: ss.ResourcePolicy, SourceIndex: ss.SourceIndex, Epoch: ss.Epoch, Force: ss.Force}
+	for _, r := range ss.Regions {
+		rs.Regions = append(rs.Regions, fsm.Replica{Region: r.Region, KmsKeyID: r.KmsKeyID})
+	}
 	for _, v := range ss.Versions {
 		rv := fsm.ReplicatedVersion{VersionID: v.VersionID, Stages: v.Stages, CreatedDate: v.CreatedDate, Binary: v.Binary,
-			PrimaryARN: v.PrimaryARN, Placeholder: v.Placeholder}
+			PrimaryARN: v.PrimaryARN, Placeholder: v.Placeholder, Conflict: v.Conflict}
 		if v.Ciphertext != nil {
 			kind := "s"
 			if v.Binary {

@@ -37,6 +37,10 @@ type Config struct {
 	Timeout time.Duration
 	// Batch is how many changes a shipment carries at most (default 256).
 	Batch int
+	// Gate, if set, is asked before every connection to a server of
+	// another region and refuses it with an error: how in-process tests
+	// cut the link between regions (servertest.WAN.Cut).
+	Gate func(region string) error
 }
 
 // Service is one server's part in replication: on the primary region's
@@ -103,6 +107,11 @@ func (s *Service) dial(region string) (net.Conn, Node, error) {
 	node := s.r.Node()
 	if node == nil {
 		return nil, Node{}, errors.New("this region runs without a cluster port")
+	}
+	if s.cfg.Gate != nil {
+		if err := s.cfg.Gate(region); err != nil {
+			return nil, Node{}, err
+		}
 	}
 	var cands []Node
 	for _, n := range s.members() {

@@ -216,6 +216,10 @@ func (s *Service) send(ctx context.Context, target string, cursor uint64, full b
 		switch {
 		case o.Status == fsm.ReplFailed || o.Status == fsm.ReplPromoted:
 			ack.Outcomes = append(ack.Outcomes, o)
+		case o.Status == fsm.ReplFenced:
+			s.logger.Warn("a replica region holds the secret at a higher epoch: this region was superseded by a promotion and turns the secret into a replica",
+				"replica_region", target, "arn", o.ARN, "epoch", o.Epoch, "primary_region", o.Primary)
+			ack.Outcomes = append(ack.Outcomes, o)
 		case o.Status == fsm.ReplApplied && sec != nil && sec.Replica(target) != nil && sec.Replica(target).Failure != "":
 			ack.Outcomes = append(ack.Outcomes, o)
 		}
@@ -242,10 +246,14 @@ func (s *Service) export(kr *crypto.Keyring, pub []byte, target string, sec *fsm
 	ss := shippedSecret{PrimaryARN: sec.ARN, Name: sec.Name, Description: sec.Description, KmsKeyID: rep.KmsKeyID,
 		Tags: sec.Tags, TagsEverSet: sec.TagsEverSet, CreatedDate: sec.CreatedDate, LastChangedDate: sec.LastChangedDate,
 		DeletedDate: sec.DeletedDate, DeletionDate: sec.DeletionDate, Type: sec.Type, ResourcePolicy: sec.ResourcePolicy,
-		SourceIndex: sec.ModifyIndex, Force: rep.Force}
+		SourceIndex: sec.ModifyIndex, Epoch: sec.Epoch, Force: rep.Force,
+		Regions: []shippedRegion{{Region: s.r.Name(), KmsKeyID: sec.KmsKeyID}}}
+	for _, r := range sec.Replicas {
+		ss.Regions = append(ss.Regions, shippedRegion{Region: r.Region, KmsKeyID: r.KmsKeyID})
+	}
 	for _, v := range sec.Versions {
 		sv := shippedVersion{VersionID: v.VersionID, Stages: v.Stages, CreatedDate: v.CreatedDate, Binary: v.Binary,
-			PrimaryARN: v.AADARN(sec), Placeholder: !v.HasValue()}
+			PrimaryARN: v.AADARN(sec), Placeholder: !v.HasValue(), Conflict: v.Conflict}
 		if v.HasValue() && (all || v.Index == 0 || v.Index > cursor) {
 			aad := crypto.ValueAAD(sv.PrimaryARN, v.VersionID)
 			dk, err := kr.ShipDataKey(v.Value, aad, pub, crypto.ReplicationInfo(target, sec.ARN, v.VersionID))

@@ -39,21 +39,25 @@ type shipment struct {
 
 // shippedSecret is a primary secret's state, as of SourceIndex.
 type shippedSecret struct {
-	PrimaryARN      string           `json:"arn"`
-	Name            string           `json:"name"`
-	Description     string           `json:"description,omitempty"`
-	KmsKeyID        string           `json:"kms_key_id,omitempty"` // the replica's key, in the target region
-	Tags            []fsm.Tag        `json:"tags,omitempty"`
-	TagsEverSet     bool             `json:"tags_ever_set,omitempty"`
-	CreatedDate     int64            `json:"created"`
-	LastChangedDate int64            `json:"changed"`
-	DeletedDate     int64            `json:"deleted,omitempty"`
-	DeletionDate    int64            `json:"deletion,omitempty"`
-	Type            string           `json:"type,omitempty"`
-	ResourcePolicy  string           `json:"policy,omitempty"`
-	SourceIndex     uint64           `json:"index"`
-	Force           bool             `json:"force,omitempty"`
-	Versions        []shippedVersion `json:"versions"`
+	PrimaryARN      string    `json:"arn"`
+	Name            string    `json:"name"`
+	Description     string    `json:"description,omitempty"`
+	KmsKeyID        string    `json:"kms_key_id,omitempty"` // the replica's key, in the target region
+	Tags            []fsm.Tag `json:"tags,omitempty"`
+	TagsEverSet     bool      `json:"tags_ever_set,omitempty"`
+	CreatedDate     int64     `json:"created"`
+	LastChangedDate int64     `json:"changed"`
+	DeletedDate     int64     `json:"deleted,omitempty"`
+	DeletionDate    int64     `json:"deletion,omitempty"`
+	Type            string    `json:"type,omitempty"`
+	ResourcePolicy  string    `json:"policy,omitempty"`
+	SourceIndex     uint64    `json:"index"`
+	Epoch           uint64    `json:"epoch,omitempty"`
+	// Regions are the primary's region and its replica regions, each
+	// with its key there: a promoted replica replicates to the others.
+	Regions  []shippedRegion  `json:"regions,omitempty"`
+	Force    bool             `json:"force,omitempty"`
+	Versions []shippedVersion `json:"versions"`
 }
 
 // shippedVersion is one version. Ciphertext is the value as the primary
@@ -69,6 +73,15 @@ type shippedVersion struct {
 	Placeholder bool     `json:"placeholder,omitempty"`
 	Ciphertext  []byte   `json:"ciphertext,omitempty"`
 	DataKey     []byte   `json:"data_key,omitempty"`
+	// Conflict marks a version kept from a region that was superseded
+	// by a promotion (fsm.Version.Conflict).
+	Conflict *fsm.Conflict `json:"conflict,omitempty"`
+}
+
+// shippedRegion is one region of a replicated secret.
+type shippedRegion struct {
+	Region   string `json:"region"`
+	KmsKeyID string `json:"kms_key_id,omitempty"`
 }
 
 // answer is the replica region's reply to a shipment.

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/region"
 
 	"github.com/cofferhq/coffer/replication"
@@ -62,4 +64,86 @@ type ReplicationStatusOut struct {
 	Region   string                 `json:"region"`
 	Replicas []region.ReplicaStatus `json:"replicas"`
 	Sources  []region.SourceStatus  `json:"sources"`
+}
+
+// The failover calls (`coffer region promote | demote | conflicts`,
+// docs/replication.md "Promotion"), root-signed and scoped to the region
+// they act on:
+//
+//	POST /v1/region/promote    {"from": "us-east-1"}, or {} for every primary region
+//	POST /v1/region/demote     {}
+//	GET  /v1/region/conflicts
+
+type promoteRequest struct {
+	From string `json:"from"`
+}
+
+// PromoteOut answers POST /v1/region/promote and /v1/region/demote.
+type PromoteOut struct {
+	Region  string `json:"region"`
+	Secrets int    `json:"secrets"`
+	Index   uint64 `json:"index"`
+}
+
+func (s *Server) handlePromoteRegion(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return writeError(c, err)
+	}
+	r, err := s.authenticateRoot(c, body, "Only the region's root identity may promote the region.")
+	if err != nil {
+		return writeError(c, err)
+	}
+	var req promoteRequest
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return writeError(c, apierr.Newf(apierr.Serialization, "the body must be a JSON object: %v", err))
+		}
+	}
+	if req.From == r.Name() {
+		return writeError(c, apierr.Newf(apierr.InvalidParameter, "Region %s cannot be promoted over itself: --from names the primary region whose replicas to promote.", r.Name()))
+	}
+	n, index, err := r.PromoteRegion(c.Request().Context(), req.From)
+	if err != nil {
+		return writeError(c, err)
+	}
+	s.logger.Warn("region promoted", "region", r.Name(), "from", req.From, "secrets", n, "index", index)
+	c.Response().Header().Set(HeaderIndex, fmt.Sprint(index))
+	return c.JSON(http.StatusOK, PromoteOut{Region: r.Name(), Secrets: n, Index: index})
+}
+
+func (s *Server) handleDemoteRegion(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return writeError(c, err)
+	}
+	r, err := s.authenticateRoot(c, body, "Only the region's root identity may demote the region.")
+	if err != nil {
+		return writeError(c, err)
+	}
+	n, index, err := r.DemoteRegion(c.Request().Context())
+	if err != nil {
+		return writeError(c, err)
+	}
+	s.logger.Warn("region demoted", "region", r.Name(), "secrets", n, "index", index)
+	c.Response().Header().Set(HeaderIndex, fmt.Sprint(index))
+	return c.JSON(http.StatusOK, PromoteOut{Region: r.Name(), Secrets: n, Index: index})
+}
+
+func (s *Server) handleConflicts(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return writeError(c, err)
+	}
+	r, err := s.authenticateRoot(c, body, "Only the region's root identity may list conflicts.")
+	if err != nil {
+		return writeError(c, err)
+	}
+	stale := strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale")
+	out, index, err := r.Conflicts(c.Request().Context(), stale)
+	if err != nil {
+		return writeError(c, err)
+	}
+	c.Response().Header().Set(HeaderIndex, fmt.Sprint(index))
+	return c.JSON(http.StatusOK, map[string]any{"region": r.Name(), "conflicts": out})
 }

@@ -28,7 +28,14 @@ const replicaRegion = "us-west-2"
 // twoRegions starts us-east-1 (the primary) and us-west-2, 3 nodes each.
 func twoRegions(t *testing.T) (primary, replica *servertest.Cluster) {
 	t.Helper()
-	wan := servertest.NewWAN()
+	_, primary, replica = twoRegionsWAN(t)
+	return primary, replica
+}
+
+// twoRegionsWAN is twoRegions with the WAN pool, to cut the link.
+func twoRegionsWAN(t *testing.T) (wan *servertest.WAN, primary, replica *servertest.Cluster) {
+	t.Helper()
+	wan = servertest.NewWAN()
 	primary = servertest.New(t, 3, servertest.Options{WAN: wan})
 	replica = servertest.New(t, 3, servertest.Options{WAN: wan, Region: replicaRegion})
 	primary.Eventually(30*time.Second, "both regions in the WAN pool with their keys", func() bool {
@@ -47,7 +54,7 @@ func twoRegions(t *testing.T) (primary, replica *servertest.Cluster) {
 		}
 		return true
 	})
-	return primary, replica
+	return wan, primary, replica
 }
 
 // waitInSync waits until every replica of the secret is InSync, as the

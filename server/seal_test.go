@@ -29,6 +29,12 @@ func sysCall(t *testing.T, endpoint, path string, body any, out any) (int, strin
 // message, if any.
 func adminCall(t *testing.T, endpoint, path string, body, out any, signed bool) (int, string, string) {
 	t.Helper()
+	return adminCallIn(t, endpoint, servertest.Region, path, body, out, signed)
+}
+
+// adminCallIn is adminCall scoped to region.
+func adminCallIn(t *testing.T, endpoint, region, path string, body, out any, signed bool) (int, string, string) {
+	t.Helper()
 	method, payload := http.MethodGet, []byte(nil)
 	if body != nil {
 		payload, _ = json.Marshal(body)
@@ -36,7 +42,7 @@ func adminCall(t *testing.T, endpoint, path string, body, out any, signed bool) 
 	}
 	req, _ := http.NewRequest(method, endpoint+path, bytes.NewReader(payload))
 	if signed {
-		acl.Sign(req, payload, servertest.Credentials.AccessKeyID, servertest.Credentials.SecretAccessKey, servertest.Region, "coffer", time.Now())
+		acl.Sign(req, payload, servertest.Credentials.AccessKeyID, servertest.Credentials.SecretAccessKey, region, "coffer", time.Now())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

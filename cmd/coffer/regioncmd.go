@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/cofferhq/coffer/region"
 
 	"github.com/cofferhq/coffer/server"
 
@@ -24,7 +27,7 @@ what it knows. They are signed with the region's root credentials
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and scoped to --region or
 AWS_REGION.`,
 	}
-	g.AddCommand(regionListCmd(), regionStatusCmd())
+	g.AddCommand(regionListCmd(), regionStatusCmd(), regionPromoteCmd(), regionDemoteCmd(), regionConflictsCmd())
 	return g
 }
 
@@ -164,4 +167,224 @@ func printRegions(w io.Writer, format string, regions []replication.Region) erro
 		return err
 	}
 	return nil
+}
+
+// regionArg scopes a region command to its REGION argument, which must
+// agree with --region when both are given.
+func (f *clientFlags) regionArg(arg string) error {
+	if f.region != "" && f.region != arg {
+		return fmt.Errorf("the command names region %s but --region is %s", arg, f.region)
+	}
+	f.region = arg
+	return nil
+}
+
+func regionPromoteCmd() *cobra.Command {
+	var cf clientFlags
+	var from string
+	cmd := &cobra.Command{
+		Use:   "promote REGION",
+		Short: "Promote REGION's replica secrets to primaries, during a failover or a planned move",
+		Long: `Promote REGION: every replica secret in it (only those of primary region
+--from, when given) becomes a writable primary secret at a higher fencing
+epoch, and every secret demoted there (coffer region demote) becomes writable
+again. Send it to a server of REGION.
+
+A promoted secret replicates to its old primary region and to the other
+replica regions of its old primary. When the old primary region is reachable
+again it learns the higher epoch, from the first shipment either way, and
+turns its copy into a replica of REGION: from then on clients cannot change
+it there. Writes it acknowledged that REGION never received (those of the
+replication lag before the fault, and any it took while cut off after the
+promotion) are not merged and not dropped: they stay as unlabeled versions,
+listed by 'coffer region conflicts' in the old primary region.
+
+Changes the old primary made that were not shipped before the promotion are
+not in REGION: 'coffer region status' in the old primary showed that lag
+(the RPO). In a planned move, demote the old primary first and wait until
+REGION has everything (coffer region demote --wait) so there is none.
+
+The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY).`,
+		Example: `  # us-east-1 is lost: make us-west-2 the primary of what it replicates
+  coffer region promote us-west-2 --endpoint https://10.1.0.1:8201 --ca-file coffer-ca.pem
+  # promote only the replicas of us-east-1's secrets
+  coffer region promote us-west-2 --from us-east-1`,
+		Args:    cobra.ExactArgs(1),
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.regionArg(args[0]); err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out server.PromoteOut
+			if err := c.call(cmd.Context(), "POST", "/v1/region/promote", map[string]string{"from": from}, &out, true); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), out)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Region %s promoted: %d secrets are primaries here now (index %d).\n", out.Region, out.Secrets, out.Index)
+			return nil
+		},
+	}
+	cf.add(cmd)
+	cmd.Flags().StringVar(&from, "from", "", "promote only the replicas of this primary region's secrets (default: every replica in REGION)")
+	return cmd
+}
+
+func regionDemoteCmd() *cobra.Command {
+	var cf clientFlags
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "demote REGION",
+		Short: "Make REGION's replicated primary secrets read-only, before promoting another region (fail-back)",
+		Long: `Demote REGION: every primary secret in it that has replica regions becomes
+read-only to clients (a change is refused with an error that says the region
+was demoted) while shipping to its replica regions goes on. This is the first
+step of a planned move of the primary, such as failing back to a region
+after it recovered; docs/replication.md has the whole procedure:
+
+  1. coffer region demote OLD --wait    (OLD stops taking writes; wait for the
+                                         replica regions to have everything)
+  2. coffer region promote NEW          (NEW becomes the primary; OLD turns
+                                         into its replica, with no conflicts)
+
+With --wait the command returns once every replica region has applied every
+change (lag 0), or fails after that long. Promoting REGION again undoes a
+demotion.
+
+The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY). Send it to a server of REGION.`,
+		Example: `  coffer region demote us-west-2 --wait 5m --endpoint https://10.1.0.1:8201 --ca-file coffer-ca.pem`,
+		Args:    cobra.ExactArgs(1),
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.regionArg(args[0]); err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out server.PromoteOut
+			if err := c.call(cmd.Context(), "POST", "/v1/region/demote", map[string]string{}, &out, true); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if cf.format != "json" {
+				fmt.Fprintf(w, "Region %s demoted: %d secrets are read-only here (index %d).\n", out.Region, out.Secrets, out.Index)
+			}
+			if wait > 0 {
+				if err := waitDrained(cmd, c, wait); err != nil {
+					return err
+				}
+			}
+			if cf.format == "json" {
+				return printJSON(w, out)
+			}
+			return nil
+		},
+	}
+	cf.add(cmd)
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait this long at most for every replica region to apply every change (0: do not wait)")
+	return cmd
+}
+
+// waitDrained polls the replication status until no replicated change
+// waits for any replica region (the demotion itself ships nothing).
+func waitDrained(cmd *cobra.Command, c *adminClient, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var st server.ReplicationStatusOut
+		if err := c.call(cmd.Context(), "GET", "/v1/replication/status", nil, &st, true); err != nil {
+			return err
+		}
+		behind := []string{}
+		for _, r := range st.Replicas {
+			if r.Pending > 0 {
+				msg := fmt.Sprintf("%s (%d changes pending", r.Region, r.Pending)
+				if r.Error != "" {
+					msg += ": " + r.Error
+				}
+				behind = append(behind, msg+")")
+			}
+		}
+		if len(behind) == 0 {
+			if st.Replicas != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "Every replica region has applied every change.")
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replica regions still behind after %s: %s", wait, strings.Join(behind, ", "))
+		}
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func regionConflictsCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "conflicts [REGION]",
+		Short: "List the versions a region kept as conflicts when another region was promoted over it",
+		Long: `List the conflict versions of a region: versions it acknowledged as a
+secret's primary that the region promoted over it never received. They are
+kept, unlabeled, in the secret (ListSecretVersionIds with IncludeDeprecated
+shows them; GetSecretValue with their VersionId reads them), never merged and
+never dropped: decide for each whether to write its value again in the
+promoted region.
+
+Each row names the secret, the version, when it was written, the region that
+wrote it as primary and at which epoch, and when the region learned of the
+promotion.
+
+The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY) and scoped to REGION, else --region or AWS_REGION.`,
+		Example: `  coffer region conflicts us-east-1 --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem
+  aws secretsmanager get-secret-value --secret-id db/main --version-id VERSION-ID`,
+		Args:    cobra.MaximumNArgs(1),
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if err := cf.regionArg(args[0]); err != nil {
+					return err
+				}
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Region    string                  `json:"region"`
+				Conflicts []region.ConflictStatus `json:"conflicts"`
+			}
+			if err := c.call(cmd.Context(), "GET", "/v1/region/conflicts", nil, &out, true); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), out)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			if len(out.Conflicts) == 0 {
+				fmt.Fprintf(tw, "Region %s holds no conflict versions.\n", out.Region)
+				return tw.Flush()
+			}
+			fmt.Fprintln(tw, "SECRET\tVERSION ID\tWRITTEN\tWRITTEN BY\tEPOCH\tFOUND")
+			for _, v := range out.Conflicts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, v.VersionID, v.CreatedDate.Format(time.RFC3339),
+					v.Region, v.Epoch, v.Found.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	cf.add(cmd)
+	return cmd
 }

@@ -68,6 +68,38 @@ type Options struct {
 type WAN struct {
 	mu    sync.Mutex
 	addrs []string
+	cut   map[[2]string]bool
+}
+
+// Cut breaks replication between regions a and b, both ways: every
+// connection one opens to the other is refused, as a network partition
+// between them would (gossip goes on). Heal mends every cut.
+func (w *WAN) Cut(a, b string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cut == nil {
+		w.cut = map[[2]string]bool{}
+	}
+	w.cut[[2]string{a, b}], w.cut[[2]string{b, a}] = true, true
+}
+
+// Heal mends every Cut.
+func (w *WAN) Heal() {
+	w.mu.Lock()
+	w.cut = nil
+	w.mu.Unlock()
+}
+
+// gate is replication.Config.Gate for a node of region from.
+func (w *WAN) gate(from string) func(string) error {
+	return func(to string) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.cut[[2]string{from, to}] {
+			return fmt.Errorf("the link between regions %s and %s is cut (test partition)", from, to)
+		}
+		return nil
+	}
 }
 
 // NewWAN returns an empty WAN pool for the clusters of one test.
@@ -210,7 +242,11 @@ func (c *Cluster) start(node *Node) {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
-	repl := replication.New(replication.Config{Region: r, Logger: logger.Named("replication")})
+	repCfg := replication.Config{Region: r, Logger: logger.Named("replication")}
+	if c.opts.WAN != nil {
+		repCfg.Gate = c.opts.WAN.gate(r.Name())
+	}
+	repl := replication.New(repCfg)
 	if err := r.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
