@@ -358,7 +358,9 @@ func removeLabel(stages []string, label string) []string {
 }
 
 // checkLimits enforces the label quota and purges deprecated versions
-// beyond the version quota, oldest first, never one younger than a day.
+// beyond the version quota, oldest first, never one younger than a day
+// and never a conflict (Version.Conflict: kept until an operator has
+// seen it, docs/replication.md).
 func checkLimits(s *Secret, now int64) *apierr.Error {
 	labels := 0
 	for _, v := range s.Versions {
@@ -370,11 +372,14 @@ func checkLimits(s *Secret, now int64) *apierr.Error {
 	}
 	for len(s.Versions) > MaxVersions {
 		i := slices.IndexFunc(s.Versions, func(v *Version) bool {
-			return len(v.Stages) == 0 && now-v.CreatedDate >= PurgeMinAgeMillis
+			return len(v.Stages) == 0 && v.Conflict == nil && now-v.CreatedDate >= PurgeMinAgeMillis
 		})
 		if i < 0 {
-			return apierr.Newf(apierr.LimitExceeded,
-				"The secret already has %d versions and none can be removed yet: deprecated versions are kept for 24 hours.", MaxVersions)
+			msg := fmt.Sprintf("The secret already has %d versions and none can be removed yet: deprecated versions are kept for 24 hours.", MaxVersions)
+			if slices.ContainsFunc(s.Versions, func(v *Version) bool { return v.Conflict != nil }) {
+				msg += " Conflict versions of a region failover are kept for good (coffer region conflicts)."
+			}
+			return apierr.New(apierr.LimitExceeded, msg)
 		}
 		s.Versions = slices.Delete(s.Versions, i, i+1)
 	}

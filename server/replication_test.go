@@ -33,7 +33,7 @@ func twoRegions(t *testing.T) (primary, replica *servertest.Cluster) {
 }
 
 // twoRegionsWAN is twoRegions with the WAN pool, to cut the link.
-func twoRegionsWAN(t *testing.T) (wan *servertest.WAN, primary, replica *servertest.Cluster) {
+func twoRegionsWAN(t testing.TB) (wan *servertest.WAN, primary, replica *servertest.Cluster) {
 	t.Helper()
 	wan = servertest.NewWAN()
 	primary = servertest.New(t, 3, servertest.Options{WAN: wan})
