@@ -218,7 +218,13 @@ func applyApplyReplicated(txn *memdb.Txn, index uint64, c *ApplyReplicated) any 
 		}
 		res.Replication = append(res.Replication, o)
 	}
-	if c.Next > 0 {
+	fencedOnly := len(res.Replication) > 0
+	for _, o := range res.Replication {
+		fencedOnly = fencedOnly && o.Status == ReplFenced
+	}
+	if c.Next > 0 && !fencedOnly {
+		// (A shipment refused for a lower epoch is not from a primary
+		// region of this one any more.)
 		src := &ReplSource{Region: c.Source, Applied: c.Next, Date: c.Date}
 		if raw, _ := txn.First(tableReplSources, "id", c.Source); raw != nil {
 			src.Applied = max(src.Applied, raw.(*ReplSource).Applied)
@@ -250,12 +256,12 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 	if raw, _ := txn.First(tableSecrets, "id", rs.ARN); raw != nil {
 		local = raw.(*Secret)
 		switch {
-		case !local.IsReplica() && rs.Epoch > local.Epoch:
+		case !local.IsReplica() && local.Replica(c.Source) != nil && rs.Epoch > local.Epoch:
 			// Another region was promoted over this one: the secret
 			// becomes its replica, keeping what only it has as conflicts.
 			superseded = true
 		case !local.IsReplica() && local.Replica(c.Source) != nil && local.Epoch == rs.Epoch:
-			return failed("Replication failed: regions %s and %s both hold the secret as its primary at epoch %d; promote one of them again (coffer region promote) to settle which is the primary.", self, c.Source, rs.Epoch)
+			return failed("Replication failed: regions %s and %s both hold the secret as its primary at epoch %d (two promotions from the same epoch); an operator must settle which is the primary (docs/replication.md, \"Split brain\").", self, c.Source, rs.Epoch)
 		case !local.IsReplica() && local.Replica(c.Source) != nil:
 			// This region was promoted over the shipping one.
 			return fenced(local.Epoch, self)
@@ -309,7 +315,11 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 		s.Versions = append(s.Versions, v)
 	}
 	if local != nil {
-		keepConflicts(s, local, superseded || local.Reconcile, self, c.Date)
+		writtenAt := local.Epoch
+		if local.Reconcile {
+			writtenAt = local.ReconcileEpoch
+		}
+		keepConflicts(s, local, superseded || local.Reconcile, self, writtenAt, c.Date)
 	}
 	if local == nil {
 		if raw, _ := txn.First(tableSecrets, "name", rs.Name); raw != nil {
@@ -343,7 +353,7 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 // primary here until another region's promotion superseded it), every
 // version with a value, which this region acknowledged to its clients and
 // the new primary never received. They stay unlabeled.
-func keepConflicts(s, local *Secret, reconcile bool, region string, date int64) {
+func keepConflicts(s, local *Secret, reconcile bool, region string, epoch uint64, date int64) {
 	for _, v := range local.Versions {
 		if s.Version(v.VersionID) != nil {
 			continue
@@ -353,7 +363,7 @@ func keepConflicts(s, local *Secret, reconcile bool, region string, date int64) 
 		case reconcile && v.HasValue():
 			v = &Version{VersionID: v.VersionID, CreatedDate: v.CreatedDate, LastAccessedDate: v.LastAccessedDate,
 				Binary: v.Binary, Value: v.Value, Digest: v.Digest, PrimaryARN: v.AADARN(local), Index: v.Index,
-				Conflict: &Conflict{Region: region, Epoch: local.Epoch, Date: date}}
+				Conflict: &Conflict{Region: region, Epoch: epoch, Date: date}}
 		default:
 			continue
 		}
@@ -420,6 +430,7 @@ func applyAckReplication(txn *memdb.Txn, index uint64, c *AckReplication) any {
 			s.PrimaryReplicas = append(s.Replicas, Replica{Region: selfName(txn), KmsKeyID: s.KmsKeyID})
 			s.Replicas, s.Demoted = nil, false
 			s.PrimaryRegion, s.SourceIndex, s.Reconcile = cmp.Or(o.Primary, c.Region), 0, true
+			s.ReconcileEpoch, s.Epoch = s.Epoch, o.Epoch
 			if e := putSecret(txn, index, s); e != nil {
 				return e
 			}
@@ -461,7 +472,7 @@ func applyPromoteReplica(txn *memdb.Txn, index uint64, c *PromoteReplica) any {
 		return apierr.Newf(apierr.InvalidRequest, "The secret %s is not a replica: there is no replication to stop.", s.ARN)
 	}
 	s = s.clone()
-	s.PrimaryRegion, s.SourceIndex, s.PrimaryReplicas, s.Reconcile = "", 0, nil, false
+	s.PrimaryRegion, s.SourceIndex, s.PrimaryReplicas, s.Reconcile, s.ReconcileEpoch = "", 0, nil, false, 0
 	s.Epoch++
 	if e := changeSecret(txn, index, s, c.Date); e != nil {
 		return e
@@ -505,7 +516,7 @@ func applyPromoteRegion(txn *memdb.Txn, index uint64, c *PromoteRegion) any {
 			}
 		}
 		s = s.clone()
-		s.PrimaryRegion, s.SourceIndex, s.PrimaryReplicas, s.Reconcile = "", 0, nil, false
+		s.PrimaryRegion, s.SourceIndex, s.PrimaryReplicas, s.Reconcile, s.ReconcileEpoch = "", 0, nil, false, 0
 		s.Epoch++
 		if err := addReplicas(txn, index, s, add); err != nil {
 			return internal(err)

@@ -322,11 +322,17 @@ func replicationSamples(arn string, env crypto.Envelope) map[fsm.CommandType]any
 			Secrets: []fsm.ReplicatedSecret{{ARN: replicaARN, PrimaryARN: arn, Name: "MyTestDatabaseSecret", Description: "d",
 				KmsKeyID: "alias/r", KeyID: "k", Tags: []fsm.Tag{{Key: "k", Value: "v"}}, TagsEverSet: true, CreatedDate: t0, LastChangedDate: t0 + 1,
 				DeletedDate: t0 + 2, DeletionDate: t0 + 3, Type: "t", ResourcePolicy: "{}", SourceIndex: 98, Force: true,
+				Epoch: 3, Regions: []fsm.Replica{{Region: testRegion, KmsKeyID: "alias/p"}, {Region: "eu-west-1"}},
 				Versions: []fsm.ReplicatedVersion{
 					{VersionID: "v1", Stages: []string{"AWSCURRENT"}, CreatedDate: t0, Binary: true, PrimaryARN: arn, Value: &env, Digest: []byte{1}},
-					{VersionID: "v2", Stages: []string{"AWSPENDING"}, CreatedDate: t0, PrimaryARN: arn, Placeholder: true}}}}},
+					{VersionID: "v2", Stages: []string{"AWSPENDING"}, CreatedDate: t0, PrimaryARN: arn, Placeholder: true},
+					{VersionID: "v3", CreatedDate: t0, PrimaryARN: arn, Value: &env, Digest: []byte{2},
+						Conflict: &fsm.Conflict{Region: testRegion, Epoch: 2, Date: t0 + 4}}}}}},
 		fsm.CmdAckReplication: &fsm.AckReplication{Region: "eu-west-1", Index: 98, AsOf: t0 + 6, Error: "unreachable", Date: t0 + 7,
-			Outcomes: []fsm.ReplOutcome{{ARN: arn, Status: fsm.ReplFailed, Message: "m"}}},
+			Outcomes: []fsm.ReplOutcome{{ARN: arn, Status: fsm.ReplFailed, Message: "m"},
+				{ARN: arn, Status: fsm.ReplFenced, Message: "f", Epoch: 4, Primary: "eu-west-1"}}},
 		fsm.CmdPromoteReplica: &fsm.PromoteReplica{ARN: replicaARN, Date: t0 + 8},
+		fsm.CmdPromoteRegion:  &fsm.PromoteRegion{From: "us-east-2", Date: t0 + 9},
+		fsm.CmdDemoteRegion:   &fsm.DemoteRegion{Date: t0 + 10},
 	}
 }

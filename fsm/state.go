@@ -82,6 +82,10 @@ type Secret struct {
 	// new primary ships keeps the versions it lacks as conflicts, not
 	// dropped.
 	Reconcile bool `codec:",omitempty"`
+	// ReconcileEpoch is the epoch this region wrote the secret at before
+	// it learned of the promotion (Conflict.Epoch of what it keeps); the
+	// secret's Epoch is the new primary's from then on.
+	ReconcileEpoch uint64 `codec:",omitempty"`
 	// Demoted is set on a primary of a demoted region (coffer region
 	// demote): clients may not change it, while it still ships to its
 	// replica regions, one of which is to be promoted.

@@ -7,7 +7,10 @@
 // partition: halves, one, ring, bridge), heals, reads everything back,
 // compares the nodes' state digests, scans the nodes' files for
 // plaintext values and their logs for panics, and checks the recorded
-// history. See docs/jepsen.md.
+// history. The region-failover scenario (failover.go) runs two regions
+// joined by the WAN pool instead, loses the primary one, promotes the
+// replica and checks what each region showed and kept. See
+// docs/jepsen.md.
 //
 //	go run ./jepsen --scenario short          # what `make jepsen-short` runs
 //	go run ./jepsen --check-only results/DIR  # re-check a saved run
@@ -56,6 +59,10 @@ type scenario struct {
 	// installs: the run must see a follower install a snapshot from the
 	// leader, or its coverage is UNKNOWN.
 	installs bool
+	// failover: two regions, A (--nodes) and B (--replica-nodes), and
+	// the region failover of failover.go instead of the single-region
+	// workloads and nemesis.
+	failover bool
 }
 
 // tinySnapshots makes every node snapshot and compact its log every few
@@ -79,19 +86,21 @@ var scenarios = map[string]scenario{
 	"clock":            {name: "clock", faults: []string{"clock"}, timeLimit: 45 * time.Second, expect: check.Valid},
 	"snapshot": {name: "snapshot", faults: []string{"partition", "kill", "member"}, shapes: []string{"one"}, timeLimit: 60 * time.Second, expect: check.Valid,
 		serverArgs: tinySnapshots, installs: true, hold: [2]time.Duration{5 * time.Second, 10 * time.Second}},
+	"region-failover": {name: "region-failover", faults: []string{"kill-region", "promote"}, timeLimit: 60 * time.Second, expect: check.Valid, failover: true},
 	"negative-control": {name: "negative-control", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, unsafe: true, expect: check.Invalid,
 		sticky: true, hold: [2]time.Duration{6 * time.Second, 10 * time.Second}},
 }
 
 var presets = map[string][]string{
-	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader", "member", "clock"},
+	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader", "member", "clock", "region-failover"},
 	"long": {"baseline", "kill", "kill-leader", "kill-all", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge",
-		"member", "clock", "snapshot", "churn", "mixed"},
+		"member", "clock", "snapshot", "churn", "mixed", "region-failover"},
 }
 
 type options struct {
 	scenarios       []scenario
 	nodes           int
+	replicaNodes    int // region-failover: nodes of the replica region
 	seed            uint64
 	results         string
 	timeLimit       time.Duration
@@ -141,8 +150,9 @@ func parseFlags() (options, error) {
 	var o options
 	var scen, gap, hold, hb, el, lease, nem, shapes string
 	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
-	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, kill-all, pause, partition-leader, partition, partition-ring, partition-bridge, member, clock, snapshot, churn, mixed, negative-control")
-	fs.IntVar(&o.nodes, "nodes", 3, "nodes in the region")
+	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, kill-all, pause, partition-leader, partition, partition-ring, partition-bridge, member, clock, snapshot, churn, mixed, region-failover, negative-control")
+	fs.IntVar(&o.nodes, "nodes", 3, "nodes in the region (region-failover: in the primary region)")
+	fs.IntVar(&o.replicaNodes, "replica-nodes", 3, "region-failover: nodes in the replica region")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and op mix (0: random; printed)")
 	fs.StringVar(&o.results, "results", "results", "folder for results")
 	fs.DurationVar(&o.timeLimit, "time-limit", 0, "main phase of each scenario (0: the scenario's default)")
@@ -223,8 +233,8 @@ func parseFlags() (options, error) {
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
-	if o.nodes < 1 || o.registerWorkers < 1 || o.groups < 1 || o.rate < 1 || o.opsPerKey < 2 || o.churnNames < 1 || o.churnPerName < 1 {
-		return o, errors.New("--nodes, --register-workers, --keys, --rate, --ops-per-key, --churn-names and --churn-ops-per-name must be positive")
+	if o.nodes < 1 || o.replicaNodes < 1 || o.registerWorkers < 1 || o.groups < 1 || o.rate < 1 || o.opsPerKey < 2 || o.churnNames < 1 || o.churnPerName < 1 {
+		return o, errors.New("--nodes, --replica-nodes, --register-workers, --keys, --rate, --ops-per-key, --churn-names and --churn-ops-per-name must be positive")
 	}
 	switch o.net {
 	case "proxy":
@@ -380,9 +390,16 @@ type runInfo struct {
 	Started    string   `json:"started"`
 	Bin        string   `json:"bin"`
 	Args       []string `json:"args"`
+	// ReplicaNodes and Regions: region-failover runs (Nodes is then the
+	// primary region's).
+	ReplicaNodes int      `json:"replica_nodes,omitempty"`
+	Regions      []string `json:"regions,omitempty"`
 }
 
 func runScenario(ctx context.Context, o options, sc scenario, bin string, seed uint64) (*report, error) {
+	if sc.failover {
+		return runFailover(ctx, o, sc, bin, seed)
+	}
 	limit := sc.timeLimit * time.Duration(o.longFactor)
 	if o.timeLimit > 0 {
 		limit = o.timeLimit

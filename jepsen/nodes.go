@@ -26,11 +26,13 @@ import (
 type node struct {
 	id        string
 	idx       int
+	region    string // region the node serves
 	ip        string // own loopback address, identifies it to the proxies
 	api       string // 127.0.0.1:port
 	cluster   string // real cluster listener ip:port
 	advertise string // the proxy in front of cluster
 	gossip    string
+	wan       string // WAN gossip address (region-failover)
 	dataDir   string
 	logPath   string
 	clockFile string // --faults-clock-file; "" without a faults build
@@ -126,30 +128,74 @@ func buildBinary(dir, tags string) (string, error) {
 // fixed ports of its own address; otherwise it gets loopback addresses
 // and a proxy address to advertise.
 func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults bool, netns *netnsNet) (*nodes, error) {
-	keyFile := filepath.Join(dir, "root.key")
-	if out, err := exec.Command(bin, "operator", "root-key", "generate", "--out", keyFile).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("root-key generate: %v: %s", err, out)
-	}
-	caFile, err := makeCA(bin, dir)
+	pki, err := setupPKI(bin, dir, creds)
 	if err != nil {
 		return nil, err
 	}
-	gossipKey := filepath.Join(dir, "gossip.key")
+	keyFile := filepath.Join(dir, "root.key")
+	if err := genRootKey(bin, keyFile); err != nil {
+		return nil, err
+	}
+	return setupRegion(bin, dir, regionSpec{name: region, prefix: "n", ipBase: 11, n: n, keyFile: keyFile, proxied: true},
+		pki, creds, extra, faults, netns)
+}
+
+// runPKI is what every node of a run shares, whatever its region: the
+// CA that signs every node certificate, the gossip key (LAN and WAN
+// pools) and the root credentials file each region bootstraps with.
+type runPKI struct {
+	caFile, gossipKey, credFile string
+}
+
+// setupPKI makes the run's CA (and makes the clients trust it), gossip
+// key and credentials file under dir.
+func setupPKI(bin, dir string, creds rootCreds) (runPKI, error) {
+	var p runPKI
+	var err error
+	if p.caFile, err = makeCA(bin, dir); err != nil {
+		return p, err
+	}
+	p.gossipKey = filepath.Join(dir, "gossip.key")
 	key, err := exec.Command(bin, "operator", "gossip", "keygen").Output()
 	if err != nil {
-		return nil, fmt.Errorf("gossip keygen: %v", err)
+		return p, fmt.Errorf("gossip keygen: %v", err)
 	}
-	if err := os.WriteFile(gossipKey, key, 0o600); err != nil {
-		return nil, err
+	if err := os.WriteFile(p.gossipKey, key, 0o600); err != nil {
+		return p, err
 	}
-	credFile := filepath.Join(dir, "credentials.json")
+	p.credFile = filepath.Join(dir, "credentials.json")
 	b, _ := json.Marshal(creds)
-	if err := os.WriteFile(credFile, b, 0o600); err != nil {
-		return nil, err
+	if err := os.WriteFile(p.credFile, b, 0o600); err != nil {
+		return p, err
 	}
+	return p, nil
+}
+
+// genRootKey writes a new root key to path (each region has its own).
+func genRootKey(bin, path string) error {
+	if out, err := exec.Command(bin, "operator", "root-key", "generate", "--out", path).CombinedOutput(); err != nil {
+		return fmt.Errorf("root-key generate: %v: %s", err, out)
+	}
+	return nil
+}
+
+// regionSpec names one region's nodes: region name, node id prefix
+// (node i is prefix+(i+1)), the first loopback address of their cluster
+// ports (127.0.0.ipBase), how many, the region's root key file, and
+// whether each advertises a proxy address in front of its cluster port
+// (otherwise the cluster address itself).
+type regionSpec struct {
+	name, prefix string
+	ipBase, n    int
+	keyFile      string
+	proxied      bool
+}
+
+// setupRegion prepares the nodes of one region (see setupNodes).
+func setupRegion(bin, dir string, rs regionSpec, pki runPKI, creds rootCreds, extra []string, faults bool, netns *netnsNet) (*nodes, error) {
 	ns := &nodes{bin: bin, creds: creds}
-	for i := range n {
-		nd := &node{id: fmt.Sprintf("n%d", i+1), idx: i, ip: fmt.Sprintf("127.0.0.%d", 11+i), gen: 1}
+	for i := range rs.n {
+		nd := &node{id: fmt.Sprintf("%s%d", rs.prefix, i+1), idx: i, region: rs.name, ip: fmt.Sprintf("127.0.0.%d", rs.ipBase+i), gen: 1}
 		var err error
 		switch {
 		case netns != nil:
@@ -163,8 +209,11 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults 
 			if nd.cluster, err = freeAddr(nd.ip, false); err != nil {
 				return nil, err
 			}
-			if nd.advertise, err = freeAddr("127.0.0.1", false); err != nil {
-				return nil, err
+			nd.advertise = nd.cluster
+			if rs.proxied {
+				if nd.advertise, err = freeAddr("127.0.0.1", false); err != nil {
+					return nil, err
+				}
 			}
 			if nd.gossip, err = freeAddr("127.0.0.1", true); err != nil {
 				return nil, err
@@ -187,11 +236,11 @@ func setupNodes(bin, dir string, n int, creds rootCreds, extra []string, faults 
 				join = append(join, o.gossip)
 			}
 		}
-		nd.args = []string{"server", "--node-id", nd.id, "--region", region, "--data-dir", nd.dataDir,
+		nd.args = []string{"server", "--node-id", nd.id, "--region", nd.region, "--data-dir", nd.dataDir,
 			"--api-addr", nd.api, "--cluster-addr", nd.cluster, "--cluster-advertise", nd.advertise,
-			"--gossip-addr", nd.gossip, "--join", joinList(join), "--bootstrap-expect", strconv.Itoa(n),
-			"--root-key-file", keyFile, "--bootstrap-credentials-file", credFile,
-			"--gossip-key-file", gossipKey, "--tls-ca-file", caFile}
+			"--gossip-addr", nd.gossip, "--join", joinList(join), "--bootstrap-expect", strconv.Itoa(rs.n),
+			"--root-key-file", rs.keyFile, "--bootstrap-credentials-file", pki.credFile,
+			"--gossip-key-file", pki.gossipKey, "--tls-ca-file", pki.caFile}
 		// Every port encrypted, as in production: the node's certificate
 		// names it and the API address the clients dial. The proxy passes
 		// the TLS bytes through unchanged.
@@ -413,13 +462,13 @@ func makeCA(bin, dir string) (string, error) {
 // without the .pem / -key.pem ending.
 func makeNodeCert(bin, dir string, nd *node) (string, error) {
 	host, _, _ := strings.Cut(nd.api, ":")
-	out, err := exec.Command(bin, "operator", "tls", "cert", "create", "--node", nd.id, "--region", region,
+	out, err := exec.Command(bin, "operator", "tls", "cert", "create", "--node", nd.id, "--region", nd.region,
 		"--ca", filepath.Join(dir, "coffer-ca.pem"), "--ca-key", filepath.Join(dir, "coffer-ca-key.pem"),
 		"--out-dir", dir, "--additional-ipaddress", host).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("tls cert create: %v: %s", err, out)
 	}
-	return filepath.Join(dir, region+"-server-"+nd.id), nil
+	return filepath.Join(dir, nd.region+"-server-"+nd.id), nil
 }
 
 func (nd *node) health(ctx context.Context) (health, error) {

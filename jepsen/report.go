@@ -42,7 +42,12 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 	if err != nil {
 		return nil, err
 	}
-	results := check.All(f, timeout, dir)
+	var results []check.Result
+	if f.Failover != nil {
+		results = check.FailoverAll(f)
+	} else {
+		results = check.All(f, timeout, dir)
+	}
 	counts := check.Count(f.Ops)
 	okWrites := 0
 	for _, k := range []string{check.KindPut, check.KindCreate} {
@@ -72,7 +77,11 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 	if netMode == "" {
 		netMode = "proxy" // runs recorded before --net existed
 	}
-	fmt.Fprintf(&sb, "\ncoffer jepsen  scenario=%s  nodes=%d  net=%s  seed=%d  time-limit=%s\n", info.Scenario, info.Nodes, netMode, info.Seed, info.TimeLimit)
+	nodes := fmt.Sprint(info.Nodes)
+	if info.ReplicaNodes > 0 {
+		nodes = fmt.Sprintf("%d+%d", info.Nodes, info.ReplicaNodes)
+	}
+	fmt.Fprintf(&sb, "\ncoffer jepsen  scenario=%s  nodes=%s  net=%s  seed=%d  time-limit=%s\n", info.Scenario, nodes, netMode, info.Seed, info.TimeLimit)
 	faults := map[string]int{}
 	for _, e := range f.Events {
 		if e.Phase == "start" {
@@ -146,6 +155,7 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 	if len(elect) > 0 {
 		windowTable(&sb, "time to elect (leader fault start -> new leader, higher term; 100 ms samples)", "no new leader", elect)
 	}
+	sb.WriteString(check.FailoverReport(f))
 	fmt.Fprintf(&sb, "\nverdict: %s   results: %s   (exit %d)\n", verdict, dir, exitCode(verdict))
 
 	out := struct {
@@ -155,7 +165,13 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 		Windows  []check.Window `json:"unavailability"`
 		Elect    []check.Window `json:"time_to_elect,omitempty"`
 		Scenario runInfo        `json:"run"`
-	}{verdict, results, counts, windows, elect, info}
+		// Failover: the region-failover figures (durations in ns).
+		Failover *check.FailoverFigures `json:"failover,omitempty"`
+	}{verdict, results, counts, windows, elect, info, nil}
+	if f.Failover != nil {
+		fig := check.Figures(f)
+		out.Failover = &fig
+	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644); err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ func (nd *node) clusterStatus(ctx context.Context, creds rootCreds) (st check.No
 		st.Err = err.Error()
 		return st
 	}
-	acl.Sign(req, nil, creds.AccessKeyID, creds.SecretAccessKey, region, "coffer", time.Now())
+	acl.Sign(req, nil, creds.AccessKeyID, creds.SecretAccessKey, nd.region, "coffer", time.Now())
 	resp, err := healthClient.Do(req)
 	if err != nil {
 		st.Err = err.Error()

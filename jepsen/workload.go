@@ -27,8 +27,13 @@ const region = "us-east-1"
 // newClient is an SDK v2 client for one node: one HTTP attempt per call
 // (no retries), so every operation in the history is one request.
 func newClient(endpoint string, creds rootCreds) *secretsmanager.Client {
+	return newRegionClient(endpoint, region, creds)
+}
+
+// newRegionClient is newClient signing for regionName.
+func newRegionClient(endpoint, regionName string, creds rootCreds) *secretsmanager.Client {
 	return secretsmanager.New(secretsmanager.Options{
-		Region:       region,
+		Region:       regionName,
 		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
 		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {

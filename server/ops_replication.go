@@ -149,7 +149,7 @@ func replicaList(r Region, req *request, list []replicaRegionJSON, force *bool) 
 // RemoveRegionsFromReplication: the primary's ARN and every replica's
 // status, as of the write.
 func replicationAnswer(ctx context.Context, r Region, req *request, arn string) (any, error) {
-	txn, err := read(ctx, r, req)
+	txn, err := readAfterWrite(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,6 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/fsm"
+	"github.com/cofferhq/coffer/server"
+	"github.com/cofferhq/coffer/server/servertest"
 )
 
 // Faults under a stream of replicated writes: the primary region's
@@ -124,6 +129,21 @@ func TestReplication_LeadersKilledMidStream(t *testing.T) {
 	east.WaitServing()
 	west.WaitServing()
 	waitInSync(t, east, "stream")
+	// A restarted node can unsettle its region's leadership for a moment:
+	// compare once every node of both regions has answered twice running.
+	for _, c := range []*servertest.Cluster{east, west} {
+		streak := 0
+		c.Eventually(30*time.Second, "every node answering", func() bool {
+			for _, i := range c.Running() {
+				if _, err := c.Client(i).DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: name}); err != nil {
+					streak = 0
+					return false
+				}
+			}
+			streak++
+			return streak >= 2
+		})
+	}
 	sameSecret(t, east, west, "stream")
 	// Every acknowledged version is in the replica region, once each.
 	ids := map[string]int{}
@@ -163,4 +183,75 @@ func summary(vals []int) string {
 		fmt.Fprintf(&b, "%d ", v)
 	}
 	return b.String()
+}
+
+// The link is cut while the primary changes, deletes and creates
+// replicated secrets; the lag is reported; then the change feed is
+// compacted past the replica region's cursor, so after the heal the
+// shipper must resend every replicated secret in full (and the pending
+// drops) rather than follow the feed. The replica region converges.
+func TestReplication_LinkCutAndCompactedFeedResync(t *testing.T) {
+	wan, east, west := twoRegionsWAN(t)
+	ctx := ctxT(t)
+	e, w := east.Client(0), west.Client(0)
+	replicated := []types.ReplicaRegionType{{Region: aws.String(replicaRegion)}}
+	for _, n := range []string{"keep", "gone"} {
+		if _, err := e.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(n), SecretString: aws.String(n + "-1"),
+			AddReplicaRegions: replicated}); err != nil {
+			t.Fatal(err)
+		}
+		waitInSync(t, east, n)
+	}
+
+	wan.Cut(servertest.Region, replicaRegion)
+	for i := 2; i <= 4; i++ {
+		if _, err := e.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("keep"), SecretString: aws.String(fmt.Sprintf("keep-%d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: aws.String("keep"), Description: aws.String("changed while cut")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RemoveRegionsFromReplication(ctx, &secretsmanager.RemoveRegionsFromReplicationInput{SecretId: aws.String("gone"), RemoveReplicaRegions: []string{replicaRegion}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("gone"), ForceDeleteWithoutRecovery: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("new"), SecretString: aws.String("new-1"), AddReplicaRegions: replicated}); err != nil {
+		t.Fatal(err)
+	}
+	var st server.ReplicationStatusOut
+	east.Eventually(30*time.Second, "the lag and the error reported", func() bool {
+		st = server.ReplicationStatusOut{}
+		adminCall(t, east.Nodes[0].Endpoint, "/v1/replication/status", nil, &st, true)
+		return len(st.Replicas) == 1 && st.Replicas[0].Pending >= 3 && st.Replicas[0].Error != ""
+	})
+	t.Logf("while cut: %+v", st.Replicas[0])
+
+	// Compact every tombstone: the feed no longer reaches back to the
+	// replica region's cursor.
+	leader := east.Nodes[east.Leader()].Region
+	if n, err := leader.CompactTombstones(ctx, time.Now().Add(1000*time.Hour)); err != nil || n == 0 {
+		t.Fatalf("compact: %d, %v", n, err)
+	}
+	txn, _ := leader.FSM().ReadTxn()
+	if _, err := fsm.ChangesAfter(txn, fsm.ReplTargetOf(txn, replicaRegion).Acked, 10); !errors.Is(err, fsm.ErrCompacted) {
+		t.Fatalf("the feed after the replica's cursor: %v, want ErrCompacted", err)
+	}
+
+	wan.Heal()
+	waitInSync(t, east, "keep")
+	waitInSync(t, east, "new")
+	sameSecret(t, east, west, "keep")
+	sameSecret(t, east, west, "new")
+	west.Eventually(30*time.Second, "the removed replica deleted", func() bool {
+		_, err := w.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("gone")})
+		return apiCode(err) == apierr.ResourceNotFound
+	})
+	east.Eventually(30*time.Second, "nothing pending", func() bool {
+		st = server.ReplicationStatusOut{} // omitted fields must not keep earlier values
+		adminCall(t, east.Nodes[0].Endpoint, "/v1/replication/status", nil, &st, true)
+		return len(st.Replicas) == 1 && st.Replicas[0].Pending == 0 && st.Replicas[0].Error == "" && st.Replicas[0].LagSeconds == 0
+	})
 }

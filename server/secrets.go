@@ -194,7 +194,7 @@ func createSecret(ctx context.Context, r Region, req *request, add []replicaRegi
 	if replicas == nil {
 		return arnNameVersion{res.ARN, res.Name, res.VersionID}, nil
 	}
-	txn, err := read(ctx, r, req)
+	txn, err := readAfterWrite(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
@@ -556,6 +556,18 @@ func restoreSecret(ctx context.Context, r Region, req *request) (any, error) {
 func read(ctx context.Context, r Region, req *request) (*memdb.Txn, error) {
 	txn, index, err := r.Read(ctx, req.stale)
 	req.setIndex(index)
+	return txn, err
+}
+
+// readAfterWrite reads the state a write's answer describes (its
+// ReplicationStatus) without moving the answer's index off the write's
+// own: X-Coffer-Index names the command, whatever committed since.
+// Without a write (a no-op) it records the read's index.
+func readAfterWrite(ctx context.Context, r Region, req *request) (*memdb.Txn, error) {
+	if req.index == 0 {
+		return read(ctx, r, req)
+	}
+	txn, _, err := r.Read(ctx, req.stale)
 	return txn, err
 }
 

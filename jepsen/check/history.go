@@ -78,6 +78,15 @@ type Op struct {
 	// DescribeSecret that showed DeletedDate.
 	Force     bool `json:"force,omitempty"`
 	Scheduled bool `json:"scheduled,omitempty"`
+	// Region-failover runs: the region the client signed for (and whose
+	// server it talked to); a describe's PrimaryRegion; the versions a
+	// describe (VersionIdsToStages: labelled versions only) or a
+	// list-versions (ListSecretVersionIds with IncludeDeprecated: every
+	// version) returned, id -> stages; an error's message.
+	Region   string              `json:"region,omitempty"`
+	Primary  string              `json:"primary,omitempty"`
+	Versions map[string][]string `json:"versions,omitempty"`
+	Message  string              `json:"message,omitempty"`
 }
 
 // ReadStage is the label a get asked for.
@@ -104,6 +113,8 @@ type FinalRead struct {
 	Index  string   `json:"index,omitempty"`
 	// Created is the version's CreatedDate, Unix milliseconds.
 	Created int64 `json:"created_ms,omitempty"`
+	// Region is the region read (region-failover runs).
+	Region string `json:"region,omitempty"`
 }
 
 // Event is one record of nemesis.jsonl.
@@ -199,10 +210,15 @@ type Files struct {
 	// Samples are the /v1/health polls during the main phase
 	// (samples.jsonl; nil in older runs).
 	Samples []Sample
+	// Failover is the region-failover run's record (failover.json; nil
+	// in other runs) and ReplStatus its replication status polls
+	// (replstatus.jsonl).
+	Failover   *FailoverRun
+	ReplStatus []ReplSample
 }
 
 // Load reads history.jsonl, final.jsonl, nemesis.jsonl, status.jsonl, samples.jsonl,
-// plaintext.json, raftlog/*.jsonl and nodes/*/coffer.log from a results
+// plaintext.json, failover.json, replstatus.jsonl, raftlog/*.jsonl and nodes/*/coffer.log from a results
 // folder. Missing files other than the history are empty.
 func Load(dir string) (Files, error) {
 	var f Files
@@ -229,6 +245,18 @@ func Load(dir string) (Files, error) {
 		}
 		f.Disk = &d
 	} else if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "failover.json")); err == nil {
+		var fr FailoverRun
+		if err := json.Unmarshal(b, &fr); err != nil {
+			return f, fmt.Errorf("failover.json: %w", err)
+		}
+		f.Failover = &fr
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	if f.ReplStatus, err = ReadJSONL[ReplSample](filepath.Join(dir, "replstatus.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return f, err
 	}
 	if f.RaftLogs, err = LoadRaftLogs(dir); err != nil {
