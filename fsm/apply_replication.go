@@ -147,7 +147,8 @@ type PromoteReplica struct {
 // promote): every replica secret (of primary region From, when set)
 // becomes a primary at the next epoch and replicates to its old primary's
 // region and the other replica regions, which become its replicas as they
-// learn the epoch; every demoted primary becomes writable again.
+// learn the epoch; every demoted primary becomes writable again, at the
+// next epoch too.
 type PromoteRegion struct {
 	From string `codec:",omitempty"`
 	Date int64
@@ -261,7 +262,7 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 			// becomes its replica, keeping what only it has as conflicts.
 			superseded = true
 		case !local.IsReplica() && local.Replica(c.Source) != nil && local.Epoch == rs.Epoch:
-			return failed("Replication failed: regions %s and %s both hold the secret as its primary at epoch %d (two promotions from the same epoch); an operator must settle which is the primary (docs/replication.md, \"Split brain\").", self, c.Source, rs.Epoch)
+			return failed("Replication failed: regions %s and %s both hold the secret as its primary at epoch %d (two promotions from the same epoch); demote and promote the one to keep (coffer region demote, then coffer region promote) to settle it.", self, c.Source, rs.Epoch)
 		case !local.IsReplica() && local.Replica(c.Source) != nil:
 			// This region was promoted over the shipping one.
 			return fenced(local.Epoch, self)
@@ -526,11 +527,14 @@ func applyPromoteRegion(txn *memdb.Txn, index uint64, c *PromoteRegion) any {
 		}
 	}
 	for _, s := range undemote {
-		// Not a change of what replicas hold: ModifyIndex stays.
+		// Writable again at the next epoch, shipped to its replicas: a
+		// region that was promoted from the same epoch meanwhile (a split
+		// brain) is superseded by it, so demote-then-promote settles one.
 		s = s.clone()
 		s.Demoted = false
-		if err := txn.Insert(tableSecrets, s); err != nil {
-			return internal(err)
+		s.Epoch++
+		if e := changeSecret(txn, index, s, c.Date); e != nil {
+			return e
 		}
 	}
 	// A primary region none of whose secrets this one replicates any more

@@ -559,10 +559,10 @@ func TestPromotion_ApplyReplicated_Epochs(t *testing.T) {
 			fsm.ReplOutcome{Status: fsm.ReplPromoted, Message: "The replica was promoted to a standalone secret in its region."}, unchanged, 0},
 		{"primary promoted at 2, shipped 3: superseded", promotedHere, testRegion, 3, 5, fsm.ReplOutcome{Status: fsm.ReplApplied}, superseded, 2},
 		{"primary replicating to the source, the same epoch: split brain", createdHere, testRegion, 0, 99, fsm.ReplOutcome{Status: fsm.ReplFailed,
-			Message: "Replication failed: regions eu-west-1 and us-west-2 both hold the secret as its primary at epoch 0 (two promotions from the same epoch); an operator must settle which is the primary (docs/replication.md, \"Split brain\")."},
+			Message: "Replication failed: regions eu-west-1 and us-west-2 both hold the secret as its primary at epoch 0 (two promotions from the same epoch); demote and promote the one to keep (coffer region demote, then coffer region promote) to settle it."},
 			unchanged, 0},
 		{"promoted primary, the same epoch: split brain", promotedHere, testRegion, 2, 99, fsm.ReplOutcome{Status: fsm.ReplFailed,
-			Message: "Replication failed: regions eu-west-1 and us-west-2 both hold the secret as its primary at epoch 2 (two promotions from the same epoch); an operator must settle which is the primary (docs/replication.md, \"Split brain\")."},
+			Message: "Replication failed: regions eu-west-1 and us-west-2 both hold the secret as its primary at epoch 2 (two promotions from the same epoch); demote and promote the one to keep (coffer region demote, then coffer region promote) to settle it."},
 			unchanged, 0},
 		{"promoted primary, a lower epoch from its replica: fenced", promotedHere, testRegion, 1, 99, fsm.ReplOutcome{Status: fsm.ReplFenced,
 			Epoch: 2, Primary: replRegion, Message: "Replication refused: the secret's primary is in region eu-west-1 at epoch 2; the shipment is of epoch 1."},
@@ -823,7 +823,7 @@ func TestPromotion_DemoteRegion(t *testing.T) {
 		"Region us-west-2 holds no writable primary secret with replica regions: there is nothing to demote.")
 
 	// PromoteRegion (of a region nothing here replicates) undoes it: the
-	// replica r stays, ModifyIndex and epochs stay.
+	// replica r stays; the undemoted secrets move to the next epoch.
 	mods := map[string]uint64{a: h.modifyIndex(a), c: h.modifyIndex(c)}
 	res = h.ok(fsm.CmdPromoteRegion, &fsm.PromoteRegion{From: "ca-central-1", Date: t0 + 4*hour})
 	undemoted := h.index()
@@ -831,8 +831,9 @@ func TestPromotion_DemoteRegion(t *testing.T) {
 		t.Fatalf("PromoteRegion answered Count %d, want 2", res.Count)
 	}
 	for arn, mod := range mods {
-		if s := h.secret(arn); s.Demoted || s.ModifyIndex != mod || s.Epoch != 0 || s.IsReplica() || h.inFeedAfter(undemoted-1, arn) {
-			t.Fatalf("%s undemoted: Demoted %v, ModifyIndex %d (want %d), Epoch %d", arn, s.Demoted, s.ModifyIndex, mod, s.Epoch)
+		// Undemoted at the next epoch, shipped (a change of the secret).
+		if s := h.secret(arn); s.Demoted || s.ModifyIndex != undemoted || mod >= undemoted || s.Epoch != 1 || s.IsReplica() || !h.inFeedAfter(undemoted-1, arn) {
+			t.Fatalf("%s undemoted: Demoted %v, ModifyIndex %d (want %d), Epoch %d", arn, s.Demoted, s.ModifyIndex, undemoted, s.Epoch)
 		}
 	}
 	if s := h.secret(r.ARN); !s.IsReplica() || s.Epoch != 0 {
@@ -1196,5 +1197,42 @@ func TestPromotion_CommandsEncode(t *testing.T) {
 		if again := encode(t, ct, got); !bytes.Equal(again, buf) {
 			t.Fatalf("%s: encoding is not canonical", tc.ct)
 		}
+	}
+}
+
+// A split brain (two regions promoted from the same epoch) is settled by
+// demoting and promoting the region to keep: its secret moves to the
+// next epoch and supersedes the other's, whose own writes stay as
+// conflicts.
+func TestPromotion_SplitBrainSettledByDemoteThenPromote(t *testing.T) {
+	a, b := regionHarness(t, regionA), regionHarness(t, testRegion)
+	arnA, arnB := regionARN(regionA, "db", "abcdef"), arnOf("db", "abcdef")
+	a.ok(fsm.CmdCreateSecret, &fsm.CreateSecret{ARN: arnA, Name: "db", Version: strVersionPtr("v1", "one"), Date: t0,
+		Replicas: []fsm.Replica{{Region: testRegion}}})
+	deliver(t, a, b, regionA, testRegion, arnA, t0+hour)
+	// B is promoted to epoch 1 while A, cut off, demotes and promotes
+	// itself (epoch 1 too) before it hears of B: both primaries at 1.
+	b.ok(fsm.CmdPromoteRegion, &fsm.PromoteRegion{Date: t0 + 2*hour})
+	a.ok(fsm.CmdDemoteRegion, &fsm.DemoteRegion{Date: t0 + 2*hour})
+	a.ok(fsm.CmdPromoteRegion, &fsm.PromoteRegion{Date: t0 + 2*hour})
+	if ea, eb := a.secret(arnA).Epoch, b.secret(arnB).Epoch; ea != 1 || eb != 1 {
+		t.Fatalf("epochs A %d, B %d; want both 1 (a split brain)", ea, eb)
+	}
+	out := offer(t, a, b, regionA, testRegion, arnA, t0+3*hour)
+	if len(out) != 1 || out[0].Status != fsm.ReplFailed {
+		t.Fatalf("the split brain: %+v", out)
+	}
+	// Keep B: demote and promote it, then its state supersedes A's.
+	b.ok(fsm.CmdDemoteRegion, &fsm.DemoteRegion{Date: t0 + 4*hour})
+	b.ok(fsm.CmdPromoteRegion, &fsm.PromoteRegion{Date: t0 + 4*hour})
+	if e := b.secret(arnB).Epoch; e != 2 {
+		t.Fatalf("B's epoch after demote and promote: %d, want 2", e)
+	}
+	out = offer(t, b, a, testRegion, regionA, arnB, t0+5*hour)
+	if len(out) != 1 || out[0].Status != fsm.ReplApplied {
+		t.Fatalf("B's epoch-2 state in A: %+v", out)
+	}
+	if s := a.secret(arnA); s.PrimaryRegion != testRegion || s.Epoch != 2 {
+		t.Fatalf("A after B's state: PrimaryRegion %q, Epoch %d", s.PrimaryRegion, s.Epoch)
 	}
 }

@@ -188,7 +188,9 @@ func regionPromoteCmd() *cobra.Command {
 		Long: `Promote REGION: every replica secret in it (only those of primary region
 --from, when given) becomes a writable primary secret at a higher fencing
 epoch, and every secret demoted there (coffer region demote) becomes writable
-again. Send it to a server of REGION.
+again, also at the next epoch: demoting and then promoting a region is how a
+split brain (two regions promoted from the same epoch) is settled in its
+favour. Send it to a server of REGION.
 
 A promoted secret replicates to its old primary region and to the other
 replica regions of its old primary. When the old primary region is reachable
