@@ -134,7 +134,9 @@ func (n *Node) readRounds() {
 			return
 		}
 		b.mu.Unlock()
+		start := time.Now()
 		index, err := n.confirmLeadership()
+		n.metricReadRound(start, len(batch))
 		for _, ch := range batch {
 			ch <- readResult{index, err}
 		}

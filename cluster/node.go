@@ -339,7 +339,9 @@ func (n *Node) toLeader(ctx context.Context, local func(context.Context) (*fsm.R
 			err = errNotLeader
 		default:
 			var resp *rpcResponse
+			start := time.Now()
 			resp, err = n.pool.call(ctx, string(addr), req)
+			n.metricForward(req.Op, start, err == nil)
 			switch {
 			case err == nil:
 				res, index, err = fromResponse(resp)
@@ -401,6 +403,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 		// still leads answers from local state without asking a quorum.
 		return n.fsm.AppliedIndex(), nil
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	_, index, err := n.toLeader(ctx, func(ctx context.Context) (*fsm.Result, uint64, error) {
@@ -413,9 +416,11 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 		}
 		return 0, err
 	}
+	gotIndex := time.Now()
 	if err := n.fsm.WaitApplied(ctx, index); err != nil {
 		return 0, unavailable("this node did not catch up with the leader in time", OutcomeNotApplied)
 	}
+	n.metricReadIndex(start, gotIndex)
 	return index, nil
 }
 

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"strings"
 	"time"
 
+	"github.com/cofferhq/coffer/fsm"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -76,10 +78,17 @@ var (
 	descLeader  = prometheus.NewDesc("coffer_raft_leader", "1 if this node leads its region.", []string{"region"}, nil)
 	descVoters  = prometheus.NewDesc("coffer_raft_voters", "Voters in the region's Raft configuration, as this node sees it.", []string{"region"}, nil)
 	descSealed  = prometheus.NewDesc("coffer_sealed", "1 while the node is sealed (cannot decrypt or check signatures).", []string{"region"}, nil)
+
+	// The state's size, as this node has applied it.
+	descSecrets    = prometheus.NewDesc("coffer_state_secrets", "Secrets in the region's state, those scheduled for deletion included.", []string{"region"}, nil)
+	descDeleted    = prometheus.NewDesc("coffer_state_secrets_scheduled_for_deletion", "Secrets scheduled for deletion, waiting for their window to end.", []string{"region"}, nil)
+	descVersions   = prometheus.NewDesc("coffer_state_versions", "Secret versions in the region's state, unlabeled ones included.", []string{"region"}, nil)
+	descTombstones = prometheus.NewDesc("coffer_state_tombstones", "Secrets removed for good and remembered for the change feed until compacted.", []string{"region"}, nil)
 )
 
 func (c *regionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descVoters, descSealed} {
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descVoters, descSealed,
+		descSecrets, descDeleted, descVersions, descTombstones} {
 		ch <- d
 	}
 }
@@ -103,6 +112,14 @@ func (c *regionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descVoters, float64(voters))
 		gauge(descSealed, b2f(r.Sealed()))
+		// Local state (a stale read): a scrape must not need a quorum.
+		if txn, _, err := r.Read(context.Background(), true); err == nil {
+			n := fsm.Size(txn)
+			gauge(descSecrets, float64(n.Secrets))
+			gauge(descDeleted, float64(n.Deleted))
+			gauge(descVersions, float64(n.Versions))
+			gauge(descTombstones, float64(n.Tombstones))
+		}
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +82,26 @@ func TestBinary_OperatorRaftCommands(t *testing.T) {
 	for i := range all {
 		c.put(i, fmt.Sprintf("snap-%d", i), "SNAPSHOT-MARKER-value", 30*time.Second)
 	}
+	// The metrics show the forwarding and the read barriers behind those
+	// writes and reads, and the size of the state.
+	c.readAll([]int{asker}, 30*time.Second)
+	for node, wants := range map[int][]string{
+		asker:  {`coffer_cluster_forward_count{op="apply",region="` + binRegion + `"}`, `coffer_cluster_forward_count{op="read_index",region="` + binRegion + `"}`, `coffer_cluster_read_index_count{region="` + binRegion + `"}`},
+		target: {`coffer_cluster_read_index_round_count{region="` + binRegion + `"}`, `coffer_cluster_read_index_round_reads_count{region="` + binRegion + `"}`},
+	} {
+		m := scrapeMetrics(t, c.api[node])
+		for _, want := range wants {
+			if m[want] < 1 {
+				t.Errorf("%s: %s is %v, want at least 1", c.ids[node], want, m[want])
+			}
+		}
+		if got := m[`coffer_state_secrets{region="`+binRegion+`"}`]; got != float64(len(c.want)) {
+			t.Errorf("%s: coffer_state_secrets is %v, want %d", c.ids[node], got, len(c.want))
+		}
+		if got := m[`coffer_state_versions{region="`+binRegion+`"}`]; got < float64(len(c.want)) {
+			t.Errorf("%s: coffer_state_versions is %v, want at least %d", c.ids[node], got, len(c.want))
+		}
+	}
 	snap := filepath.Join(base, "backup.snap")
 	cmd := exec.Command(cofferBinary(t), "operator", "snapshot", "save", snap, "--endpoint", "https://"+c.api[asker],
 		"--ca-file", filepath.Join(base, "coffer-ca.pem"), "--region", binRegion)
@@ -123,4 +145,27 @@ func TestBinary_OperatorRaftCommands(t *testing.T) {
 		c.put(i, fmt.Sprintf("after-remove-%d", i), "two-voters-commit", 30*time.Second)
 	}
 	c.readAll(rest, 30*time.Second)
+}
+
+// scrapeMetrics reads a node's /v1/metrics and returns every sample's
+// value by series, as written.
+func scrapeMetrics(t *testing.T, api string) map[string]float64 {
+	t.Helper()
+	resp, err := healthClient.Get("https://" + api + "/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			out[series] = v
+		}
+	}
+	return out
 }
