@@ -71,8 +71,8 @@ for i in $(seq 1 "$nodes"); do
   echo "scale: n$i RSS ${rss} MiB, data dir $(du -sm "$tmp/n$i" | cut -f1) MiB"
 done
 
-# Restart a follower after a crash.
-victim=0
+# Restart a follower after a crash (the only node, in a region of one).
+victim=1
 for i in $(seq 1 "$nodes"); do
   [ "$(metric "$i" 'coffer_raft_leader{region="us-east-1"}')" = 0 ] && { victim=$i; break; }
 done
@@ -87,3 +87,5 @@ until [ "$(metric "$victim" 'coffer_raft_applied_index{region="us-east-1"}')" -g
 a=$(date +%s%N)
 rss=$(awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/${pids[victim]}/status")
 echo "scale: n$victim restarted: ready after $(((r - s) / 1000000)) ms, applied index $target after $(((a - s) / 1000000)) ms, RSS then ${rss} MiB"
+# Where the restart's time went, as the node logged it.
+grep -E 'restor|snapshot|starting up|leader changed' "$tmp/n$victim.log" | tail -n 12 | sed 's/^/scale: log: /'
