@@ -84,11 +84,22 @@ var (
 	descDeleted    = prometheus.NewDesc("coffer_state_secrets_scheduled_for_deletion", "Secrets scheduled for deletion, waiting for their window to end.", []string{"region"}, nil)
 	descVersions   = prometheus.NewDesc("coffer_state_versions", "Secret versions in the region's state, unlabeled ones included.", []string{"region"}, nil)
 	descTombstones = prometheus.NewDesc("coffer_state_tombstones", "Secrets removed for good and remembered for the change feed until compacted.", []string{"region"}, nil)
+
+	// Replication, from the region's state (the figures of coffer region
+	// status), per replica region this region ships to and per primary
+	// region it receives from.
+	replicaLabels    = []string{"region", "replica"}
+	descReplLag      = prometheus.NewDesc("coffer_replication_lag_seconds", "Time since the replica region was last known to hold every replicated change (the RPO); 0 when nothing waits.", replicaLabels, nil)
+	descReplPending  = prometheus.NewDesc("coffer_replication_pending_changes", "Replicated secrets changed since the replica region's last acknowledgement.", replicaLabels, nil)
+	descReplAcked    = prometheus.NewDesc("coffer_replication_acked_index", "This region's log index up to which the replica region has applied every replicated change.", replicaLabels, nil)
+	descReplFailing  = prometheus.NewDesc("coffer_replication_failing", "1 while shipping to the replica region fails.", replicaLabels, nil)
+	descReplSrcIndex = prometheus.NewDesc("coffer_replication_source_applied_index", "The primary region's log index up to which this region has applied its changes.", []string{"region", "source"}, nil)
 )
 
 func (c *regionCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descVoters, descSealed,
-		descSecrets, descDeleted, descVersions, descTombstones} {
+		descSecrets, descDeleted, descVersions, descTombstones,
+		descReplLag, descReplPending, descReplAcked, descReplFailing, descReplSrcIndex} {
 		ch <- d
 	}
 }
@@ -119,6 +130,17 @@ func (c *regionCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descDeleted, float64(n.Deleted))
 			gauge(descVersions, float64(n.Versions))
 			gauge(descTombstones, float64(n.Tombstones))
+		}
+		if replicas, sources, _, err := r.ReplicationStatus(context.Background(), true); err == nil {
+			for _, rs := range replicas {
+				for d, v := range map[*prometheus.Desc]float64{descReplLag: rs.LagSeconds, descReplPending: float64(rs.Pending),
+					descReplAcked: float64(rs.AckedIndex), descReplFailing: b2f(rs.Error != "")} {
+					ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name, rs.Region)
+				}
+			}
+			for _, src := range sources {
+				ch <- prometheus.MustNewConstMetric(descReplSrcIndex, prometheus.GaugeValue, float64(src.AppliedIndex), name, src.Region)
+			}
 		}
 	}
 }

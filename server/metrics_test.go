@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -84,4 +86,47 @@ func TestCluster_MetricsCountTheRequestsSent(t *testing.T) {
 	if leaders != 1 {
 		t.Errorf("%v nodes report leading", leaders)
 	}
+}
+
+// The replication figures of coffer region status are on /v1/metrics:
+// in sync, nothing pending and no lag; with the link cut, changes pending,
+// a lag that grows and the failure flagged; healed, back to zero. The
+// replica region reports how far it applied its primary's log.
+func TestReplication_Metrics(t *testing.T) {
+	wan, east, west := twoRegionsWAN(t)
+	ctx := ctxT(t)
+	e := east.Client(0)
+	if _, err := e.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("m"), SecretString: aws.String("v1"),
+		AddReplicaRegions: []types.ReplicaRegionType{{Region: aws.String(replicaRegion)}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitInSync(t, east, "m")
+	series := func(name string) string {
+		return name + `{region="` + servertest.Region + `",replica="` + replicaRegion + `"}`
+	}
+	east.Eventually(30*time.Second, "in sync on the metrics", func() bool {
+		m := scrape(t, east.Nodes[0].Endpoint)
+		return m[series("coffer_replication_acked_index")] > 0 && m[series("coffer_replication_pending_changes")] == 0 &&
+			m[series("coffer_replication_lag_seconds")] == 0 && m[series("coffer_replication_failing")] == 0
+	})
+	west.Eventually(30*time.Second, "the replica region's applied index", func() bool {
+		m := scrape(t, west.Nodes[1].Endpoint)
+		return m[`coffer_replication_source_applied_index{region="`+replicaRegion+`",source="`+servertest.Region+`"}`] > 0
+	})
+
+	wan.Cut(servertest.Region, replicaRegion)
+	if _, err := e.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("m"), SecretString: aws.String("v2")}); err != nil {
+		t.Fatal(err)
+	}
+	east.Eventually(30*time.Second, "the lag and the failure on the metrics", func() bool {
+		m := scrape(t, east.Nodes[0].Endpoint)
+		return m[series("coffer_replication_pending_changes")] == 1 && m[series("coffer_replication_lag_seconds")] > 0 &&
+			m[series("coffer_replication_failing")] == 1
+	})
+	wan.Heal()
+	east.Eventually(60*time.Second, "back in sync on the metrics", func() bool {
+		m := scrape(t, east.Nodes[0].Endpoint)
+		return m[series("coffer_replication_pending_changes")] == 0 && m[series("coffer_replication_lag_seconds")] == 0 &&
+			m[series("coffer_replication_failing")] == 0
+	})
 }
