@@ -19,6 +19,7 @@ const (
 	CmdPromoteReplica  CommandType = 27
 	CmdPromoteRegion   CommandType = 28
 	CmdDemoteRegion    CommandType = 29
+	CmdDismissConflict CommandType = 30
 )
 
 // SetReplication adds replica regions to a primary secret
@@ -169,6 +170,7 @@ func init() {
 	register(CmdPromoteReplica, "PromoteReplica", applyPromoteReplica)
 	register(CmdPromoteRegion, "PromoteRegion", applyPromoteRegion)
 	register(CmdDemoteRegion, "DemoteRegion", applyDemoteRegion)
+	register(CmdDismissConflict, "DismissConflict", applyDismissConflict)
 }
 
 func applySetReplication(txn *memdb.Txn, index uint64, c *SetReplication) any {
@@ -571,6 +573,42 @@ func applyDemoteRegion(txn *memdb.Txn, index uint64, c *DemoteRegion) any {
 		}
 	}
 	return &Result{Count: len(demote)}
+}
+
+// DismissConflict removes a conflict version from a secret of this region
+// for good, once an operator has dealt with it (coffer region conflicts
+// dismiss). Every region that holds a conflict keeps its own copy (a
+// replica keeps its conflicts whatever its primary ships), so a dismissal
+// acts on this region's copy only.
+type DismissConflict struct {
+	ARN       string
+	VersionID string
+	Date      int64
+}
+
+func applyDismissConflict(txn *memdb.Txn, index uint64, c *DismissConflict) any {
+	raw, err := txn.First(tableSecrets, "id", c.ARN)
+	if err != nil {
+		return internal(err)
+	}
+	if raw == nil {
+		return errNotFound()
+	}
+	s := raw.(*Secret)
+	i := slices.IndexFunc(s.Versions, func(v *Version) bool { return v.VersionID == c.VersionID })
+	if i < 0 {
+		return apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret version: %s has no version %s.", s.Name, c.VersionID)
+	}
+	if s.Versions[i].Conflict == nil {
+		return apierr.Newf(apierr.InvalidRequest,
+			"Version %s of %s is not a conflict version: only the versions coffer region conflicts lists can be dismissed.", c.VersionID, s.Name)
+	}
+	s = s.clone()
+	s.Versions = slices.Delete(s.Versions, i, i+1)
+	if e := changeSecret(txn, index, s, c.Date); e != nil {
+		return e
+	}
+	return &Result{ARN: s.ARN, Name: s.Name, VersionID: c.VersionID}
 }
 
 // selfName is this region's name ("" before bootstrap).

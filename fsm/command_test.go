@@ -331,8 +331,9 @@ func replicationSamples(arn string, env crypto.Envelope) map[fsm.CommandType]any
 		fsm.CmdAckReplication: &fsm.AckReplication{Region: "eu-west-1", Index: 98, AsOf: t0 + 6, Error: "unreachable", Date: t0 + 7,
 			Outcomes: []fsm.ReplOutcome{{ARN: arn, Status: fsm.ReplFailed, Message: "m"},
 				{ARN: arn, Status: fsm.ReplFenced, Message: "f", Epoch: 4, Primary: "eu-west-1"}}},
-		fsm.CmdPromoteReplica: &fsm.PromoteReplica{ARN: replicaARN, Date: t0 + 8},
-		fsm.CmdPromoteRegion:  &fsm.PromoteRegion{From: "us-east-2", Date: t0 + 9},
-		fsm.CmdDemoteRegion:   &fsm.DemoteRegion{Date: t0 + 10},
+		fsm.CmdPromoteReplica:  &fsm.PromoteReplica{ARN: replicaARN, Date: t0 + 8},
+		fsm.CmdPromoteRegion:   &fsm.PromoteRegion{From: "us-east-2", Date: t0 + 9},
+		fsm.CmdDemoteRegion:    &fsm.DemoteRegion{Date: t0 + 10},
+		fsm.CmdDismissConflict: &fsm.DismissConflict{ARN: replicaARN, VersionID: "v3", Date: t0 + 11},
 	}
 }

@@ -377,6 +377,28 @@ func TestPromotion_FailoverStory(t *testing.T) {
 	if s := b.secret(arnB); len(s.Tags) != 2 || s.SourceIndex != a.modifyIndex(arnA) || s.Epoch != 2 {
 		t.Fatalf("B after A's tag: tags %+v, SourceIndex %d, Epoch %d", s.Tags, s.SourceIndex, s.Epoch)
 	}
+
+	// The operator dismisses the conflict in A, the primary: v3 is gone
+	// there, and the change ships; B keeps its own copy (every region
+	// keeps its conflicts until dismissed there), then dismisses it too.
+	a.fail(fsm.CmdDismissConflict, &fsm.DismissConflict{ARN: arnA, VersionID: "v4", Date: t0 + 16*hour},
+		apierr.InvalidRequest, "Version v4 of db is not a conflict version: only the versions coffer region conflicts lists can be dismissed.")
+	a.fail(fsm.CmdDismissConflict, &fsm.DismissConflict{ARN: arnA, VersionID: "v9", Date: t0 + 16*hour},
+		apierr.ResourceNotFound, "Secrets Manager can't find the specified secret version: db has no version v9.")
+	a.fail(fsm.CmdDismissConflict, &fsm.DismissConflict{ARN: arnA + "x", VersionID: "v3", Date: t0 + 16*hour},
+		apierr.ResourceNotFound, apierr.MsgSecretNotFound)
+	if res := a.ok(fsm.CmdDismissConflict, &fsm.DismissConflict{ARN: arnA, VersionID: "v3", Date: t0 + 16*hour}); res.VersionID != "v3" || res.Name != "db" {
+		t.Fatalf("DismissConflict answered %+v", res)
+	}
+	if sa = a.secret(arnA); sa.Version("v3") != nil || sa.ModifyIndex != a.index() || len(conflictsOf(a)) != 0 {
+		t.Fatalf("A after the dismissal: versions %q, ModifyIndex %d (index %d), conflicts %+v", versionIDs(sa), sa.ModifyIndex, a.index(), conflictsOf(a))
+	}
+	wantOutcomes(t, deliver(t, a, b, regionA, testRegion, arnA, t0+17*hour), fsm.ReplOutcome{ARN: arnA, Status: fsm.ReplApplied})
+	wantConflict(t, b.secret(arnB), "v3", v3mark, nil, arnA)
+	b.ok(fsm.CmdDismissConflict, &fsm.DismissConflict{ARN: arnB, VersionID: "v3", Date: t0 + 18*hour})
+	if ids := versionIDs(b.secret(arnB)); !slices.Equal(ids, versionIDs(a.secret(arnA))) || len(conflictsOf(b)) != 0 {
+		t.Fatalf("B after its dismissal: %q, want A's %q; conflicts %+v", ids, versionIDs(a.secret(arnA)), conflictsOf(b))
+	}
 }
 
 // ---------------------------------------------------------------------

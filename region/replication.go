@@ -163,3 +163,13 @@ func (r *Region) Conflicts(ctx context.Context, stale bool) ([]ConflictStatus, u
 	}
 	return out, index, nil
 }
+
+// DismissConflict removes a conflict version of the secret id names from
+// this region for good (coffer region conflicts dismiss), once an operator
+// has written its value again where it belongs or decided it is not
+// needed. Other regions keep their copies until dismissed there.
+func (r *Region) DismissConflict(ctx context.Context, id, versionID string) (*fsm.Result, uint64, error) {
+	return r.WriteSecret(ctx, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		return fsm.CmdDismissConflict, &fsm.DismissConflict{ARN: s.ARN, VersionID: versionID, Date: r.Now().UnixMilli()}, nil
+	})
+}

@@ -202,6 +202,54 @@ func TestReplication_RegionFailoverAndFailBack(t *testing.T) {
 			t.Fatalf("a conflict of the fail-back: %+v", c)
 		}
 	}
+
+	// Dismissal, region by region: refused for a version that is not a
+	// conflict or a request that names none; v3 dismissed in west leaves
+	// east's copy, then dismissed in east too; v5 stays everywhere.
+	dismiss := func(c *servertest.Cluster, regionName, version string) (int, string, string) {
+		return admin(c, regionName, "/v1/region/conflicts/dismiss", map[string]string{"secret_id": "app/db", "version_id": version}, nil)
+	}
+	if code, typ, msg := dismiss(west, replicaRegion, versionToken("app/db", "v4")); code != 400 || typ != apierr.InvalidRequest {
+		t.Fatalf("dismiss a version that is no conflict: %d %s %s", code, typ, msg)
+	}
+	if code, typ, msg := admin(west, replicaRegion, "/v1/region/conflicts/dismiss", map[string]string{"secret_id": "app/db"}, nil); code != 400 || typ != apierr.InvalidParameter {
+		t.Fatalf("dismiss without a version: %d %s %s", code, typ, msg)
+	}
+	v3 := versionToken("app/db", "v3")
+	if code, typ, msg := dismiss(west, replicaRegion, v3); code != 200 {
+		t.Fatalf("dismiss v3 in west: %d %s %s", code, typ, msg)
+	}
+	listed := func(c *servertest.Cluster, regionName string) []string {
+		var out conflictsOut
+		admin(c, regionName, "/v1/region/conflicts", nil, &out)
+		var ids []string
+		for _, v := range out.Conflicts {
+			ids = append(ids, v.VersionID)
+		}
+		return sortedCopy(ids)
+	}
+	v5 := versionToken("app/db", "v5")
+	if got := listed(west, replicaRegion); !slices.Equal(got, []string{v5}) {
+		t.Fatalf("west's conflicts after the dismissal: %v, want %v", got, v5)
+	}
+	if got := listed(east, servertest.Region); len(got) != 2 {
+		t.Fatalf("east's conflicts after west's dismissal: %v, want both", got)
+	}
+	if code, typ, msg := dismiss(east, servertest.Region, v3); code != 200 {
+		t.Fatalf("dismiss v3 in east: %d %s %s", code, typ, msg)
+	}
+	if got := listed(east, servertest.Region); !slices.Equal(got, []string{v5}) {
+		t.Fatalf("east's conflicts after its dismissal: %v", got)
+	}
+	for _, c := range []*secretsmanager.Client{e, w} {
+		_, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: name, VersionId: aws.String(v3)})
+		wantAPIError(t, "a read of the dismissed version", err, apierr.ResourceNotFound, "")
+	}
+	if v, err := e.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: name, VersionId: aws.String(v5)}); err != nil ||
+		aws.ToString(v.SecretString) != "v5 written in the cut-off old primary" {
+		t.Fatalf("the other conflict version: %v, %v", v, err)
+	}
+	waitInSync(t, east, "app/db")
 }
 
 func sortedCopy(s []string) []string {

@@ -94,11 +94,12 @@ type Region interface {
 	// ReplicationStatus is the replica regions this region ships to and
 	// the primary regions it receives from (GET /v1/replication/status).
 	ReplicationStatus(ctx context.Context, stale bool) ([]region.ReplicaStatus, []region.SourceStatus, uint64, error)
-	// PromoteRegion, DemoteRegion and Conflicts serve the region
+	// PromoteRegion, DemoteRegion, Conflicts and DismissConflict serve the region
 	// failover calls (regions.go).
 	PromoteRegion(ctx context.Context, from string) (int, uint64, error)
 	DemoteRegion(ctx context.Context) (int, uint64, error)
 	Conflicts(ctx context.Context, stale bool) ([]region.ConflictStatus, uint64, error)
+	DismissConflict(ctx context.Context, id, versionID string) (*fsm.Result, uint64, error)
 	// WaitReplicated returns once every replica region has applied the
 	// replicated changes up to index (coffer dev's synchronous writes).
 	WaitReplicated(ctx context.Context, index uint64) error

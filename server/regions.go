@@ -73,6 +73,7 @@ type ReplicationStatusOut struct {
 //	POST /v1/region/promote    {"from": "us-east-1"}, or {} for every primary region
 //	POST /v1/region/demote     {}
 //	GET  /v1/region/conflicts
+//	POST /v1/region/conflicts/dismiss  {"secret_id": "db/main", "version_id": "…"}
 
 type promoteRequest struct {
 	From string `json:"from"`
@@ -146,4 +147,43 @@ func (s *Server) handleConflicts(c echo.Context) error {
 	}
 	c.Response().Header().Set(HeaderIndex, fmt.Sprint(index))
 	return c.JSON(http.StatusOK, map[string]any{"region": r.Name(), "conflicts": out})
+}
+
+type dismissRequest struct {
+	SecretID  string `json:"secret_id"`
+	VersionID string `json:"version_id"`
+}
+
+// DismissOut answers POST /v1/region/conflicts/dismiss.
+type DismissOut struct {
+	Region    string `json:"region"`
+	ARN       string `json:"arn"`
+	Name      string `json:"name"`
+	VersionID string `json:"version_id"`
+	Index     uint64 `json:"index"`
+}
+
+func (s *Server) handleDismissConflict(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return writeError(c, err)
+	}
+	r, err := s.authenticateRoot(c, body, "Only the region's root identity may dismiss conflicts.")
+	if err != nil {
+		return writeError(c, err)
+	}
+	var req dismissRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return writeError(c, apierr.Newf(apierr.Serialization, "the body must be a JSON object: %v", err))
+	}
+	if req.SecretID == "" || req.VersionID == "" {
+		return writeError(c, apierr.New(apierr.InvalidParameter, "Name the conflict to dismiss: secret_id (a name or ARN) and version_id, as coffer region conflicts lists them."))
+	}
+	res, index, err := r.DismissConflict(c.Request().Context(), req.SecretID, req.VersionID)
+	if err != nil {
+		return writeError(c, err)
+	}
+	s.logger.Warn("conflict version dismissed", "region", r.Name(), "secret", res.ARN, "version", res.VersionID, "index", index)
+	c.Response().Header().Set(HeaderIndex, fmt.Sprint(index))
+	return c.JSON(http.StatusOK, DismissOut{Region: r.Name(), ARN: res.ARN, Name: res.Name, VersionID: res.VersionID, Index: index})
 }

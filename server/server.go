@@ -142,6 +142,7 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.POST("/v1/region/promote", s.handlePromoteRegion)
 	e.POST("/v1/region/demote", s.handleDemoteRegion)
 	e.GET("/v1/region/conflicts", s.handleConflicts)
+	e.POST("/v1/region/conflicts/dismiss", s.handleDismissConflict)
 	e.GET("/v1/operator/snapshot", s.handleSnapshotSave)
 	e.POST("/v1/operator/raft/remove-peer", s.handleRemovePeer)
 	e.POST("/v1/operator/raft/transfer-leader", s.handleTransferLeader)

@@ -341,8 +341,8 @@ func regionConflictsCmd() *cobra.Command {
 secret's primary that the region promoted over it never received. They are
 kept, unlabeled, in the secret (ListSecretVersionIds with IncludeDeprecated
 shows them; GetSecretValue with their VersionId reads them), never merged and
-never dropped: decide for each whether to write its value again in the
-promoted region.
+never dropped by Coffer: decide for each whether to write its value again in
+the promoted region, then remove it with 'coffer region conflicts dismiss'.
 
 Each row names the secret, the version, when it was written, the region that
 wrote it as primary and at which epoch, and when the region learned of the
@@ -385,6 +385,48 @@ AWS_SECRET_ACCESS_KEY) and scoped to REGION, else --region or AWS_REGION.`,
 					v.Region, v.Epoch, v.Found.Format(time.RFC3339))
 			}
 			return tw.Flush()
+		},
+	}
+	cf.add(cmd)
+	cmd.AddCommand(regionDismissCmd())
+	return cmd
+}
+
+func regionDismissCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "dismiss SECRET VERSION-ID",
+		Short: "Remove a conflict version from this region once it has been dealt with",
+		Long: `Remove the conflict version VERSION-ID of SECRET (a name or ARN) from the
+region for good, once its value has been written again in the promoted
+region or judged not needed. Only a version that 'coffer region conflicts'
+lists can be dismissed; any other version is refused and nothing changes.
+
+Each region keeps its own copy of a conflict (a replica keeps its conflicts
+whatever its primary ships), so dismiss it in every region that lists it.
+
+The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
+		Example: `  coffer region conflicts --region us-east-1                       # list them
+  aws secretsmanager get-secret-value --secret-id db/main --version-id VERSION-ID
+  coffer region conflicts dismiss db/main VERSION-ID --region us-east-1`,
+		Args:    cobra.ExactArgs(2),
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out server.DismissOut
+			if err := c.call(cmd.Context(), "POST", "/v1/region/conflicts/dismiss",
+				map[string]string{"secret_id": args[0], "version_id": args[1]}, &out, true); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), out)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Dismissed conflict version %s of %s in region %s (index %d).\n", out.VersionID, out.Name, out.Region, out.Index)
+			return nil
 		},
 	}
 	cf.add(cmd)
