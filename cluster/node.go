@@ -257,6 +257,11 @@ func (n *Node) startRaft() error {
 		Logger: n.logger.Named("transport"),
 	})
 	n.snaps = snaps
+	if n.cfg.DataDir != "" {
+		if err := n.recoverFromPeersFile(filepath.Join(n.cfg.DataDir, "raft"), rc, logs, stable, snaps); err != nil {
+			return err
+		}
+	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
