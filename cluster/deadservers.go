@@ -11,7 +11,8 @@ import (
 )
 
 // Dead-server cleanup, Consul Autopilot's idea: a voter that has failed
-// (memberlist declared it dead, or no longer knows it) for longer than
+// (memberlist declared it dead, or no longer knows it, and the leader's
+// Raft heartbeats to it fail) for longer than
 // DeadServerGrace is removed from the Raft configuration by the leader,
 // so that one more loss does not cost the region its quorum: a voter that
 // will not return still counts towards the majority Raft needs. MinQuorum
@@ -40,6 +41,49 @@ func (n *Node) hasLeft(id string) bool {
 	n.leftMu.Lock()
 	defer n.leftMu.Unlock()
 	return n.left[id]
+}
+
+// heartbeatFailureWindow is how recent this leader's last failed Raft
+// heartbeat to a server must be for it to count as failing: a server that
+// does not answer yields one at least every transport timeout (10s, when
+// its address drops packets) plus raft's backoff.
+const heartbeatFailureWindow = 30 * time.Second
+
+// observeHeartbeats records, on the leader, the last failed Raft heartbeat
+// to each server, and forgets it once heartbeats resume.
+func (n *Node) observeHeartbeats() {
+	ch := make(chan raft.Observation, 64)
+	n.raft.RegisterObserver(raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	}))
+	go func() {
+		for {
+			select {
+			case o := <-ch:
+				n.hbMu.Lock()
+				switch d := o.Data.(type) {
+				case raft.FailedHeartbeatObservation:
+					n.hbFailed[d.PeerID] = time.Now()
+				case raft.ResumedHeartbeatObservation:
+					delete(n.hbFailed, d.PeerID)
+				}
+				n.hbMu.Unlock()
+			case <-n.shutdownCtx.Done():
+				return
+			}
+		}
+	}()
+}
+
+func (n *Node) heartbeatsFailing(id raft.ServerID, now time.Time) bool {
+	n.hbMu.Lock()
+	defer n.hbMu.Unlock()
+	t, ok := n.hbFailed[id]
+	return ok && now.Sub(t) < heartbeatFailureWindow
 }
 
 // removeDeadServers runs in the leader session until it ends.
@@ -92,7 +136,9 @@ func (n *Node) removeDeadOnce(ctx context.Context, now time.Time, failedSince ma
 		if s.ID == raft.ServerID(n.cfg.NodeID) || s.Suffrage != raft.Voter {
 			continue
 		}
-		if alive[s.ID] || n.hasLeft(string(s.ID)) {
+		// Failed means failed to gossip and to Raft both: gossip alone
+		// may be cut (UDP blocked, say) from a voter that still replicates.
+		if alive[s.ID] || n.hasLeft(string(s.ID)) || !n.heartbeatsFailing(s.ID, now) {
 			delete(failedSince, s.ID)
 			delete(held, s.ID)
 			continue

@@ -39,9 +39,10 @@ func waitFailedThenGraces(t *testing.T, c *testCluster, id string) {
 	time.Sleep(5 * testDeadGrace)
 }
 
-// A follower of a four-node region that fails (stops without leaving) is
-// removed by the leader once it has been dead longer than the grace, and
-// counted. A second failure is not: three voters is the min-quorum.
+// In a four-node region, a follower whose gossip alone fails stays a
+// voter: it still answers Raft. Once it stops (without leaving) it is
+// removed by the leader after the grace, and counted. A second failure is
+// not: three voters is the min-quorum.
 func TestDeadServers_RemovedAfterGraceDownToMinQuorum(t *testing.T) {
 	c := newTestCluster(t, 4, deadServerTuning)
 	deadline := time.Now().Add(20 * time.Second)
@@ -52,6 +53,13 @@ func TestDeadServers_RemovedAfterGraceDownToMinQuorum(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	victim := c.follower()
+	if err := victim.gossip.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFailedThenGraces(t, c, victim.ID())
+	if !slices.Contains(voterIDs(c), victim.ID()) {
+		t.Fatalf("%s removed while it still answered Raft: %v", victim.ID(), voterIDs(c))
+	}
 	stoppedAt := time.Now()
 	victim.Shutdown()
 	deadline = time.Now().Add(30 * time.Second)

@@ -163,6 +163,10 @@ type Node struct {
 	left   map[string]bool
 	// deadRemoved counts the dead servers this node removed as leader.
 	deadRemoved atomic.Uint64
+	// hbFailed: the last failed Raft heartbeat to each server that has not
+	// answered one since (deadservers.go).
+	hbMu     sync.Mutex
+	hbFailed map[raft.ServerID]time.Time
 }
 
 // New starts a node: it opens the stores, listens on the cluster and
@@ -176,7 +180,8 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		logger = hclog.NewNullLogger()
 	}
 	n := &Node{cfg: cfg, logger: logger.Named("cluster"), fsm: f,
-		events: make(chan memberlist.NodeEvent, 256), left: map[string]bool{}}
+		events: make(chan memberlist.NodeEvent, 256), left: map[string]bool{},
+		hbFailed: map[raft.ServerID]time.Time{}}
 	n.shutdownCtx, n.shutdownFn = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -287,6 +292,7 @@ func (n *Node) startRaft() error {
 	}
 	n.raft = r
 	n.observeLeaders()
+	n.observeHeartbeats()
 	n.wg.Add(1)
 	go n.watchLeadership(notify)
 	return nil
