@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cofferhq/coffer/cluster"
 )
 
 // The lost-quorum runbook (docs/operations.md) on three real servers:
@@ -98,4 +101,41 @@ func TestBinary_OperatorRaftRecover(t *testing.T) {
 	c.put(s, "after-recovery", "commits-alone", 30*time.Second)
 	c.put(s, "before-loss-"+c.ids[s], "rewritten-after-recovery", 30*time.Second)
 	c.readAll([]int{s}, 30*time.Second)
+}
+
+// The new configuration comes from --peer, --peers-file (raft's peers.json
+// format) or, by default, this node alone at its configured address.
+func TestRecoveryPeers(t *testing.T) {
+	self := cluster.RecoveryPeer{ID: "n1", Address: "10.0.0.1:8301"}
+	file := filepath.Join(t.TempDir(), "peers.json")
+	os.WriteFile(file, []byte(`[{"id": "n1", "address": "10.0.0.1:8301", "non_voter": false}, {"id": "n4", "address": "10.0.0.4:8301"}]`), 0o600)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`[{"id": "n1", "addr": "10.0.0.1:8301"}]`), 0o600)
+	for _, tc := range []struct {
+		name string
+		f    recoverFlags
+		want []cluster.RecoveryPeer
+		err  string
+	}{
+		{"default", recoverFlags{}, []cluster.RecoveryPeer{self}, ""},
+		{"peers", recoverFlags{peers: []string{"n1=10.0.0.1:8301", "n4=10.0.0.4:8301"}},
+			[]cluster.RecoveryPeer{self, {ID: "n4", Address: "10.0.0.4:8301"}}, ""},
+		{"peers file", recoverFlags{peersFile: file}, []cluster.RecoveryPeer{self, {ID: "n4", Address: "10.0.0.4:8301"}}, ""},
+		{"malformed peer", recoverFlags{peers: []string{"n1:10.0.0.1:8301"}}, nil, "want ID=CLUSTER_ADDR"},
+		{"empty id", recoverFlags{peers: []string{"=10.0.0.1:8301"}}, nil, "want ID=CLUSTER_ADDR"},
+		{"unknown field in file", recoverFlags{peersFile: bad}, nil, "unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := recoveryPeers(&tc.f, self)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, %v; want error %q", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
 }
