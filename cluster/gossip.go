@@ -123,14 +123,15 @@ func (n *Node) GossipAddr() string {
 }
 
 // gossipLoop reacts to membership changes: it bootstraps the cluster when
-// enough servers are seen.
+// enough servers are seen, and notes which members left gracefully.
 func (n *Node) gossipLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case <-n.events:
+		case e := <-n.events:
+			n.noteMemberEvent(e)
 			n.maybeBootstrap()
 		case <-tick.C:
 			n.maybeBootstrap()

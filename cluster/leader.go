@@ -67,6 +67,14 @@ func (n *Node) leadership(ctx context.Context) {
 	}
 	n.readyTerm.Store(term)
 	n.logger.Info("leadership established; serving reads", "term", term)
+	// The dead-server cleanup is leader work too, fenced the same way: the
+	// session waits for it, so two terms' cleanups never overlap here.
+	cleanup := make(chan struct{})
+	go func() {
+		defer close(cleanup)
+		n.removeDeadServers(ctx)
+	}()
+	defer func() { <-cleanup }()
 	if n.cfg.OnLeader != nil {
 		// Fenced: leader work runs in this session, and watchLeadership
 		// waits for the session to end before it starts the next one. So

@@ -60,6 +60,12 @@ type Config struct {
 	// RequestTimeout bounds one forwarded write or read-index request.
 	RequestTimeout time.Duration
 
+	// DeadServerGrace is how long a voter must have failed before the
+	// leader removes it (deadservers.go); 0 turns the cleanup off.
+	DeadServerGrace time.Duration
+	// MinQuorum is the fewest voters the dead-server cleanup leaves.
+	MinQuorum int
+
 	// UnsafeLocalReads makes a leader hand out read indexes from its local
 	// state without confirming leadership with a quorum: a deposed or
 	// partitioned leader then answers stale data. It exists only for the jepsen harness's negative
@@ -86,6 +92,8 @@ func DefaultConfig() Config {
 		SnapshotInterval:   2 * time.Minute,
 		TrailingLogs:       10240,
 		RequestTimeout:     10 * time.Second,
+		DeadServerGrace:    5 * time.Minute,
+		MinQuorum:          3,
 	}
 }
 
@@ -106,6 +114,10 @@ func (c *Config) Validate() error {
 		return errors.New("raft leader lease timeout must not exceed the heartbeat timeout")
 	case c.RequestTimeout <= 0:
 		return errors.New("request timeout must be positive")
+	case c.DeadServerGrace < 0:
+		return errors.New("dead-server grace must not be negative")
+	case c.MinQuorum < 0:
+		return errors.New("min-quorum must not be negative")
 	case c.GossipKey != nil && len(c.GossipKey) != 16 && len(c.GossipKey) != 24 && len(c.GossipKey) != 32:
 		return fmt.Errorf("gossip key must be 16, 24 or 32 bytes, got %d", len(c.GossipKey))
 	}
@@ -144,6 +156,17 @@ type Node struct {
 	// joined: the leader added this node as a voter at its request, even
 	// if this node has not received that configuration entry yet.
 	joined atomic.Bool
+
+	// left holds the gossip members that left gracefully (by name, the
+	// node id), which the dead-server cleanup leaves alone.
+	leftMu sync.Mutex
+	left   map[string]bool
+	// deadRemoved counts the dead servers this node removed as leader.
+	deadRemoved atomic.Uint64
+	// hbFailed: the last failed Raft heartbeat to each server that has not
+	// answered one since (deadservers.go).
+	hbMu     sync.Mutex
+	hbFailed map[raft.ServerID]time.Time
 }
 
 // New starts a node: it opens the stores, listens on the cluster and
@@ -157,7 +180,8 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		logger = hclog.NewNullLogger()
 	}
 	n := &Node{cfg: cfg, logger: logger.Named("cluster"), fsm: f,
-		events: make(chan memberlist.NodeEvent, 256)}
+		events: make(chan memberlist.NodeEvent, 256), left: map[string]bool{},
+		hbFailed: map[raft.ServerID]time.Time{}}
 	n.shutdownCtx, n.shutdownFn = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -257,12 +281,18 @@ func (n *Node) startRaft() error {
 		Logger: n.logger.Named("transport"),
 	})
 	n.snaps = snaps
+	if n.cfg.DataDir != "" {
+		if err := n.recoverFromPeersFile(filepath.Join(n.cfg.DataDir, "raft"), rc, logs, stable, snaps); err != nil {
+			return err
+		}
+	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
 	n.observeLeaders()
+	n.observeHeartbeats()
 	n.wg.Add(1)
 	go n.watchLeadership(notify)
 	return nil

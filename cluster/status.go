@@ -20,6 +20,9 @@ type Status struct {
 	AppliedIndex uint64    `json:"applied_index"`
 	LastContact  time.Time `json:"last_contact,omitzero"`
 	Voters       []Peer    `json:"voters"`
+	// DeadServersRemoved counts the dead servers this node removed from
+	// the configuration while it led (deadservers.go).
+	DeadServersRemoved uint64 `json:"dead_servers_removed,omitempty"`
 }
 
 // Peer is one server of the Raft configuration.
@@ -39,6 +42,8 @@ func (n *Node) Status() Status {
 		Term:         n.raft.CurrentTerm(),
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.fsm.AppliedIndex(),
+
+		DeadServersRemoved: n.deadRemoved.Load(),
 	}
 	if st.State == "leader" {
 		st.LastContact = time.Now()

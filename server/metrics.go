@@ -78,6 +78,9 @@ var (
 	descLeader  = prometheus.NewDesc("coffer_raft_leader", "1 if this node leads its region.", []string{"region"}, nil)
 	descVoters  = prometheus.NewDesc("coffer_raft_voters", "Voters in the region's Raft configuration, as this node sees it.", []string{"region"}, nil)
 	descSealed  = prometheus.NewDesc("coffer_sealed", "1 while the node is sealed (cannot decrypt or check signatures).", []string{"region"}, nil)
+	// A counter kept by the node and read at scrape time, so it is there
+	// (at 0) before the first removal and never drops out.
+	descDeadRemoved = prometheus.NewDesc("coffer_dead_servers_removed_total", "Dead servers this node removed from the Raft voters while it led (--dead-server-grace).", []string{"region"}, nil)
 
 	// The state's size, as this node has applied it.
 	descSecrets    = prometheus.NewDesc("coffer_state_secrets", "Secrets in the region's state, those scheduled for deletion included.", []string{"region"}, nil)
@@ -97,7 +100,7 @@ var (
 )
 
 func (c *regionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descVoters, descSealed,
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descVoters, descSealed, descDeadRemoved,
 		descSecrets, descDeleted, descVersions, descTombstones,
 		descReplLag, descReplPending, descReplAcked, descReplFailing, descReplSrcIndex} {
 		ch <- d
@@ -123,6 +126,7 @@ func (c *regionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descVoters, float64(voters))
 		gauge(descSealed, b2f(r.Sealed()))
+		ch <- prometheus.MustNewConstMetric(descDeadRemoved, prometheus.CounterValue, float64(st.DeadServersRemoved), name)
 		// Local state (a stale read): a scrape must not need a quorum.
 		if txn, _, err := r.Read(context.Background(), true); err == nil {
 			n := fsm.Size(txn)

@@ -82,6 +82,10 @@ func TestCluster_MetricsCountTheRequestsSent(t *testing.T) {
 			m[`coffer_raft_applied_index{region="us-east-1"}`] < 1 || m[`coffer_sealed{region="us-east-1"}`] != 0 {
 			t.Errorf("%s: raft figures %v", n.ID, m)
 		}
+		// Present before any removal, at 0.
+		if v, ok := m[`coffer_dead_servers_removed_total{region="us-east-1"}`]; !ok || v != 0 {
+			t.Errorf("%s: raft figures %v", n.ID, m)
+		}
 	}
 	if leaders != 1 {
 		t.Errorf("%v nodes report leading", leaders)

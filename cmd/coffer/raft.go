@@ -19,9 +19,9 @@ it.`
 func raftCmd() *cobra.Command {
 	g := &cobra.Command{
 		Use:   "raft",
-		Short: "The region's Raft configuration: list peers, remove one, transfer leadership",
+		Short: "The region's Raft configuration: list peers, remove one, transfer leadership, recover a lost quorum",
 	}
-	g.AddCommand(raftListPeersCmd(), raftRemovePeerCmd(), raftTransferLeaderCmd())
+	g.AddCommand(raftListPeersCmd(), raftRemovePeerCmd(), raftTransferLeaderCmd(), raftRecoverCmd())
 	return g
 }
 

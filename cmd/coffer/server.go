@@ -35,6 +35,8 @@ type serverFlags struct {
 	snapshotThreshold, trailingLogs       uint64
 	snapshotInterval                      time.Duration
 	tombstoneRetention                    time.Duration
+	deadServerGrace                       time.Duration
+	minQuorum                             int
 	tlsCAFile, tlsCertFile, tlsKeyFile    string
 	gossipKeyFile                         string
 	insecurePlaintext                     bool
@@ -82,7 +84,13 @@ public key; 'coffer region list' shows what a server knows.
 
 SIGTERM or SIGINT shut down gracefully: in-flight requests finish, a leader
 hands leadership to another node, and the node leaves the gossip pool (the
-leader then removes it from the Raft configuration).`,
+leader then removes it from the Raft configuration). A server that fails
+instead and stays failed longer than --dead-server-grace is removed by the
+leader, never below --min-quorum voters.
+
+If the data directory holds raft/peers.json ('coffer operator raft recover',
+after a lost quorum), the server replaces its Raft configuration with it at
+start, removes the file and logs RECOVERY.`,
 		Example: `  coffer server --node-id n1 --region us-east-1 --data-dir /var/lib/coffer \
     --api-addr 10.0.0.1:8201 --cluster-addr 10.0.0.1:8301 --gossip-addr 10.0.0.1:8401 \
     --join 10.0.0.2:8401,10.0.0.3:8401 --bootstrap-expect 3 \
@@ -123,6 +131,9 @@ leader then removes it from the Raft configuration).`,
 	fl.Uint64Var(&f.snapshotThreshold, "raft-snapshot-threshold", d.SnapshotThreshold, "log entries between snapshots")
 	fl.DurationVar(&f.snapshotInterval, "raft-snapshot-interval", d.SnapshotInterval, "how often to check whether to snapshot")
 	fl.Uint64Var(&f.trailingLogs, "raft-trailing-logs", d.TrailingLogs, "log entries kept after a snapshot")
+	fl.DurationVar(&f.deadServerGrace, "dead-server-grace", d.DeadServerGrace,
+		"how long a server must have failed (not left) before the leader removes it from the Raft voters; 0 never removes")
+	fl.IntVar(&f.minQuorum, "min-quorum", d.MinQuorum, "the fewest voters the removal of dead servers leaves")
 	fl.DurationVar(&f.tombstoneRetention, "tombstone-retention", 72*time.Hour,
 		"how long the change feed keeps a removed secret's tombstone: the longest a replica or watcher may be away and still resume")
 	return cmd
@@ -178,6 +189,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	cc.TLS, cc.GossipKey = sec.clusterTLS(), sec.gossipKey
 	cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = f.heartbeat, f.election, f.lease
 	cc.SnapshotThreshold, cc.SnapshotInterval, cc.TrailingLogs = f.snapshotThreshold, f.snapshotInterval, f.trailingLogs
+	cc.DeadServerGrace, cc.MinQuorum = f.deadServerGrace, f.minQuorum
 	applyFaults(&cc)
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return err
