@@ -166,13 +166,15 @@ node_env() {
   # not needed here, the cluster port binds 127.0.0.1.
   echo "COFFER_NODE_ID=$n"
 }
-# in_node NODE CMD...: CMD with NODE's environment and nothing else of ours.
+# in_node NODE CMD...: CMD with NODE's environment and nothing else of
+# ours. It replaces the shell (exec), so `in_node ... &` leaves $! the
+# process's own pid.
 in_node() {
   local n=$1
   shift
   local vars=()
   mapfile -t vars < <(node_env "$n")
-  env -i PATH="$PATH" HOME="$TMP" "${vars[@]}" "$@"
+  exec env -i PATH="$PATH" HOME="$TMP" "${vars[@]}" "$@"
 }
 
 for n in "${NODES[@]}"; do
@@ -187,7 +189,7 @@ HEALTH=(/usr/local/bin/coffer operator seal-status)
 for n in "${NODES[@]}"; do
   ok=
   for _ in $(seq 1 300); do
-    if OUT=$(in_node "$n" "$COFFER_BIN" "${HEALTH[@]:1}" 2>&1); then ok=1; break; fi
+    if OUT=$( (in_node "$n" "$COFFER_BIN" "${HEALTH[@]:1}") 2>&1); then ok=1; break; fi
     sleep 0.2
   done
   [ -n "$ok" ] || die "the health check (${HEALTH[*]}) never passed on $n" "$OUT"
