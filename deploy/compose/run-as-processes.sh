@@ -117,18 +117,22 @@ map_addr() {
 }
 # map_value NODE VALUE: a value of coffer.env as the process of NODE takes it.
 map_value() {
-  local node=$1 v=$2 out=() part
+  local node=$1 v=$2 out=() part a
   case "$v" in
     /*) echo "$TMP/$node$v"; return ;;
     http://* | https://*)
       local scheme=${v%%://*} rest=${v#*://}
-      echo "$scheme://$(map_addr "$node" "${rest%%/*}")"
+      a=$(map_addr "$node" "${rest%%/*}") || return 1
+      echo "$scheme://$a"
       return
       ;;
   esac
   if [[ "$v" =~ ^[a-z0-9.-]+:[0-9]+(,[a-z0-9.-]+:[0-9]+)*$ ]]; then
     IFS=, read -ra parts <<<"$v"
-    for part in "${parts[@]}"; do out+=("$(map_addr "$node" "$part")"); done
+    for part in "${parts[@]}"; do
+      a=$(map_addr "$node" "$part") || return 1
+      out+=("$a")
+    done
     (IFS=,; echo "${out[*]}")
     return
   fi
@@ -158,9 +162,10 @@ done
 
 # node_env NODE: the environment of NODE's process, one VAR=value a line.
 node_env() {
-  local n=$1 i
+  local n=$1 i v
   for i in "${!ENV_KEYS[@]}"; do
-    echo "${ENV_KEYS[$i]}=$(map_value "$n" "${ENV_VALUES[$i]}")"
+    v=$(map_value "$n" "${ENV_VALUES[$i]}") || return 1
+    echo "${ENV_KEYS[$i]}=$v"
   done
   # docker-compose.yml's per-node environment: COFFER_CLUSTER_ADVERTISE is
   # not needed here, the cluster port binds 127.0.0.1.
@@ -177,6 +182,9 @@ in_node() {
   exec env -i PATH="$PATH" HOME="$TMP" "${vars[@]}" "$@"
 }
 
+for n in "${NODES[@]}"; do
+  node_env "$n" >/dev/null || die "coffer.env: the settings of $n do not map to this machine"
+done
 for n in "${NODES[@]}"; do
   in_node "$n" "$COFFER_BIN" server >"$TMP/$n.log" 2>&1 &
   PIDS+=($!)
