@@ -181,6 +181,13 @@ func TestDockerfile(t *testing.T) {
 	if !slices.Contains(volumes, runtimeEnv["COFFER_DATA_DIR"]) || !dataOwnedByMe {
 		t.Errorf("COFFER_DATA_DIR %q must be a VOLUME created owned by 65532", runtimeEnv["COFFER_DATA_DIR"])
 	}
+	// The image's defaults are the ones the compose region sets.
+	composeEnv, _ := envFile(t, "deploy", "compose", "coffer.env")
+	for k, v := range runtimeEnv {
+		if cv, ok := composeEnv[k]; ok && cv != v {
+			t.Errorf("ENV %s=%s, but coffer.env says %s", k, v, cv)
+		}
+	}
 	checkEnvKeys(t, "Dockerfile ENV", slices.Collect(func(yield func(string) bool) {
 		for k := range runtimeEnv {
 			if !yield(k) {
