@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test e2e lint bench fuzz clean jepsen jepsen-short
+.PHONY: build run test e2e lint bench fuzz clean jepsen jepsen-short deploy-check
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/coffer ./cmd/coffer
@@ -19,6 +19,16 @@ test:
 	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
 	# The fault switches exist only with -tags faults (cmd/coffer/faults.go).
 	$(GO) test -race -count=1 -tags faults -run 'Fault' ./cmd/coffer/
+	$(MAKE) --no-print-directory deploy-check
+
+# The deploy files (deploy/, docs/operations.md "Deploy") without a Docker
+# engine or a cluster: the tests of the deploy module (its own go.mod, so
+# the server's module does not depend on compose-go, the Kubernetes API,
+# BuildKit or Prometheus), then the compose region booted as three
+# processes from the same env file, with a round trip through the AWS CLI.
+deploy-check: build
+	cd deploy && $(GO) test -count=1 ./...
+	COFFER_BIN=$(CURDIR)/bin/coffer ./deploy/compose/run-as-processes.sh
 
 # The AWS CLI v2 (Debian package awscli, at /usr/bin/aws) and jq against a
 # `coffer dev` started from the freshly built bin/coffer, then against a
@@ -30,6 +40,7 @@ e2e:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 # Throughput through a 3-node cluster with 64 concurrent SDK clients;
 # see docs/performance.md.
