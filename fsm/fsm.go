@@ -55,7 +55,7 @@ type FSM struct {
 }
 
 var (
-	_ raft.FSM                = (*FSM)(nil)
+	_ raft.BatchingFSM        = (*FSM)(nil)
 	_ raft.ConfigurationStore = (*FSM)(nil)
 )
 
@@ -107,6 +107,66 @@ func (f *FSM) Apply(l *raft.Log) any {
 	txn.Commit()
 	f.setApplied(l.Index)
 	return resp
+}
+
+// ApplyBatch applies committed entries in one memdb transaction, which is
+// what raft hands over when entries commit together (a busy leader's
+// group, a follower catching up, a restarted node replaying its log).
+// One transaction per batch rather than per entry copies each radix path
+// once per batch, not once per entry. The outcome is the one Apply gives
+// entry by entry: if any command of the batch is refused, the batch's
+// transaction is dropped and the entries are applied again one at a time,
+// so the refused one leaves nothing behind and the others stay (commands
+// are deterministic, so the second pass answers as the first). An entry of
+// an unknown command type is also left to Apply, one at a time, so the node
+// applies everything before it and stops at it.
+//
+// raft sends LogCommand and LogConfiguration entries here (and never calls
+// StoreConfiguration while the FSM batches): a configuration entry only
+// moves the applied index, as StoreConfiguration does.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	resps := make([]any, len(logs))
+	if len(logs) == 0 {
+		return resps
+	}
+	for _, l := range logs {
+		if l.Type == raft.LogCommand && len(l.Data) > 0 {
+			if t := CommandType(l.Data[0]); t != 0 && !t.Known() {
+				return f.applyEach(logs, resps)
+			}
+		}
+	}
+	txn := f.db.Load().Txn(true)
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		resps[i] = f.applyCommand(txn, l)
+		if _, failed := resps[i].(*apierr.Error); failed {
+			txn.Abort()
+			return f.applyEach(logs, resps)
+		}
+	}
+	last := logs[len(logs)-1].Index
+	setIndex(txn, last)
+	txn.Commit()
+	f.setApplied(last)
+	return resps
+}
+
+// applyEach applies a batch entry by entry, as raft does for an FSM that
+// does not batch.
+func (f *FSM) applyEach(logs []*raft.Log, resps []any) []any {
+	for i, l := range logs {
+		switch l.Type {
+		case raft.LogCommand:
+			resps[i] = f.Apply(l)
+		case raft.LogConfiguration:
+			f.StoreConfiguration(l.Index, raft.Configuration{})
+			resps[i] = nil
+		}
+	}
+	return resps
 }
 
 // applyUnknown skips an ignorable unknown command or stops the node. It
