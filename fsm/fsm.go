@@ -224,6 +224,20 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	// An operator's restore (raft.Restore) brings back a state taken at an
+	// index older than the one this node has applied, and Raft files it
+	// under a newer index of its own. The applied index must not move
+	// back: a read waiting for an index this node had reached would wait
+	// for entries that are never coming, and a reader could see a state
+	// older than one already served. So keep the higher index; the next
+	// entry (the leader's no-op) moves it on as usual.
+	if cur := f.AppliedIndex(); cur > index {
+		txn := db.Txn(true)
+		setIndex(txn, cur)
+		txn.Commit()
+		f.logger.Info("restored a snapshot older than the applied index; keeping the index", "snapshot_index", index, "applied", cur)
+		index = cur
+	}
 	f.db.Store(db)
 	f.setApplied(index)
 	f.logger.Info("state restored from snapshot", "index", index)
