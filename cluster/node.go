@@ -73,6 +73,13 @@ type Config struct {
 	// it has returned (the fenced leader loop, leader.go).
 	OnLeader func(ctx context.Context)
 
+	// CheckSnapshot checks a state stream before RestoreSnapshot hands it
+	// to Raft, on the node that receives it and again on the leader: its
+	// region, its account, that every record decodes and that this
+	// region's root key opens its keyring. An error (an *apierr.Error
+	// says why to the caller) refuses the restore with nothing changed.
+	CheckSnapshot func(state []byte) error
+
 	Logger hclog.Logger
 }
 
@@ -144,6 +151,10 @@ type Node struct {
 	// joined: the leader added this node as a voter at its request, even
 	// if this node has not received that configuration entry yet.
 	joined atomic.Bool
+	// relead asks the leader loop to restart this term's leader session
+	// (after a restore); restoreMu lets one restore run at a time.
+	relead    chan struct{}
+	restoreMu sync.Mutex
 }
 
 // New starts a node: it opens the stores, listens on the cluster and
@@ -157,7 +168,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		logger = hclog.NewNullLogger()
 	}
 	n := &Node{cfg: cfg, logger: logger.Named("cluster"), fsm: f,
-		events: make(chan memberlist.NodeEvent, 256)}
+		events: make(chan memberlist.NodeEvent, 256), relead: make(chan struct{}, 1)}
 	n.shutdownCtx, n.shutdownFn = context.WithCancel(context.Background())
 	ok := false
 	defer func() {

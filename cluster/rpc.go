@@ -38,6 +38,9 @@ const (
 	// TransferLeader, sent to the leader (Data is the node id).
 	opRemovePeer     rpcOp = 6
 	opTransferLeader rpcOp = 7
+	// opRestoreSnapshot: an operator's RestoreSnapshot, sent to the
+	// leader (Data is the state stream).
+	opRestoreSnapshot rpcOp = 8
 )
 
 type rpcRequest struct {
@@ -174,7 +177,11 @@ func (n *Node) serveRPC(conn net.Conn) {
 		if err := rc.dec.Decode(&req); err != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(n.shutdownCtx, n.cfg.RequestTimeout)
+		timeout := n.cfg.RequestTimeout
+		if req.Op == opRestoreSnapshot {
+			timeout = restoreTimeout
+		}
+		ctx, cancel := context.WithTimeout(n.shutdownCtx, timeout)
 		resp := n.handleRPC(ctx, &req)
 		cancel()
 		if err := rc.enc.Encode(resp); err != nil {
@@ -228,6 +235,9 @@ func (n *Node) handleRPC(ctx context.Context, req *rpcRequest) *rpcResponse {
 		return toResponse(nil, index, err)
 	case opTransferLeader:
 		return toResponse(nil, 0, n.transferLeader(string(req.Data)))
+	case opRestoreSnapshot:
+		index, err := n.restoreLocal(ctx, req.Data)
+		return toResponse(nil, index, err)
 	}
 	return &rpcResponse{Unavailable: "unknown internal RPC", Outcome: OutcomeNotApplied}
 }
