@@ -19,9 +19,8 @@ import (
 // node serves the restored state.
 func (r *Region) RestoreSnapshot(ctx context.Context, state []byte) (uint64, error) {
 	if r.node == nil {
-		// coffer dev keeps its state in a temporary directory; a fresh dev
-		// server with the same secrets is simpler than a restore.
-		return 0, apierr.New(apierr.InvalidRequest, "a region without Raft (coffer dev) cannot restore a snapshot; restore into the servers of the region it was saved from")
+		// Only in-process test regions run without Raft.
+		return 0, apierr.New(apierr.InvalidRequest, "a region without Raft cannot restore a snapshot")
 	}
 	return r.node.RestoreSnapshot(ctx, state)
 }
