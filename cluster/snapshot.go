@@ -64,12 +64,29 @@ func (n *Node) RestoreSnapshot(ctx context.Context, state []byte) (uint64, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
-	_, index, err := n.toLeader(ctx, func(ctx context.Context) (*fsm.Result, uint64, error) {
-		i, err := n.restoreLocal(ctx, state)
-		return nil, i, err
-	}, &rpcRequest{Op: opRestoreSnapshot, Data: state})
-	return index, err
+	for attempt := 1; ; attempt++ {
+		_, index, err := n.toLeader(ctx, func(ctx context.Context) (*fsm.Result, uint64, error) {
+			i, err := n.restoreLocal(ctx, state)
+			return nil, i, err
+		}, &rpcRequest{Op: opRestoreSnapshot, Data: state})
+		// raft.Restore lets the leader take the state before its followers
+		// have it. If it loses leadership before its no-op commits, a
+		// follower without the state may lead, and the old leader's state
+		// then differs from the others'. Restoring again settles it:
+		// the new leader sends the snapshot to every follower, and a
+		// restore is idempotent (the state after is the snapshot's either
+		// way).
+		var ue *UnavailableError
+		if err == nil || !errors.As(err, &ue) || ue.Outcome != OutcomeUnknown || attempt == restoreAttempts || ctx.Err() != nil {
+			return index, err
+		}
+		n.logger.Warn("operator: the restore's outcome is unknown; restoring again", "attempt", attempt, "error", ue.Reason)
+	}
 }
+
+// restoreAttempts bounds the restores RestoreSnapshot tries while their
+// outcome is unknown.
+const restoreAttempts = 3
 
 func (n *Node) checkSnapshot(state []byte) error {
 	if n.cfg.CheckSnapshot == nil {
