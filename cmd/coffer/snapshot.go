@@ -128,9 +128,10 @@ file that is truncated or damaged, of another region or account, or whose
 keyring this region's root key does not open (saved before a rekey, or by
 another initialization of the region).
 
-Replica regions are not re-synced: after restoring a primary region, check
-them with ` + "`coffer operator region status`" + ` and the replication
-status (docs/operations.md, "Snapshots").
+Writes that land while it runs are overwritten or fail: stop the writers
+first. Replica regions are not re-synced: after the restore, check them with
+` + "`coffer region status`" + ` (docs/operations.md, "Snapshots", says what to
+do).
 
 The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
