@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/fsm"
 	"github.com/cofferhq/coffer/server"
 	"github.com/cofferhq/coffer/server/servertest"
 )
@@ -196,4 +197,59 @@ func TestSnapshot_RestoreThroughFollower(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// A restore can bring back a keyring under a generation a node has already
+// cached with other keys in it: restore S1, create key k3 (generation g+1),
+// restore S2, saved with key k2 at generation g+1. Every node must reopen
+// the keyring, not keep the cached one without k2, and so read the secret
+// under k2.
+func TestSnapshot_RestoredKeyringAtACachedGeneration(t *testing.T) {
+	c := servertest.New(t, 3)
+	ctx := ctxT(t)
+	f := c.Followers()
+	gen := func(i int) uint64 {
+		txn, _ := c.Nodes[i].Region.FSM().ReadTxn()
+		return fsm.RegionRecord(txn).KeyringGen
+	}
+	// The leader adds the replication key once; let it, so the keyring
+	// changes only as this test makes it.
+	c.Eventually(10*time.Second, "the replication key", func() bool {
+		_, pub := c.Nodes[f[0]].Region.ReplicationPublicKey()
+		return pub != nil
+	})
+	createUnder := func(alias, secret string) {
+		t.Helper()
+		if code, typ, msg := keyCall(t, c.Nodes[f[0]].Endpoint, "/v1/keys", map[string]string{"alias": alias}, nil); code != 200 {
+			t.Fatalf("create key %s: %d %s %s", alias, code, typ, msg)
+		}
+		if _, err := c.Client(f[0]).CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(secret),
+			KmsKeyId: aws.String(alias), SecretString: aws.String("v-" + secret)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1 := saveSnapshot(t, c.Nodes[f[0]].Endpoint, c.Name)
+	createUnder("alias/k2", "under-k2")
+	s2 := saveSnapshot(t, c.Nodes[f[0]].Endpoint, c.Name)
+	g2 := gen(f[0])
+	if status, code, msg, _ := restoreSnapshot(t, c.Nodes[f[1]].Endpoint, c.Name, s1, nil); status != http.StatusOK {
+		t.Fatalf("restore S1: %d %s %s", status, code, msg)
+	}
+	createUnder("alias/k3", "under-k3")
+	for i := range c.Nodes { // every node caches the keyring with k3
+		if v, err := readValue(ctx, c.Client(i), "under-k3"); err != nil || v != "v-under-k3" {
+			t.Fatalf("node %d: under-k3 = %q, %v", i, v, err)
+		}
+		if g := gen(i); g != g2 {
+			t.Fatalf("node %d: keyring generation %d, want %d (as in S2) for this test to mean anything", i, g, g2)
+		}
+	}
+	if status, code, msg, _ := restoreSnapshot(t, c.Nodes[f[1]].Endpoint, c.Name, s2, nil); status != http.StatusOK {
+		t.Fatalf("restore S2: %d %s %s", status, code, msg)
+	}
+	for i := range c.Nodes {
+		if v, err := readValue(ctx, c.Client(i), "under-k2"); err != nil || v != "v-under-k2" {
+			t.Fatalf("node %d after restoring S2: under-k2 = %q, %v", i, v, err)
+		}
+	}
 }
