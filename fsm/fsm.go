@@ -227,10 +227,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	// An operator's restore (raft.Restore) brings back a state taken at an
 	// index older than the one this node has applied, and Raft files it
 	// under a newer index of its own. The applied index must not move
-	// back: a read waiting for an index this node had reached would wait
-	// for entries that are never coming, and a reader could see a state
-	// older than one already served. So keep the higher index; the next
-	// entry (the leader's no-op) moves it on as usual.
+	// back: reads wait for it to reach a read index, so a read index this
+	// node had already passed would wait for entries that are never
+	// coming, and answers' X-Coffer-Index would go backwards. So keep the
+	// higher index; the next entry (the leader's no-op) moves it on.
 	if cur := f.AppliedIndex(); cur > index {
 		txn := db.Txn(true)
 		setIndex(txn, cur)
