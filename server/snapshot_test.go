@@ -149,6 +149,34 @@ func TestSnapshot_RestoreThroughFollower(t *testing.T) {
 			t.Fatalf("%s: the refused restore changed the state: %q %v", tc.name, v, err)
 		}
 	}
+	// Unsigned, or signed by anyone but the root key pair: refused before
+	// the body is read.
+	unsigned, _ := http.NewRequest(http.MethodPost, target+"/v1/operator/snapshot", bytes.NewReader(file))
+	resp, err := http.DefaultClient.Do(unsigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("an unsigned restore was accepted")
+	}
+	forged, _ := http.NewRequest(http.MethodPost, target+"/v1/operator/snapshot", bytes.NewReader(file))
+	sum := sha256.Sum256(file)
+	forged.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: servertest.Credentials.AccessKeyID, SecretAccessKey: "not-the-secret"},
+		forged, hex.EncodeToString(sum[:]), "coffer", c.Name, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = http.DefaultClient.Do(forged); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a restore signed with the wrong secret key: %d", resp.StatusCode)
+	}
+	if v, err := readValue(ctx, c.Client(f[1]), "later-0"); err != nil || v != "x" {
+		t.Fatalf("a refused restore changed the state: %q %v", v, err)
+	}
 	// The foreign region's own servers refuse this region's snapshot too.
 	if status, code, msg, _ := restoreSnapshot(t, other.Nodes[0].Endpoint, other.Name, file, nil); status != http.StatusBadRequest || !strings.Contains(msg, "is of region us-east-1") {
 		t.Fatalf("us-east-1 snapshot into eu-west-1: %d %s %q", status, code, msg)
