@@ -73,6 +73,23 @@ func TestBinary_SnapshotRestore(t *testing.T) {
 			t.Fatalf("snapshot save from coffer dev %s: %v\n%s", r, err, out)
 		}
 	}
+	// coffer dev restores its own snapshot (each of its regions is a
+	// one-node Raft group).
+	call(t, 30*time.Second, "delete from the dev server", func(ctx context.Context) error {
+		_, err := d.client(binRegion).DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("dev"), ForceDeleteWithoutRecovery: aws.Bool(true)})
+		return err
+	})
+	if out, err := snapshot(d.endpoint, binRegion, d.creds, "restore", filepath.Join(base, "dev-"+binRegion+".snap")); err != nil {
+		t.Fatalf("snapshot restore into coffer dev: %v\n%s", err, out)
+	}
+	call(t, 30*time.Second, "read back from the dev server", func(ctx context.Context) error {
+		out, err := d.client(binRegion).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("dev")})
+		if err == nil && aws.ToString(out.SecretString) != "x" {
+			t.Fatalf("dev after restore: %q", aws.ToString(out.SecretString))
+		}
+		return err
+	})
+
 	raw, err := os.ReadFile(snap)
 	if err == nil {
 		err = os.WriteFile(filepath.Join(base, "short.snap"), raw[:len(raw)*2/3], 0o600)
