@@ -118,11 +118,11 @@ func (s *Server) handleSnapshotRestore(c echo.Context) error {
 		return writeError(c, bodyTooLarge(maxSnapshotBytes))
 	case hex.EncodeToString(h.Sum(nil)) != sum:
 		return writeError(c, apierr.New(apierr.InvalidSignature,
-			"The snapshot file received does not match the SHA-256 it was signed with (cut short or changed on the way); nothing was restored."))
+			"The snapshot file received does not match the SHA-256 it was signed with (cut short or changed on the way); nothing was restored. Send it again."))
 	}
 	hdr, state, err := fsm.ReadSnapshotFile(bytes.NewReader(body))
 	if err != nil {
-		return writeError(c, apierr.Newf(apierr.InvalidParameter, "%v; nothing was restored", err))
+		return writeError(c, apierr.Newf(apierr.InvalidParameter, "%v; nothing was restored. Check the file with `coffer operator snapshot inspect` and restore a good copy", err))
 	}
 	info, err := fsm.InspectSnapshot(bytes.NewReader(state))
 	if err != nil {
