@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/cofferhq/coffer/fsm"
@@ -111,10 +112,22 @@ func (n *Node) restoreLocal(ctx context.Context, state []byte) (uint64, error) {
 		timeout = time.Until(d)
 	}
 	n.logger.Warn("operator: restoring the region's state from a snapshot", "bytes", len(state))
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(state))}
-	if err := n.raft.Restore(meta, bytes.NewReader(state), timeout); err != nil {
+	for attempt := 1; ; attempt++ {
+		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(state))}
+		err := n.raft.Restore(meta, bytes.NewReader(state), timeout)
+		if err == nil {
+			break
+		}
 		if errors.Is(err, raft.ErrNotLeader) {
 			return 0, errNotLeader
+		}
+		// Raft refuses while a configuration change (a server joining or
+		// leaving) is uncommitted; a barrier waits for it to commit.
+		if strings.Contains(err.Error(), "cannot restore snapshot now") && attempt < 10 && ctx.Err() == nil {
+			if err := n.await(n.raft.Barrier(n.cfg.RequestTimeout)); err != nil {
+				return 0, raftErr(err)
+			}
+			continue
 		}
 		// Raft checks what it can before it changes anything (leadership,
 		// a pending configuration change) and panics rather than return
