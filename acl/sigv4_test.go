@@ -554,3 +554,32 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// A streamed body (a snapshot restore) is verified against the hash the
+// client signed, given as PayloadSHA256; the body is not hashed here.
+func TestVerify_PayloadSHA256(t *testing.T) {
+	body := "a large streamed body"
+	sum := sha256.Sum256([]byte(body))
+	hash := hex.EncodeToString(sum[:])
+	r := sdkRequest(t, signOpts{body: body, before: func(req *http.Request) {
+		req.Header.Set("X-Amz-Content-Sha256", hash)
+	}})
+	r.Body = nil
+	r.PayloadSHA256 = hash
+	if _, err := testVerifier().Verify(r); err != nil {
+		t.Fatalf("streamed body with its signed hash: %v", err)
+	}
+	other := sha256.Sum256([]byte("another body"))
+	r.PayloadSHA256 = hex.EncodeToString(other[:])
+	if _, err := testVerifier().Verify(r); err == nil {
+		t.Fatal("a hash other than the one in the header was accepted")
+	}
+	r.Header.Del("X-Amz-Content-Sha256")
+	if _, err := testVerifier().Verify(r); err == nil {
+		t.Fatal("a hash other than the one signed was accepted")
+	}
+	r.PayloadSHA256 = "not hex"
+	if _, err := testVerifier().Verify(r); err == nil {
+		t.Fatal("a malformed hash was accepted")
+	}
+}

@@ -28,17 +28,31 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 		n.readyTerm.Store(0)
 	}
 	defer end()
+	start := func() {
+		ctx, cancel := context.WithCancel(n.shutdownCtx)
+		cur = &session{cancel: cancel, done: make(chan struct{})}
+		go func(done chan struct{}) {
+			defer close(done)
+			n.leadership(ctx)
+		}(cur.done)
+	}
 	for {
 		select {
 		case isLeader := <-notify:
 			end()
 			if isLeader {
-				ctx, cancel := context.WithCancel(n.shutdownCtx)
-				cur = &session{cancel: cancel, done: make(chan struct{})}
-				go func(done chan struct{}) {
-					defer close(done)
-					n.leadership(ctx)
-				}(cur.done)
+				start()
+			}
+		case <-n.relead:
+			// A restore replaced the state under this term's leader work:
+			// end it and, if still leading, start again (a barrier and a
+			// no-op first, as for a new term) on the restored state.
+			if cur != nil {
+				end()
+				if n.IsLeader() {
+					n.logger.Info("restarting leader work on the restored state")
+					start()
+				}
 			}
 		case <-n.shutdownCtx.Done():
 			return

@@ -57,6 +57,8 @@ func (op rpcOp) String() string {
 		return "remove_peer"
 	case opTransferLeader:
 		return "transfer_leader"
+	case opRestoreSnapshot:
+		return "restore_snapshot"
 	}
 	return "op_" + strconv.Itoa(int(op))
 }

@@ -79,6 +79,13 @@ type Config struct {
 	// it has returned (the fenced leader loop, leader.go).
 	OnLeader func(ctx context.Context)
 
+	// CheckSnapshot checks a state stream before RestoreSnapshot hands it
+	// to Raft, on the node that receives it and again on the leader: its
+	// region, its account, that every record decodes and that this
+	// region's root key opens its keyring. An error (an *apierr.Error
+	// says why to the caller) refuses the restore with nothing changed.
+	CheckSnapshot func(state []byte) error
+
 	Logger hclog.Logger
 }
 
@@ -167,6 +174,11 @@ type Node struct {
 	// answered one since (deadservers.go).
 	hbMu     sync.Mutex
 	hbFailed map[raft.ServerID]time.Time
+
+	// relead asks the leader loop to restart this term's leader session
+	// (after a restore); restoreMu lets one restore run at a time.
+	relead    chan struct{}
+	restoreMu sync.Mutex
 }
 
 // New starts a node: it opens the stores, listens on the cluster and
@@ -181,7 +193,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, logger: logger.Named("cluster"), fsm: f,
 		events: make(chan memberlist.NodeEvent, 256), left: map[string]bool{},
-		hbFailed: map[raft.ServerID]time.Time{}}
+		hbFailed: map[raft.ServerID]time.Time{}, relead: make(chan struct{}, 1)}
 	n.shutdownCtx, n.shutdownFn = context.WithCancel(context.Background())
 	ok := false
 	defer func() {

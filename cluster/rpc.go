@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"github.com/hashicorp/raft"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -38,12 +39,23 @@ const (
 	// TransferLeader, sent to the leader (Data is the node id).
 	opRemovePeer     rpcOp = 6
 	opTransferLeader rpcOp = 7
+	// opRestoreSnapshot: an operator's RestoreSnapshot, sent to the
+	// leader (Data is the state stream).
+	opRestoreSnapshot rpcOp = 8
 )
 
 type rpcRequest struct {
 	Op   rpcOp
 	Data []byte
+	// Size is the length of a raw payload that follows the request on
+	// the connection and becomes Data (a restore's state). Large payloads
+	// go raw because msgpack decodes a long byte string in chunks that it
+	// copies again at each one: quadratic, seconds for a few megabytes.
+	Size int64 `codec:",omitempty"`
 }
+
+// maxRPCPayload bounds a raw payload a node accepts (Size).
+const maxRPCPayload = 2 << 30
 
 // rpcResponse carries a result or a typed error, never a string to parse.
 type rpcResponse struct {
@@ -132,12 +144,25 @@ func (p *rpcPool) call(ctx context.Context, addr string, req *rpcRequest) (*rpcR
 	if !ok {
 		deadline = time.Now().Add(30 * time.Second)
 	}
+	// A restore's state goes raw after the request (rpcRequest.Size), on
+	// a connection that is closed after: it is not worth keeping.
+	var payload []byte
+	stream := req.Op == opRestoreSnapshot
+	if stream {
+		r := *req
+		payload, r.Data, r.Size = req.Data, nil, int64(len(req.Data))
+		req = &r
+	}
 	c, err := p.get(addr, time.Until(deadline))
 	if err != nil {
 		return nil, errSendFailed{err}
 	}
 	c.conn.SetDeadline(deadline)
 	if err := c.enc.Encode(req); err == nil {
+		if _, err = c.w.Write(payload); err != nil {
+			c.conn.Close()
+			return nil, errSendFailed{err}
+		}
 		err = c.w.Flush()
 		if err != nil {
 			c.conn.Close()
@@ -160,6 +185,10 @@ func (p *rpcPool) call(ctx context.Context, addr string, req *rpcRequest) (*rpcR
 		}
 		return nil, err
 	}
+	if stream {
+		c.conn.Close()
+		return &resp, nil
+	}
 	c.conn.SetDeadline(time.Time{})
 	p.put(addr, c)
 	return &resp, nil
@@ -174,7 +203,20 @@ func (n *Node) serveRPC(conn net.Conn) {
 		if err := rc.dec.Decode(&req); err != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(n.shutdownCtx, n.cfg.RequestTimeout)
+		if req.Size > 0 {
+			if req.Size > maxRPCPayload {
+				return
+			}
+			req.Data = make([]byte, req.Size)
+			if _, err := io.ReadFull(rc.r, req.Data); err != nil {
+				return
+			}
+		}
+		timeout := n.cfg.RequestTimeout
+		if req.Op == opRestoreSnapshot {
+			timeout = restoreTimeout
+		}
+		ctx, cancel := context.WithTimeout(n.shutdownCtx, timeout)
 		resp := n.handleRPC(ctx, &req)
 		cancel()
 		if err := rc.enc.Encode(resp); err != nil {
@@ -228,6 +270,9 @@ func (n *Node) handleRPC(ctx context.Context, req *rpcRequest) *rpcResponse {
 		return toResponse(nil, index, err)
 	case opTransferLeader:
 		return toResponse(nil, 0, n.transferLeader(string(req.Data)))
+	case opRestoreSnapshot:
+		index, err := n.restoreLocal(ctx, req.Data)
+		return toResponse(nil, index, err)
 	}
 	return &rpcResponse{Unavailable: "unknown internal RPC", Outcome: OutcomeNotApplied}
 }

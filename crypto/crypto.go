@@ -140,9 +140,15 @@ type Keyring struct {
 	// Gen is the generation of the sealed keyring this was opened from
 	// (the region record's KeyringGen); the region reopens its keyring
 	// when the record's generation moves on.
-	Gen  uint64
-	keks map[string][]byte
-	mac  []byte
+	Gen uint64
+	// Sealed is the sealed form this was opened from (the record's
+	// SealedKeyring); nil for a keyring built here. With Gen it tells
+	// whether the record still holds this keyring: a snapshot restore can
+	// bring back a different keyring under a generation this node has
+	// already seen.
+	Sealed []byte
+	keks   map[string][]byte
+	mac    []byte
 }
 
 const (

@@ -284,6 +284,20 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	// An operator's restore (raft.Restore) brings back a state taken at an
+	// index older than the one this node has applied, and Raft files it
+	// under a newer index of its own. The applied index must not move
+	// back: reads wait for it to reach a read index, so a read index this
+	// node had already passed would wait for entries that are never
+	// coming, and answers' X-Coffer-Index would go backwards. So keep the
+	// higher index; the next entry (the leader's no-op) moves it on.
+	if cur := f.AppliedIndex(); cur > index {
+		txn := db.Txn(true)
+		setIndex(txn, cur)
+		txn.Commit()
+		f.logger.Info("restored a snapshot older than the applied index; keeping the index", "snapshot_index", index, "applied", cur)
+		index = cur
+	}
 	f.db.Store(db)
 	f.setApplied(index)
 	f.logger.Info("state restored from snapshot", "index", index)

@@ -155,6 +155,9 @@ type SnapshotInfo struct {
 	// Sealed is always true: values, data keys and the keyring are in the
 	// stream only as ciphertext (the keyring sealed under the root key).
 	Sealed bool `json:"sealed"`
+	// RegionRecord is the region's record (its sealed keyring), for a
+	// restore to check before it replaces a state.
+	RegionRecord *Region `json:"-"`
 }
 
 // InspectSnapshot reads a state stream written by a snapshot and counts
@@ -198,7 +201,7 @@ func InspectSnapshot(r io.Reader) (info SnapshotInfo, err error) {
 		info.Records[tbl.table]++
 		switch o := obj.(type) {
 		case *Region:
-			info.Region, info.AccountID = o.Name, o.AccountID
+			info.Region, info.AccountID, info.RegionRecord = o.Name, o.AccountID, o
 		case *Secret:
 			info.Versions += len(o.Versions)
 		}

@@ -246,6 +246,7 @@ func (r *Region) Start() error {
 		cc := r.cfg.Cluster
 		cc.Logger = r.logger
 		cc.OnLeader = r.onLeader
+		cc.CheckSnapshot = r.checkSnapshot
 		node, err := cluster.New(cc, r.fsm)
 		if err != nil {
 			r.stopBG()

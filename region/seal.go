@@ -1,6 +1,7 @@
 package region
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ func (r *Region) Sealed() bool {
 func (r *Region) Keyring() (*crypto.Keyring, error) {
 	txn, _ := r.fsm.ReadTxn()
 	rec := fsm.RegionRecord(txn)
-	if kr := r.keyring.Load(); kr != nil && rec != nil && kr.Gen == rec.KeyringGen {
+	if kr := r.keyring.Load(); holds(rec, kr) {
 		return kr, nil
 	}
 	r.seal.mu.Lock()
@@ -97,7 +98,7 @@ func (r *Region) Keyring() (*crypto.Keyring, error) {
 	txn, _ = r.fsm.ReadTxn()
 	rec = fsm.RegionRecord(txn)
 	old := r.keyring.Load()
-	if old != nil && rec != nil && old.Gen == rec.KeyringGen {
+	if holds(rec, old) {
 		return old, nil
 	}
 	if rec == nil {
@@ -168,8 +169,16 @@ func (r *Region) openKeyring(rec *fsm.Region, rootKey []byte) (*crypto.Keyring, 
 	if err != nil {
 		return nil, errSealed("the root key does not open this region's keyring")
 	}
-	kr.Gen = rec.KeyringGen
+	kr.Gen, kr.Sealed = rec.KeyringGen, rec.SealedKeyring
 	return kr, nil
+}
+
+// holds reports whether the region record still holds keyring kr. The
+// generation alone is not enough: a restored snapshot may carry another
+// keyring at a generation this node has seen, so the sealed bytes are
+// compared too (a few hundred bytes; records are never changed in place).
+func holds(rec *fsm.Region, kr *crypto.Keyring) bool {
+	return rec != nil && kr != nil && kr.Gen == rec.KeyringGen && bytes.Equal(kr.Sealed, rec.SealedKeyring)
 }
 
 // SealStatus is this node's seal state.

@@ -28,7 +28,10 @@ import (
 // commands straight to the leader's Raft node (64 at a time), with a
 // 1-byte value sealed as the API would. Every tenth secret carries
 // "Tenth" in its description.
-func seedDirect(b *testing.B, c *servertest.Cluster, n int) {
+func seedDirect(b *testing.B, c *servertest.Cluster, n int) { seedDirectValue(b, c, n, []byte("v")) }
+
+// seedDirectValue is seedDirect with value as every secret's value.
+func seedDirectValue(b *testing.B, c *servertest.Cluster, n int, value []byte) {
 	r := c.Nodes[c.Leader()].Region
 	kr, err := r.Keyring()
 	if err != nil {
@@ -43,7 +46,7 @@ func seedDirect(b *testing.B, c *servertest.Cluster, n int) {
 				name := fmt.Sprintf("ls-%d-%06d", i%10, i)
 				arn := "arn:aws:secretsmanager:" + servertest.Region + ":000000000000:secret:" + name + "-abcdef"
 				vid := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-				env, err := kr.Encrypt(kr.KEKID, []byte("v"), crypto.ValueAAD(arn, vid))
+				env, err := kr.Encrypt(kr.KEKID, value, crypto.ValueAAD(arn, vid))
 				if err != nil {
 					b.Error(err)
 					return
@@ -53,7 +56,7 @@ func seedDirect(b *testing.B, c *servertest.Cluster, n int) {
 					desc = "one Tenth of them"
 				}
 				cmd, err := fsm.Encode(fsm.CmdCreateSecret, &fsm.CreateSecret{ARN: arn, Name: name, Description: desc,
-					Date: time.Now().UnixMilli(), Version: &fsm.NewVersion{VersionID: vid, Value: env, Digest: kr.Digest("s", []byte("v"))}})
+					Date: time.Now().UnixMilli(), Version: &fsm.NewVersion{VersionID: vid, Value: env, Digest: kr.Digest("s", value)}})
 				if err != nil {
 					b.Error(err)
 					return

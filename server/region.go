@@ -84,6 +84,10 @@ type Region interface {
 	// SaveSnapshot writes the region's state, as this node applied it
 	// (`coffer operator snapshot save`).
 	SaveSnapshot(w io.Writer) (region.SnapshotMeta, error)
+	// RestoreSnapshot replaces the region's state with a snapshot's, on
+	// every node, once it has checked it (`coffer operator snapshot
+	// restore`); it returns the index from which every node serves it.
+	RestoreSnapshot(ctx context.Context, state []byte) (uint64, error)
 	// LastContact is the time since the node last heard from a leader.
 	LastContact() time.Duration
 	// ReplicationPublicKey is the region's replication key (GET /v1/regions).

@@ -144,6 +144,7 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.GET("/v1/region/conflicts", s.handleConflicts)
 	e.POST("/v1/region/conflicts/dismiss", s.handleDismissConflict)
 	e.GET("/v1/operator/snapshot", s.handleSnapshotSave)
+	e.POST("/v1/operator/snapshot", s.handleSnapshotRestore)
 	e.POST("/v1/operator/raft/remove-peer", s.handleRemovePeer)
 	e.POST("/v1/operator/raft/transfer-leader", s.handleTransferLeader)
 	e.GET("/v1/keys", s.handleListKeys)
@@ -260,10 +261,16 @@ func bodyTooLarge(limit int64) error {
 // authenticate verifies SigV4 with the given verifier and returns the
 // region the request is scoped to and the caller's identity.
 func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (Region, string, error) {
+	return s.authenticateRequest(c, v, acl.FromHTTP(c.Request(), body))
+}
+
+// authenticateRequest is authenticate for a request already built (a
+// streamed body's, with PayloadSHA256).
+func (s *Server) authenticateRequest(c echo.Context, v *acl.Verifier, req acl.Request) (Region, string, error) {
 	if err := s.sealedError(c.Request()); err != nil {
 		return nil, "", err
 	}
-	scope, err := v.Verify(acl.FromHTTP(c.Request(), body))
+	scope, err := v.Verify(req)
 	if err != nil {
 		return nil, "", err
 	}

@@ -100,6 +100,48 @@ func (c *adminClient) download(ctx context.Context, path string, w io.Writer, si
 	return err
 }
 
+// upload posts the file at path as a streamed body, signed with its
+// SHA-256 (computed first: the signature covers the body, which is never
+// held in memory whole), and decodes the JSON answer into out.
+func (c *adminClient) upload(ctx context.Context, path, file string, out any) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return err
+	}
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), f)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	sum := hex.EncodeToString(h.Sum(nil))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("X-Amz-Content-Sha256", sum)
+	if err := c.signHash(ctx, req, sum); err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, out)
+}
+
 // send makes the request; a non-2xx answer is an error with the
 // server's message, and its body is closed.
 func (c *adminClient) send(ctx context.Context, method, path string, in any, signed bool) (*http.Response, error) {
@@ -131,6 +173,12 @@ func (c *adminClient) send(ctx context.Context, method, path string, in any, sig
 			return nil, err
 		}
 	}
+	return c.do(req)
+}
+
+// do sends req; a non-2xx answer is an error with the server's message,
+// and its body is closed.
+func (c *adminClient) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
@@ -151,6 +199,12 @@ func (c *adminClient) send(ctx context.Context, method, path string, in any, sig
 }
 
 func (c *adminClient) sign(ctx context.Context, req *http.Request, body []byte) error {
+	sum := sha256.Sum256(body)
+	return c.signHash(ctx, req, hex.EncodeToString(sum[:]))
+}
+
+// signHash signs req whose body has the hex SHA-256 payloadHash.
+func (c *adminClient) signHash(ctx context.Context, req *http.Request, payloadHash string) error {
 	creds := aws.Credentials{AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"),
 		SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"), SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
@@ -165,8 +219,7 @@ func (c *adminClient) sign(ctx context.Context, req *http.Request, body []byte) 
 	if region == "" {
 		return errors.New("name the region with --region (or AWS_REGION)")
 	}
-	sum := sha256.Sum256(body)
-	return v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "coffer", region, time.Now())
+	return v4.NewSigner().SignHTTP(ctx, creds, req, payloadHash, "coffer", region, time.Now())
 }
 
 // newTable aligns "name\tvalue" lines.

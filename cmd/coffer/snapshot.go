@@ -11,17 +11,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// `coffer operator snapshot save | inspect`: the region's state in a file
-// that stays encrypted (values, data keys and the keyring only as
-// ciphertext), with a header that records where it comes from and a
-// checksum.
+// `coffer operator snapshot save | inspect | restore`: the region's state
+// in a file that stays encrypted (values, data keys and the keyring only
+// as ciphertext), with a header that records where it comes from and a
+// checksum; and that state put back on every server of the region.
 
 func snapshotCmd() *cobra.Command {
 	g := &cobra.Command{
 		Use:   "snapshot",
-		Short: "Save the region's state to an encrypted snapshot file, or inspect one",
+		Short: "Save the region's state to an encrypted snapshot file, inspect one, or restore one",
 	}
-	g.AddCommand(snapshotSaveCmd(), snapshotInspectCmd())
+	g.AddCommand(snapshotSaveCmd(), snapshotInspectCmd(), snapshotRestoreCmd())
 	return g
 }
 
@@ -107,6 +107,78 @@ error that says which.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	return cmd
+}
+
+func snapshotRestoreCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Replace the region's state, on every server, with a snapshot file's",
+		Long: `Replace the whole state of the region with the one saved in FILE: every
+secret, version, tag, policy, access key and key goes back to what it was
+when the snapshot was saved, and whatever was written since is gone, on
+every server of the region. Any node will do; it sends the snapshot to the
+leader, and the call returns once a quorum serves the restored state.
+
+FILE is checked here first, as inspect does (header, size, checksum, every
+record), then streamed to the node, signed with its SHA-256. The node
+checks it again before it changes anything and refuses, with the reason, a
+file that is truncated or damaged, of another region or account, or whose
+keyring this region's root key does not open (saved before a rekey, or by
+another initialization of the region).
+
+Writes that land while it runs are overwritten or fail: stop the writers
+first. Replica regions are not re-synced: after the restore, check them with
+` + "`coffer region status`" + ` (docs/operations.md, "Snapshots", says what to
+do).
+
+The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
+		Example: `  coffer operator snapshot inspect backup.snap
+  coffer operator snapshot restore backup.snap --endpoint https://10.0.0.2:8201 --ca-file coffer-ca.pem --region us-east-1`,
+		Args:    cobra.ExactArgs(1),
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			path := args[0]
+			if _, _, err := inspectFile(path); err != nil {
+				return fmt.Errorf("not restoring: %w", err)
+			}
+			c.http.Timeout = 0 // a large state takes as long as it takes
+			var out struct {
+				Header fsm.SnapshotFileHeader `json:"header"`
+				State  fsm.SnapshotInfo       `json:"state"`
+				Index  uint64                 `json:"index"`
+			}
+			if err := c.upload(cmd.Context(), "/v1/operator/snapshot", path, &out); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), struct {
+					File   string                 `json:"file"`
+					Header fsm.SnapshotFileHeader `json:"header"`
+					State  fsm.SnapshotInfo       `json:"state"`
+					Index  uint64                 `json:"restored_at_index"`
+				}{path, out.Header, out.State, out.Index})
+			}
+			tw := newTable(cmd.OutOrStdout())
+			fmt.Fprintf(tw, "Restored\t%s\n", path)
+			fmt.Fprintf(tw, "Region\t%s\n", out.Header.Region)
+			fmt.Fprintf(tw, "Saved on\t%s at index %d, %s\n", out.Header.Node, out.Header.Index, out.Header.Created)
+			fmt.Fprintf(tw, "Secrets\t%d\n", out.State.Records["secrets"])
+			fmt.Fprintf(tw, "Versions\t%d\n", out.State.Versions)
+			fmt.Fprintf(tw, "Access keys\t%d\n", out.State.Records["access_keys"])
+			fmt.Fprintf(tw, "Keys\t%d\n", out.State.Records["keys"])
+			fmt.Fprintf(tw, "Aliases\t%d\n", out.State.Records["aliases"])
+			fmt.Fprintf(tw, "Serving from\tindex %d, on every server\n", out.Index)
+			return tw.Flush()
+		},
+	}
+	cf.add(cmd)
 	return cmd
 }
 
