@@ -463,14 +463,10 @@ func applyAckReplication(txn *memdb.Txn, index uint64, c *AckReplication) any {
 }
 
 func applyPromoteReplica(txn *memdb.Txn, index uint64, c *PromoteReplica) any {
-	raw, err := txn.First(tableSecrets, "id", c.ARN)
-	if err != nil {
-		return internal(err)
+	s, e := storedSecret(txn, c.ARN)
+	if e != nil {
+		return e
 	}
-	if raw == nil {
-		return errNotFound()
-	}
-	s := raw.(*Secret)
 	if !s.IsReplica() {
 		return apierr.Newf(apierr.InvalidRequest, "The secret %s is not a replica: there is no replication to stop.", s.ARN)
 	}
@@ -587,14 +583,10 @@ type DismissConflict struct {
 }
 
 func applyDismissConflict(txn *memdb.Txn, index uint64, c *DismissConflict) any {
-	raw, err := txn.First(tableSecrets, "id", c.ARN)
-	if err != nil {
-		return internal(err)
+	s, e := storedSecret(txn, c.ARN)
+	if e != nil {
+		return e
 	}
-	if raw == nil {
-		return errNotFound()
-	}
-	s := raw.(*Secret)
 	i := slices.IndexFunc(s.Versions, func(v *Version) bool { return v.VersionID == c.VersionID })
 	if i < 0 {
 		return apierr.Newf(apierr.ResourceNotFound, "Secrets Manager can't find the specified secret version: %s has no version %s.", s.Name, c.VersionID)

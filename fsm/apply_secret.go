@@ -267,8 +267,9 @@ func applyRestoreSecret(txn *memdb.Txn, index uint64, c *RestoreSecret) any {
 	return &Result{ARN: s.ARN, Name: s.Name}
 }
 
-// secretByARN returns a clone of the secret, ready to change.
-func secretByARN(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
+// storedSecret returns the secret as the state holds it (not to be
+// changed in place), replica or not.
+func storedSecret(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
 	raw, err := txn.First(tableSecrets, "id", arn)
 	if err != nil {
 		return nil, internal(err)
@@ -276,15 +277,24 @@ func secretByARN(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
 	if raw == nil {
 		return nil, errNotFound()
 	}
-	if raw.(*Secret).IsReplica() {
+	return raw.(*Secret), nil
+}
+
+// secretByARN returns a clone of a secret clients may change, ready to
+// change.
+func secretByARN(txn *memdb.Txn, arn string) (*Secret, *apierr.Error) {
+	s, e := storedSecret(txn, arn)
+	switch {
+	case e != nil:
+		return nil, e
+	case s.IsReplica():
 		// Clients change a replica in its primary's region only; the
 		// replication receiver writes it with ApplyReplicated.
 		return nil, apierr.New(apierr.InvalidParameter, apierr.MsgReplicaWrite)
-	}
-	if raw.(*Secret).Demoted {
+	case s.Demoted:
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgDemotedWrite)
 	}
-	return raw.(*Secret).clone(), nil
+	return s.clone(), nil
 }
 
 // writableSecret is secretByARN for operations refused during the recovery
