@@ -57,6 +57,13 @@ type mux struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// open holds the accepted connections still being served. Closing the
+	// listener does not close them, and a peer's pooled RPC connection to a
+	// node that shut down in-process would otherwise go on being answered
+	// by the stopped node (a cancelled context, no Raft) after a new node
+	// took over its address; close ends them all.
+	openMu sync.Mutex
+	open   map[net.Conn]struct{}
 }
 
 // TLS is the cluster port's TLS material; *tlsutil.Reloader is the real
@@ -72,7 +79,7 @@ type TLS interface {
 
 func newMux(ln net.Listener, advertise net.Addr, t TLS, region string, logger hclog.Logger) *mux {
 	m := &mux{ln: ln, advertise: advertise, tls: t, region: region, logger: logger,
-		raftConns: make(chan net.Conn, 16), closed: make(chan struct{})}
+		raftConns: make(chan net.Conn, 16), closed: make(chan struct{}), open: map[net.Conn]struct{}{}}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() {
 		m.bindIP = tcp.IP
 	}
@@ -96,7 +103,14 @@ func (m *mux) serve() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		go m.route(conn)
+		if !m.track(conn) {
+			conn.Close()
+			return
+		}
+		go func() {
+			defer m.untrack(conn)
+			m.route(conn)
+		}()
 	}
 }
 
@@ -156,7 +170,33 @@ func (m *mux) close() {
 	m.closeOnce.Do(func() {
 		close(m.closed)
 		m.ln.Close()
+		m.openMu.Lock()
+		for c := range m.open {
+			c.Close()
+		}
+		m.open = nil
+		m.openMu.Unlock()
 	})
+}
+
+// track records an accepted connection until route returns (a Raft
+// connection is handed to the transport and untracked at once; RPC and
+// replication connections are served inside route). false: the mux is
+// closed.
+func (m *mux) track(c net.Conn) bool {
+	m.openMu.Lock()
+	defer m.openMu.Unlock()
+	if m.open == nil {
+		return false
+	}
+	m.open[c] = struct{}{}
+	return true
+}
+
+func (m *mux) untrack(c net.Conn) {
+	m.openMu.Lock()
+	delete(m.open, c)
+	m.openMu.Unlock()
 }
 
 // accept completes the server side of the TLS handshake (the client must

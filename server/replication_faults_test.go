@@ -133,9 +133,14 @@ func TestReplication_LeadersKilledMidStream(t *testing.T) {
 	// compare once every node of both regions has answered twice running.
 	for _, c := range []*servertest.Cluster{east, west} {
 		streak := 0
+		lastErr := ""
 		c.Eventually(30*time.Second, "every node answering", func() bool {
 			for _, i := range c.Running() {
 				if _, err := c.Client(i).DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: name}); err != nil {
+					if msg := c.Nodes[i].ID + ": " + err.Error(); msg != lastErr {
+						lastErr = msg
+						t.Logf("not answering yet: %s", msg)
+					}
 					streak = 0
 					return false
 				}
