@@ -79,8 +79,8 @@ type Config struct {
 	// it has returned (the fenced leader loop, leader.go).
 	OnLeader func(ctx context.Context)
 
-	// CheckSnapshot checks a state stream before RestoreSnapshot hands it
-	// to Raft, on the node that receives it and again on the leader: its
+	// CheckSnapshot checks a state stream on the leader before
+	// RestoreSnapshot hands it to Raft: its
 	// region, its account, that every record decodes and that this
 	// region's root key opens its keyring. An error (an *apierr.Error
 	// says why to the caller) refuses the restore with nothing changed.

@@ -52,7 +52,7 @@ const restoreTimeout = 5 * time.Minute
 
 // RestoreSnapshot replaces the region's state with state (a stream as
 // SaveSnapshot writes it) on every node: any node takes it and sends it to
-// the leader. The leader checks it with Config.CheckSnapshot (raft panics
+// the leader. The leader alone checks it, with Config.CheckSnapshot (raft panics
 // if the FSM cannot load a snapshot it was handed, so nothing reaches raft
 // unchecked), hands it to raft.Restore, which files it under a new index
 // past a hole in the log so that followers are sent the snapshot, then
@@ -60,9 +60,6 @@ const restoreTimeout = 5 * time.Minute
 // returns, and restarts the leader-only work, which must not carry on from
 // positions in the state it replaced. It returns the no-op's index.
 func (n *Node) RestoreSnapshot(ctx context.Context, state []byte) (uint64, error) {
-	if err := n.checkSnapshot(state); err != nil {
-		return 0, err // refused here already: no need to ship it
-	}
 	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {

@@ -74,11 +74,17 @@ func BenchmarkFSM_ApplyBatchCreate(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(logs)), "ns/entry")
 }
 
-func BenchmarkFSM_SnapshotPersist(b *testing.B) {
+// benchState is the state benchLog builds, for the snapshot benchmarks.
+func benchState(b *testing.B) *fsm.FSM {
 	f := fsm.New(nil)
-	for _, l := range benchLog(b) {
-		f.Apply(l)
+	for start, logs := 0, benchLog(b); start < len(logs); start += 64 {
+		f.ApplyBatch(logs[start:min(start+64, len(logs))])
 	}
+	return f
+}
+
+func BenchmarkFSM_SnapshotPersist(b *testing.B) {
+	f := benchState(b)
 	b.ResetTimer()
 	var size int
 	for n := 0; n < b.N; n++ {
@@ -88,11 +94,7 @@ func BenchmarkFSM_SnapshotPersist(b *testing.B) {
 }
 
 func BenchmarkFSM_SnapshotRestore(b *testing.B) {
-	f := fsm.New(nil)
-	for _, l := range benchLog(b) {
-		f.Apply(l)
-	}
-	snap := snapshotBytes(b, f)
+	snap := snapshotBytes(b, benchState(b))
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		g := fsm.New(nil)

@@ -12,7 +12,7 @@ import (
 
 // RestoreSnapshot replaces the region's state, on every node, with state:
 // the state stream of a snapshot file (`coffer operator snapshot
-// restore`). It is checked first, here and again on the leader
+// restore`). The leader checks it before it changes anything
 // (checkSnapshot); a snapshot that is damaged, of another region or
 // account, or whose keyring this region's root key does not open is
 // refused with nothing changed. It returns the index after which every

@@ -77,6 +77,12 @@ func (c *adminClient) call(ctx context.Context, method, path string, in, out any
 	if err != nil {
 		return err
 	}
+	return decodeAnswer(resp, out)
+}
+
+// decodeAnswer reads a JSON answer into out (nil: discard it) and closes
+// its body.
+func decodeAnswer(resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
@@ -134,12 +140,7 @@ func (c *adminClient) upload(ctx context.Context, path, file string, out any) er
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, out)
+	return decodeAnswer(resp, out)
 }
 
 // send makes the request; a non-2xx answer is an error with the
