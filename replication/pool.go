@@ -57,8 +57,12 @@ type PoolConfig struct {
 	Logger hclog.Logger
 }
 
-// refreshInterval is how often a member re-reads what it publishes.
-const refreshInterval = time.Second
+// refreshInterval is how often a member re-reads what it publishes;
+// pushPullInterval how often it syncs the whole pool state with another.
+const (
+	refreshInterval  = time.Second
+	pushPullInterval = 5 * time.Second
+)
 
 // Pool is this server's membership in the WAN pool.
 type Pool struct {
@@ -129,6 +133,12 @@ func StartPool(cfg PoolConfig) (*Pool, error) {
 	if cfg.Local {
 		mc = memberlist.DefaultLocalConfig()
 	}
+	// Metadata changes (a new leader, a region's key) travel by gossip,
+	// which may be lost; the full state sync repairs that. memberlist's
+	// WAN default (60 s, first sync after up to twice that) left a region
+	// unseen for over a minute in CI. A pool is a few servers per region,
+	// so a sync every few seconds costs little.
+	mc.PushPullInterval = pushPullInterval
 	self := cfg.Self()
 	mc.Name = memberName(self)
 	host, port, err := cluster.SplitHostPort(cfg.BindAddr)
