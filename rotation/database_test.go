@@ -378,3 +378,91 @@ func TestDatabaseRotationErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDatabaseRotationSingleUserFallback: setSecret logs in with
+// AWSPREVIOUS when AWSCURRENT no longer matches the database, as AWS's
+// template does, and says what to fix when nothing logs in.
+func TestDatabaseRotationSingleUserFallback(t *testing.T) {
+	c := servertest.New(t, 3)
+	api := newAPI(c)
+	ctx := context.Background()
+	for _, db := range databases {
+		t.Run(db.name, func(t *testing.T) {
+			d := db.open(t)
+			user, table := "fallback_"+d.kind, "data_fallback"
+			d.createUser(t, user, "Database-password-1", table)
+			arn := createSecret(t, api, "fallback-"+d.kind, d.secretJSON(user, "Database-password-1", ""))
+			// AWSCURRENT changed by hand, the database not: the old
+			// version, now AWSPREVIOUS, still logs in.
+			put := map[string]any{"SecretId": arn, "ClientRequestToken": uuid(), "SecretString": d.secretJSON(user, "Never-set-password-2", "")}
+			if err := api.Call(ctx, "PutSecretValue", put, nil); err != nil {
+				t.Fatal(err)
+			}
+			r, _ := d.newRot(rotation.StrategySingleUser)
+			token := uuid()
+			for _, s := range rotation.Steps {
+				if err := step(ctx, r, api, arn, token, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, cur := version(t, api, arn, "AWSCURRENT")
+			if err := d.login(ctx, user, cur.Password, table); err != nil {
+				t.Fatalf("the rotated password: %v", err)
+			}
+
+			// Neither AWSPENDING, AWSCURRENT nor AWSPREVIOUS logs in.
+			for _, p := range []string{"Never-set-password-3", "Never-set-password-4"} {
+				put = map[string]any{"SecretId": arn, "ClientRequestToken": uuid(), "SecretString": d.secretJSON(user, p, "")}
+				if err := api.Call(ctx, "PutSecretValue", put, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			token = uuid()
+			if err := step(ctx, r, api, arn, token, rotation.StepCreate); err != nil {
+				t.Fatal(err)
+			}
+			err := step(ctx, r, api, arn, token, rotation.StepSet)
+			if err == nil || !strings.Contains(err.Error(), "set the user's password on the database to the AWSCURRENT one") {
+				t.Fatalf("setSecret: %v, want the refused logins and what to fix", err)
+			}
+			t.Logf("setSecret: %v", err)
+			for _, p := range []string{"Never-set-password-4", "Never-set-password-3", "Never-set-password-2", cur.Password} {
+				if strings.Contains(err.Error(), p) {
+					t.Fatalf("the error shows a password: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestDatabaseRotationBadMaster: alternating users, with a master secret
+// whose password the database refuses: setSecret says to fix it.
+func TestDatabaseRotationBadMaster(t *testing.T) {
+	c := servertest.New(t, 3)
+	api := newAPI(c)
+	ctx := context.Background()
+	for _, db := range databases {
+		t.Run(db.name, func(t *testing.T) {
+			d := db.open(t)
+			user, table := "badmaster_"+d.kind, "data_badmaster"
+			d.createUser(t, user, "Initial-password-1", table)
+			master := createSecret(t, api, "badmaster-master-"+d.kind, d.secretJSON(d.srv.User, "Wrong-master-password", ""))
+			arn := createSecret(t, api, "badmaster-"+d.kind, d.secretJSON(user, "Initial-password-1", master))
+			r, _ := d.newRot(rotation.StrategyAlternatingUsers)
+			token := uuid()
+			if err := step(ctx, r, api, arn, token, rotation.StepCreate); err != nil {
+				t.Fatal(err)
+			}
+			err := step(ctx, r, api, arn, token, rotation.StepSet)
+			if err == nil || !strings.Contains(err.Error(), "fix the master secret") {
+				t.Fatalf("setSecret: %v, want the master's refused login", err)
+			}
+			if strings.Contains(err.Error(), "Wrong-master-password") || strings.Contains(err.Error(), "Initial-password-1") {
+				t.Fatalf("the error shows a password: %v", err)
+			}
+			if err := d.login(ctx, user, "Initial-password-1", table); err != nil {
+				t.Fatalf("the current user no longer logs in: %v", err)
+			}
+		})
+	}
+}

@@ -2,11 +2,13 @@ package rotation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // NewPostgres returns the rotator of PostgreSQL secrets (engine
@@ -47,6 +49,13 @@ func (postgres) connect(ctx context.Context, s *dbSecret) (dbConn, error) {
 	defer cancel()
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
+		// The server's refusal alone, without pgx's list of attempts
+		// (sslmode=prefer tries TLS first): the message is shown in
+		// DescribeSecret.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			err = pgErr
+		}
 		return nil, fmt.Errorf("log in to PostgreSQL at %s as %q (database %q): %w", s.addr(), s.Username, s.DBName, err)
 	}
 	return &pgConn{c: c}, nil
