@@ -78,6 +78,15 @@ const (
 	// RotateSecret's state rules (shared/spec §1.6, §4.12).
 	MsgNoRotationFunction = "No Lambda rotation function ARN is associated with this secret."
 	MsgRotationInProgress = "Previous rotation request is still in progress."
+	// MsgCannotInvoke is AWS's answer to a rotation function it cannot
+	// invoke; Coffer gives it for a rotator that is not registered.
+	MsgCannotInvoke = "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com."
+	// MsgCancelRotateNothing answers CancelRotateSecret on a secret that
+	// never had rotation configured (Coffer's wording).
+	MsgCancelRotateNothing = "CancelRotateSecret found no rotation configured on this secret, so there is nothing to cancel. Nothing was changed."
+	// MsgRotateNoValue answers RotateSecret on a secret without a value
+	// (Coffer's wording; a rotation starts from the current value).
+	MsgRotateNoValue = "You can't rotate this secret because it has no value yet: put a value first (PutSecretValue), then rotate."
 	// MsgInvalidReplicaRegion is AWS's answer to a replica in the
 	// primary's own region (shared/spec §1.6).
 	MsgInvalidReplicaRegion = "Invalid replica region."
@@ -86,13 +95,6 @@ const (
 	// MsgDemotedWrite answers a change of a primary secret of a demoted
 	// region (coffer region demote): Coffer's, AWS has no demotion.
 	MsgDemotedWrite = "Operation not permitted: this secret's region was demoted and the secret is read-only until another region is promoted to be its primary (or this one is promoted again). Call must be made in the promoted region."
-)
-
-// Answers to valid requests for what is not built yet: they say so and
-// that nothing changed.
-const (
-	MsgRotateNotYet        = "RotateSecret is not available yet in this version of Coffer: rotation runs in a later release. The request was valid and nothing was changed."
-	MsgCancelRotateNothing = "CancelRotateSecret found no rotation configured on this secret, so there is nothing to cancel: rotation is not available yet in this version of Coffer. Nothing was changed."
 )
 
 // Error is an AWS-typed error: a code from the list above and a message a

@@ -409,3 +409,15 @@ func (k *Keyring) KeysForLeakTest(e Envelope, aad []byte) (dek, kek []byte, err 
 	}
 	return dek, append([]byte(nil), k.keks[e.KEKID]...), nil
 }
+
+// RandomUUID is a random version 4 UUID: a KMS key id, a scheduled
+// rotation's version id (the form the AWS SDKs give ClientRequestToken).
+func RandomUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

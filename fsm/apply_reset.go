@@ -32,7 +32,7 @@ func init() {
 // too: the reset adds one per secret, so the change feed reports it.
 var (
 	resetTables = []string{tableSecrets, tableReplTargets, tableReplSources, tableReplDrops}
-	keptTables  = []string{tableRegion, tableAccessKeys, tableMeta, tableTombstones, tableKeys, tableAliases}
+	keptTables  = []string{tableRegion, tableAccessKeys, tableMeta, tableTombstones, tableKeys, tableAliases, tableRotators}
 )
 
 // applyResetRegion empties the region in the command's transaction, so a

@@ -335,5 +335,13 @@ func replicationSamples(arn string, env crypto.Envelope) map[fsm.CommandType]any
 		fsm.CmdPromoteRegion:   &fsm.PromoteRegion{From: "us-east-2", Date: t0 + 9},
 		fsm.CmdDemoteRegion:    &fsm.DemoteRegion{Date: t0 + 10},
 		fsm.CmdDismissConflict: &fsm.DismissConflict{ARN: replicaARN, VersionID: "v3", Date: t0 + 11},
+		fsm.CmdRotateSecret: &fsm.RotateSecret{ARN: arn, Config: &fsm.RotationConfig{Rotator: "arn:aws:lambda:us-east-1:000000000000:function:pg",
+			Rules: true, Expression: "rate(4 hours)", Duration: "2h", External: []fsm.Tag{{Key: "k", Value: "v"}}},
+			Start: true, Token: "tok-1", NextStart: t0 + 60, NextDate: t0 + 120, Date: t0 + 12},
+		fsm.CmdCancelRotation:   &fsm.CancelRotation{ARN: arn, Date: t0 + 13},
+		fsm.CmdRotationProgress: &fsm.RotationProgress{ARN: arn, Token: "tok-1", Step: "setSecret", Error: "refused", RetryAt: t0 + 99, Date: t0 + 14},
+		fsm.CmdPutRotator: &fsm.PutRotator{Rotator: fsm.Rotator{ARN: "arn:aws:lambda:us-east-1:000000000000:function:pg", Name: "pg",
+			Type: "postgres", Config: map[string]string{"strategy": "single-user"}}, Date: t0 + 15},
+		fsm.CmdDeleteRotator: &fsm.DeleteRotator{ARN: "arn:aws:lambda:us-east-1:000000000000:function:pg"},
 	}
 }

@@ -57,6 +57,7 @@ var snapshotTables = []snapshotTable{
 	{tableReplTargets, 7, func() any { return new(ReplTarget) }},
 	{tableReplSources, 8, func() any { return new(ReplSource) }},
 	{tableReplDrops, 9, func() any { return new(ReplDrop) }},
+	{tableRotators, 10, func() any { return new(Rotator) }},
 }
 
 // unsnapshotted are the tables a snapshot does not carry as records: meta
@@ -66,6 +67,8 @@ var unsnapshotted = []string{tableMeta}
 func schema() *memdb.DBSchema {
 	s := baseSchema()
 	maps.Copy(s.Tables, replicationSchema())
+	maps.Copy(s.Tables, rotationSchema())
+	s.Tables[tableSecrets].Indexes[rotatingIndex.Name] = rotatingIndex
 	return s
 }
 

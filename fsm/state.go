@@ -90,6 +90,9 @@ type Secret struct {
 	// demote): clients may not change it, while it still ships to its
 	// replica regions, one of which is to be promoted.
 	Demoted bool `codec:",omitempty"`
+	// Rotation is the secret's rotation (rotation.go); nil while
+	// RotateSecret never configured one.
+	Rotation *Rotation `codec:",omitempty"`
 }
 
 // Tombstone records that a secret left the secrets table for good (a
@@ -193,6 +196,7 @@ func (s *Secret) clone() *Secret {
 	c.Tags = slices.Clone(s.Tags)
 	c.Replicas = slices.Clone(s.Replicas)
 	c.PrimaryReplicas = slices.Clone(s.PrimaryReplicas)
+	c.Rotation = s.Rotation.clone()
 	c.Versions = make([]*Version, len(s.Versions))
 	for i, v := range s.Versions {
 		vc := *v

@@ -2,9 +2,7 @@ package region
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/cofferhq/coffer/apierr"
@@ -228,7 +226,7 @@ func (r *Region) CreateKey(ctx context.Context, description, alias string) (*Key
 			return nil, err
 		}
 	}
-	id := newKeyID()
+	id := crypto.RandomUUID()
 	now := r.Now().UnixMilli()
 	err := r.addKEK(ctx, func(txn *memdb.Txn) (string, error) {
 		if alias != "" && fsm.AliasByName(txn, alias) != nil {
@@ -245,17 +243,6 @@ func (r *Region) CreateKey(ctx context.Context, description, alias string) (*Key
 	}
 	r.logger.Info("key created", "key_id", id, "alias", alias)
 	return r.DescribeKey(ctx, id)
-}
-
-// newKeyID is a random key id in KMS's form (a version 4 UUID).
-func newKeyID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // resolveAdmin finds a key named by id, ARN or alias, for the key

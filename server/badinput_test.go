@@ -202,7 +202,7 @@ func TestBadInput_RefusedAndNothingChanges(t *testing.T) {
 		{"missing X-Amz-Target", op("x", `{}`).with(func(r *rawRequest) { r.target = "" }), 400, apierr.UnknownOperation, "X-Amz-Target"},
 		{"GET /", rawRequest{method: http.MethodGet, target: "secretsmanager.ListSecrets"}, 400, apierr.UnknownOperation, "POST /"},
 		{"POST to another path", op("ListSecrets", `{}`).with(func(r *rawRequest) { r.path = "/secrets" }), 400, apierr.UnknownOperation, "/secrets"},
-		{"operation not available yet", op("RotateSecret", obj{"SecretId": "bi-existing", "ClientRequestToken": tok, "RotationLambdaARN": "coffer-rotator"}), 400, apierr.InvalidRequest, "RotateSecret is not available yet"},
+		{"rotator not registered", op("RotateSecret", obj{"SecretId": "bi-existing", "ClientRequestToken": tok, "RotationLambdaARN": "coffer-rotator"}), 400, apierr.AccessDenied, "cannot invoke the specified Lambda function"},
 
 		// Authentication.
 		{"no Authorization", op("ListSecrets", `{}`).with(func(r *rawRequest) { r.sign = func(*http.Request, []byte) {} }), 403, apierr.MissingAuthenticationTok, "Missing Authentication Token"},

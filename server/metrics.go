@@ -88,6 +88,12 @@ var (
 	descVersions   = prometheus.NewDesc("coffer_state_versions", "Secret versions in the region's state, unlabeled ones included.", []string{"region"}, nil)
 	descTombstones = prometheus.NewDesc("coffer_state_tombstones", "Secrets removed for good and remembered for the change feed until compacted.", []string{"region"}, nil)
 
+	// Rotation, from the region's state (docs/rotation.md).
+	descRotEnabled  = prometheus.NewDesc("coffer_rotation_enabled", "Secrets whose rotation schedule runs.", []string{"region"}, nil)
+	descRotInFlight = prometheus.NewDesc("coffer_rotation_in_flight", "Rotations started and not finished.", []string{"region"}, nil)
+	descRotFailing  = prometheus.NewDesc("coffer_rotation_failing", "Rotations in flight whose last attempt failed (DescribeSecret's CofferRotationStatus says why).", []string{"region"}, nil)
+	descRotOverdue  = prometheus.NewDesc("coffer_rotation_overdue", "Secrets whose rotation window ended without a rotation finishing.", []string{"region"}, nil)
+
 	// Replication, from the region's state (the figures of coffer region
 	// status), per replica region this region ships to and per primary
 	// region it receives from.
@@ -101,7 +107,7 @@ var (
 
 func (c *regionCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descVoters, descSealed, descDeadRemoved,
-		descSecrets, descDeleted, descVersions, descTombstones,
+		descSecrets, descDeleted, descVersions, descTombstones, descRotEnabled, descRotInFlight, descRotFailing, descRotOverdue,
 		descReplLag, descReplPending, descReplAcked, descReplFailing, descReplSrcIndex} {
 		ch <- d
 	}
@@ -134,6 +140,29 @@ func (c *regionCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descDeleted, float64(n.Deleted))
 			gauge(descVersions, float64(n.Versions))
 			gauge(descTombstones, float64(n.Tombstones))
+			if secrets, err := fsm.RotatingSecrets(txn); err == nil {
+				var enabled, inFlight, failing, overdue int
+				now := r.Now().UnixMilli()
+				for _, s := range secrets {
+					rot := s.Rotation
+					if rot.Token != "" {
+						inFlight++
+						if rot.Attempts > 0 {
+							failing++
+						}
+					}
+					if rot.Enabled {
+						enabled++
+						if rot.NextDate != 0 && rot.NextDate < now {
+							overdue++
+						}
+					}
+				}
+				gauge(descRotEnabled, float64(enabled))
+				gauge(descRotInFlight, float64(inFlight))
+				gauge(descRotFailing, float64(failing))
+				gauge(descRotOverdue, float64(overdue))
+			}
 		}
 		if replicas, sources, _, err := r.ReplicationStatus(context.Background(), true); err == nil {
 			for _, rs := range replicas {

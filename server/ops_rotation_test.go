@@ -209,7 +209,11 @@ func TestAPI_RotateSecret(t *testing.T) {
 		wantAPIErrorContains(t, "invalid rules on a missing secret", rotate("rot-missing", rules(0, "rate(1 hours)", "")), apierr.InvalidParameter)
 	})
 
-	t.Run("valid requests are refused as not available yet", func(t *testing.T) {
+	// Valid requests naming a rotator that is not registered: AWS's
+	// answer to a function it cannot invoke, after every other check
+	// (the schedules are accepted), and nothing changes.
+	// rotation_test.go rotates with registered ones.
+	t.Run("valid requests with an unregistered rotator", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			id   string
@@ -241,7 +245,7 @@ func TestAPI_RotateSecret(t *testing.T) {
 				mod = append(mod, tc.mod)
 			}
 			unchanged(t, c, "rot-a", func() {
-				wantAPIError(t, tc.name, rotate(tc.id, tc.rr, mod...), apierr.InvalidRequest, apierr.MsgRotateNotYet)
+				wantAPIError(t, tc.name, rotate(tc.id, tc.rr, mod...), apierr.AccessDenied, apierr.MsgCannotInvoke)
 			})
 		}
 		// The secret still reads as before.
@@ -272,11 +276,13 @@ func TestAPI_RotateSecret(t *testing.T) {
 			ClientRequestToken: aws.String(pending), SecretString: aws.String("v2"), VersionStages: []string{"AWSPENDING"}}); err != nil {
 			t.Fatal(err)
 		}
+		// The rotator is checked before the rotation in progress (spec
+		// §4.12); rotation_test.go checks the latter with a registered one.
 		unchanged(t, c, "rot-pending", func() {
-			wantAPIError(t, "rotation in progress", rotate("rot-pending", rules(30, "", "")), apierr.InvalidRequest, apierr.MsgRotationInProgress)
+			wantAPIError(t, "rotation in progress", rotate("rot-pending", rules(30, "", "")), apierr.AccessDenied, apierr.MsgCannotInvoke)
 			// The in-progress rotation's own token is not refused for it.
 			err := rotate("rot-pending", nil, func(in *secretsmanager.RotateSecretInput) { in.ClientRequestToken = aws.String(pending) })
-			wantAPIError(t, "same token as AWSPENDING", err, apierr.InvalidRequest, apierr.MsgRotateNotYet)
+			wantAPIError(t, "same token as AWSPENDING", err, apierr.AccessDenied, apierr.MsgCannotInvoke)
 		})
 	})
 }

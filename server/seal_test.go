@@ -27,13 +27,13 @@ func sysCall(t *testing.T, endpoint, path string, body any, out any) (int, strin
 // by the root identity when signed is set, and decodes the answer into
 // out on a 200; it returns the HTTP status and the error type and
 // message, if any.
-func adminCall(t *testing.T, endpoint, path string, body, out any, signed bool) (int, string, string) {
+func adminCall(t testing.TB, endpoint, path string, body, out any, signed bool) (int, string, string) {
 	t.Helper()
 	return adminCallIn(t, endpoint, servertest.Region, path, body, out, signed)
 }
 
 // adminCallIn is adminCall scoped to region.
-func adminCallIn(t *testing.T, endpoint, region, path string, body, out any, signed bool) (int, string, string) {
+func adminCallIn(t testing.TB, endpoint, region, path string, body, out any, signed bool) (int, string, string) {
 	t.Helper()
 	method, payload := http.MethodGet, []byte(nil)
 	if body != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/fsm"
 	"github.com/cofferhq/coffer/region"
+	"github.com/cofferhq/coffer/rotation"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -382,6 +383,33 @@ type secretEntry struct {
 	SecretVersionsToStages map[string][]string    `json:"SecretVersionsToStages,omitempty"`
 	PrimaryRegion          string                 `json:"PrimaryRegion,omitempty"`
 	ReplicationStatus      []replicationStatusOut `json:"ReplicationStatus,omitempty"`
+	// Rotation (shared/spec §4.4's presence table).
+	RotationEnabled                *bool              `json:"RotationEnabled,omitempty"`
+	RotationLambdaARN              string             `json:"RotationLambdaARN,omitempty"`
+	RotationRules                  *rotationRulesOut  `json:"RotationRules,omitempty"`
+	ExternalSecretRotationMetadata []tagOut           `json:"ExternalSecretRotationMetadata,omitempty"`
+	ExternalSecretRotationRoleArn  string             `json:"ExternalSecretRotationRoleArn,omitempty"`
+	LastRotatedDate                epoch              `json:"LastRotatedDate,omitempty"`
+	NextRotationDate               epoch              `json:"NextRotationDate,omitempty"`
+	CofferRotationStatus           *rotationStatusOut `json:"CofferRotationStatus,omitempty"`
+}
+
+type rotationRulesOut struct {
+	AutomaticallyAfterDays int64  `json:"AutomaticallyAfterDays,omitempty"`
+	ScheduleExpression     string `json:"ScheduleExpression,omitempty"`
+	Duration               string `json:"Duration,omitempty"`
+}
+
+// rotationStatusOut is Coffer's own member of DescribeSecret and
+// ListSecrets (the SDKs skip members they do not know): the rotation in
+// flight and the last failure, which AWS shows only in its logs.
+type rotationStatusOut struct {
+	VersionID       string `json:"VersionId,omitempty"`
+	Step            string `json:"Step,omitempty"`
+	Attempts        int    `json:"Attempts,omitempty"`
+	LastError       string `json:"LastError,omitempty"`
+	LastErrorDate   epoch  `json:"LastErrorDate,omitempty"`
+	NextAttemptDate epoch  `json:"NextAttemptDate,omitempty"`
 }
 
 type tagOut struct {
@@ -396,6 +424,9 @@ func entryOf(txn *memdb.Txn, s *fsm.Secret) secretEntry {
 		PrimaryRegion: s.PrimaryRegionName()}
 	if len(s.Replicas) > 0 {
 		e.ReplicationStatus = replicationStatus(txn, s)
+	}
+	if rot := s.Rotation; rot != nil {
+		setRotation(&e, rot)
 	}
 	if s.TagsEverSet {
 		tags := make([]tagOut, 0, len(s.Tags))
@@ -414,6 +445,40 @@ func entryOf(txn *memdb.Txn, s *fsm.Secret) secretEntry {
 		e.VersionIdsToStages[v.VersionID] = v.Stages
 	}
 	return e
+}
+
+// setRotation fills the rotation members of a secret's entry.
+func setRotation(e *secretEntry, rot *fsm.Rotation) {
+	enabled := rot.Enabled
+	e.RotationEnabled = &enabled
+	e.RotationLambdaARN = rot.Rotator
+	if rot.AfterDays != 0 || rot.Expression != "" {
+		rr := &rotationRulesOut{AutomaticallyAfterDays: rot.AfterDays, ScheduleExpression: rot.Expression, Duration: rot.Duration}
+		if sched, err := rotation.ParseRules(rotation.Rules{AutomaticallyAfterDays: rot.AfterDays, ScheduleExpression: rot.Expression, Duration: rot.Duration}); err == nil && rr.AutomaticallyAfterDays == 0 {
+			// AWS shows the days of a rate(n days) expression too.
+			rr.AutomaticallyAfterDays = sched.AfterDays()
+		}
+		e.RotationRules = rr
+	}
+	for _, m := range rot.External {
+		e.ExternalSecretRotationMetadata = append(e.ExternalSecretRotationMetadata, tagOut(m))
+	}
+	e.ExternalSecretRotationRoleArn = rot.RoleARN
+	e.LastRotatedDate = epoch(rot.LastRotatedDate)
+	if rot.Enabled {
+		e.NextRotationDate = epoch(rot.NextDate)
+	}
+	if rot.Token != "" || rot.LastError != "" {
+		st := &rotationStatusOut{VersionID: rot.Token, Attempts: rot.Attempts, LastError: rot.LastError, LastErrorDate: epoch(rot.LastErrorDate)}
+		if rot.Token != "" {
+			st.Step = rot.Step
+			if st.Step == "" {
+				st.Step = rotation.StepCreate
+			}
+			st.NextAttemptDate = epoch(rot.RetryAt)
+		}
+		e.CofferRotationStatus = st
+	}
 }
 
 func describeSecret(ctx context.Context, r Region, req *request) (any, error) {

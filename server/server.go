@@ -154,6 +154,10 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.POST("/v1/key/enable", s.handleKeyState(true))
 	e.POST("/v1/key/disable", s.handleKeyState(false))
 	e.POST("/v1/key/alias", s.handleAlias)
+	e.GET("/v1/rotators", s.handleListRotators)
+	e.POST("/v1/rotators", s.handleCreateRotator)
+	e.GET("/v1/rotator", s.handleDescribeRotator)
+	e.POST("/v1/rotator/delete", s.handleDeleteRotator)
 	e.Any("/*", s.unknownRoute)
 	s.echo = e
 	return s, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/rotation"
 	"github.com/cofferhq/coffer/server"
 	"github.com/spf13/cobra"
 )
@@ -25,6 +26,7 @@ type devFlags struct {
 	regions                    []string
 	accountID                  string
 	bootstrapCredentialsFile   string
+	rotatorExecDir             string
 }
 
 // The environment variables that fix the dev root key pair.
@@ -77,6 +79,7 @@ which a real server never does: never put real secrets in a dev server.`,
 	fl.StringVar(&f.apiAddr, "api-addr", "127.0.0.1:8200", "address of the API")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	fl.StringSliceVar(&f.regions, "regions", []string{devDefaultRegion}, "regions to host, comma separated, e.g. us-east-1,us-west-2")
+	fl.StringVar(&f.rotatorExecDir, "rotator-exec-dir", "", "directory of the commands exec rotators may run (empty disables exec rotators)")
 	fl.StringVar(&f.accountID, "account-id", region.DefaultAccountID, "12-digit account id in every ARN the regions return and accept")
 	fl.StringVar(&f.bootstrapCredentialsFile, "bootstrap-credentials-file", "", "JSON root access key pair for every region (same format as coffer server)")
 	return cmd
@@ -225,6 +228,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 
 	var regions []*region.Region
 	var repls []*replication.Service
+	var scheds []*rotation.Scheduler
 	var apiAddr atomic.Value // the API's address, once it listens
 	apiAddr.Store("")
 	leaveWAN := func() {}
@@ -260,6 +264,8 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 			return fmt.Errorf("region %s: %w", name, err)
 		}
 		repl := replication.New(replication.Config{Region: r, Logger: logger.With("region", name).Named("replication")})
+		scheds = append(scheds, rotation.New(rotation.Config{Region: r, Logger: logger.With("region", name).Named("rotation"),
+			Build: rotation.Builder{ExecDir: f.rotatorExecDir}.Build}))
 		if err := r.Start(); err != nil {
 			stop()
 			return fmt.Errorf("region %s: %w", name, err)
@@ -298,6 +304,11 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 		served[i] = r
 	}
 	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger, Metrics: reg, Regions: members}, served...)
+	if err == nil {
+		for i, r := range regions {
+			scheds[i].SetAPI(srv.Caller(r.Name()))
+		}
+	}
 	if err == nil {
 		err = srv.Start()
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/rotation"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -41,6 +42,7 @@ type serverFlags struct {
 	gossipKeyFile                         string
 	insecurePlaintext                     bool
 	wanGossipAddr, wanGossipAdvertise     string
+	rotatorExecDir                        string
 	wanJoin                               []string
 }
 
@@ -113,6 +115,7 @@ start, removes the file and logs RECOVERY.`,
 	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of other nodes, comma separated")
 	fl.StringVar(&f.wanGossipAddr, "wan-gossip-addr", "", "bind address of the WAN gossip port, the pool of every server of every region (default: none, this region replicates with no other)")
 	fl.StringVar(&f.wanGossipAdvertise, "wan-gossip-advertise", "", "WAN gossip address other servers dial (default: --wan-gossip-addr)")
+	fl.StringVar(&f.rotatorExecDir, "rotator-exec-dir", "", "directory of the commands exec rotators may run (give every server the same; empty disables exec rotators)")
 	fl.StringSliceVar(&f.wanJoin, "wan-join", nil, "WAN gossip addresses of servers of any region, comma separated")
 	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new region once this many servers are in the gossip pool")
 	fl.StringVar(&f.rootKeyFile, "root-key-file", "", "file holding the region's root key (coffer operator root-key generate); without it (or COFFER_ROOT_KEY) the node starts sealed")
@@ -219,6 +222,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		return err
 	}
 	repl := replication.New(replication.Config{Region: r, Logger: logger.Named("replication")})
+	sched := rotation.New(rotation.Config{Region: r, Logger: logger.Named("rotation"), Build: rotation.Builder{ExecDir: f.rotatorExecDir}.Build})
 	if err := r.Start(); err != nil {
 		return err
 	}
@@ -241,6 +245,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	}
 	srv, err := server.New(sc, r)
 	if err == nil {
+		sched.SetAPI(srv.Caller(r.Name()))
 		err = srv.Start()
 	}
 	if err != nil {

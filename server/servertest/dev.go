@@ -17,6 +17,7 @@ import (
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/rotation"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 )
@@ -50,6 +51,7 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 	d := &Dev{Regions: map[string]*region.Region{}}
 	var regions []*region.Region
 	var repls []*replication.Service
+	var scheds []*rotation.Scheduler
 	leaveWAN := func() {}
 	t.Cleanup(func() {
 		if d.Server != nil {
@@ -77,6 +79,7 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 			t.Fatalf("start region %s: %v", name, err)
 		}
 		repl := replication.New(replication.Config{Region: r, Logger: logger.Named("replication")})
+		scheds = append(scheds, rotation.New(rotation.Config{Region: r, Logger: logger.Named("rotation")}))
 		if err := r.Start(); err != nil {
 			t.Fatalf("start region %s: %v", name, err)
 		}
@@ -110,6 +113,11 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 		served[i] = r
 	}
 	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Dev: true, Logger: devLogger, Regions: members}, served...)
+	if err == nil {
+		for i, r := range regions {
+			scheds[i].SetAPI(srv.Caller(r.Name()))
+		}
+	}
 	if err == nil {
 		err = srv.Start()
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/rotation"
 	"github.com/cofferhq/coffer/server"
 	"github.com/hashicorp/go-hclog"
 )
@@ -57,6 +58,9 @@ type Options struct {
 	Plaintext bool
 	// Region names the region (default Region, us-east-1).
 	Region string
+	// TuneRotation changes each node's rotation scheduler config (a
+	// short Tick or Retry, a Builder with an exec directory).
+	TuneRotation func(*rotation.Config)
 	// WAN joins every node to a WAN pool shared by the clusters given the
 	// same WAN, so their regions replicate to each other (NewWAN).
 	WAN *WAN
@@ -247,6 +251,11 @@ func (c *Cluster) start(node *Node) {
 		repCfg.Gate = c.opts.WAN.gate(r.Name())
 	}
 	repl := replication.New(repCfg)
+	rotCfg := rotation.Config{Region: r, Logger: logger.Named("rotation")}
+	if c.opts.TuneRotation != nil {
+		c.opts.TuneRotation(&rotCfg)
+	}
+	sched := rotation.New(rotCfg)
 	if err := r.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
@@ -275,6 +284,7 @@ func (c *Cluster) start(node *Node) {
 	}
 	srv, err := server.New(sc, r)
 	if err == nil {
+		sched.SetAPI(srv.Caller(r.Name()))
 		err = srv.Start()
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package rotation_test
+package server_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/rotation"
-	"github.com/cofferhq/coffer/rotation/internal/dbtest"
+	"github.com/cofferhq/coffer/rotation/dbtest"
 	"github.com/cofferhq/coffer/server/servertest"
 	"github.com/jackc/pgx/v5"
 )
@@ -30,7 +30,7 @@ type testDB struct {
 }
 
 func postgresDB(t *testing.T) *testDB {
-	srv := server(t, "postgres")
+	srv := dbServer(t, "postgres")
 	d := &testDB{kind: "postgres", engine: "postgres", srv: srv, newRot: rotation.NewPostgres}
 	d.createUser = func(t *testing.T, user, password, table string) {
 		t.Helper()
@@ -64,7 +64,7 @@ func postgresDB(t *testing.T) *testDB {
 }
 
 func mariaDB(t *testing.T) *testDB {
-	srv := server(t, "mariadb")
+	srv := dbServer(t, "mariadb")
 	d := &testDB{kind: "mariadb", engine: "mariadb", srv: srv, newRot: rotation.NewMySQL}
 	d.createUser = func(t *testing.T, user, password, table string) {
 		t.Helper()

@@ -1,4 +1,4 @@
-package rotation_test
+package server_test
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/cofferhq/coffer/apierr"
-	"github.com/cofferhq/coffer/rotation/internal/dbtest"
+	"github.com/cofferhq/coffer/rotation/dbtest"
 	"github.com/cofferhq/coffer/server/servertest"
 )
 
@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 
 // server returns the running server of kind ("postgres" or "mariadb"),
 // starting it on first use; the test skips if its binaries are absent.
-func server(t *testing.T, kind string) *dbtest.Server {
+func dbServer(t *testing.T, kind string) *dbtest.Server {
 	t.Helper()
 	serversMu.Lock()
 	defer serversMu.Unlock()
