@@ -47,7 +47,7 @@ type Config struct {
 	// Workers bounds the rotations that run at once (default 8).
 	Workers int
 	// Retry is how long to wait before the attempt after the n-th
-	// failure (default: 30 s doubling up to 1 h).
+	// failure (default: Backoff(30 * time.Second)).
 	Retry func(failures int) time.Duration
 	// Build makes the rotator a registration describes (default: a
 	// Builder without an exec directory).
@@ -79,7 +79,7 @@ func New(cfg Config) *Scheduler {
 		cfg.Workers = 8
 	}
 	if cfg.Retry == nil {
-		cfg.Retry = backoff
+		cfg.Retry = Backoff(30 * time.Second)
 	}
 	if cfg.Build == nil {
 		cfg.Build = Builder{}.Build
@@ -93,12 +93,16 @@ func New(cfg Config) *Scheduler {
 // which exists only once the region has started).
 func (s *Scheduler) SetAPI(api API) { s.api.Store(&api) }
 
-func backoff(failures int) time.Duration {
-	d := 30 * time.Second
-	for i := 1; i < failures && d < time.Hour; i++ {
-		d *= 2
+// Backoff waits first after the first failure, twice as long after each
+// further one, and at most an hour (--rotation-retry sets first).
+func Backoff(first time.Duration) func(failures int) time.Duration {
+	return func(failures int) time.Duration {
+		d := first
+		for i := 1; i < failures && d < time.Hour; i++ {
+			d *= 2
+		}
+		return min(d, time.Hour)
 	}
-	return min(d, time.Hour)
 }
 
 func (s *Scheduler) run(ctx context.Context) {

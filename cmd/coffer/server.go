@@ -43,6 +43,7 @@ type serverFlags struct {
 	insecurePlaintext                     bool
 	wanGossipAddr, wanGossipAdvertise     string
 	rotatorExecDir                        string
+	rotationRetry                         time.Duration
 	wanJoin                               []string
 }
 
@@ -115,6 +116,7 @@ start, removes the file and logs RECOVERY.`,
 	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of other nodes, comma separated")
 	fl.StringVar(&f.wanGossipAddr, "wan-gossip-addr", "", "bind address of the WAN gossip port, the pool of every server of every region (default: none, this region replicates with no other)")
 	fl.StringVar(&f.wanGossipAdvertise, "wan-gossip-advertise", "", "WAN gossip address other servers dial (default: --wan-gossip-addr)")
+	fl.DurationVar(&f.rotationRetry, "rotation-retry", 30*time.Second, "wait before retrying a failed rotation; doubles with each further failure, up to 1h")
 	fl.StringVar(&f.rotatorExecDir, "rotator-exec-dir", "", "directory of the commands exec rotators may run (give every server the same; empty disables exec rotators)")
 	fl.StringSliceVar(&f.wanJoin, "wan-join", nil, "WAN gossip addresses of servers of any region, comma separated")
 	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new region once this many servers are in the gossip pool")
@@ -155,6 +157,9 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	}
 	if !regionName.MatchString(f.region) || len(f.region) > 128 {
 		return fmt.Errorf("--region must be a region name such as us-east-1, got %q", f.region)
+	}
+	if f.rotationRetry < time.Second || f.rotationRetry > time.Hour {
+		return fmt.Errorf("--rotation-retry must be between 1s and 1h, got %s", f.rotationRetry)
 	}
 	sec, err := loadSecurity(f)
 	if err != nil {
@@ -222,7 +227,8 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		return err
 	}
 	repl := replication.New(replication.Config{Region: r, Logger: logger.Named("replication")})
-	sched := rotation.New(rotation.Config{Region: r, Logger: logger.Named("rotation"), Build: rotation.Builder{ExecDir: f.rotatorExecDir}.Build})
+	sched := rotation.New(rotation.Config{Region: r, Logger: logger.Named("rotation"), Build: rotation.Builder{ExecDir: f.rotatorExecDir}.Build,
+		Retry: rotation.Backoff(f.rotationRetry)})
 	if err := r.Start(); err != nil {
 		return err
 	}
