@@ -76,6 +76,9 @@ type ReplicatedSecret struct {
 	// Force replaces a secret of the same name that is not this replica.
 	Force    bool `codec:",omitempty"`
 	Versions []ReplicatedVersion
+	// Rotation is the primary's rotation without the rotation in flight
+	// (Rotation.Shipped), its rotator named in this region.
+	Rotation *Rotation `codec:",omitempty"`
 }
 
 // ReplicatedVersion is one version of a ReplicatedSecret. Value is nil
@@ -291,6 +294,7 @@ func applyReplicatedSecret(txn *memdb.Txn, index uint64, c *ApplyReplicated, rs 
 		ListKey: ListKey(rs.CreatedDate, rs.ARN), Type: rs.Type, ResourcePolicy: rs.ResourcePolicy,
 		CreateIndex: index, PrimaryRegion: c.Source, SourceIndex: rs.SourceIndex,
 		Epoch: rs.Epoch, PrimaryReplicas: slices.Clone(rs.Regions),
+		Rotation: rs.Rotation.Shipped(),
 	}
 	if local != nil {
 		s.CreateIndex, s.LastAccessedDate = local.CreateIndex, local.LastAccessedDate

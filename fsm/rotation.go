@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -54,6 +55,34 @@ type Rotation struct {
 // Rotating reports whether the scheduler has anything to do for the
 // secret: a schedule that runs or a rotation in flight.
 func (r *Rotation) Rotating() bool { return r != nil && (r.Enabled || r.Token != "") }
+
+// Shipped is what of a primary's rotation a replica region gets: the
+// configuration and the dates, not the rotation in flight, which only the
+// primary's scheduler runs (nil for nil).
+func (r *Rotation) Shipped() *Rotation {
+	if r == nil {
+		return nil
+	}
+	return &Rotation{Enabled: r.Enabled, Rotator: r.Rotator, AfterDays: r.AfterDays, Expression: r.Expression,
+		Duration: r.Duration, External: slices.Clone(r.External), RoleARN: r.RoleARN,
+		LastRotatedDate: r.LastRotatedDate, NextStart: r.NextStart, NextDate: r.NextDate}
+}
+
+// InRegion is the rotation with its rotator's ARN moved to region: a
+// rotator is registered per region, and a promoted replica rotates with
+// the one of the same name in its own region.
+func (r *Rotation) InRegion(region string) *Rotation {
+	if r == nil {
+		return nil
+	}
+	c := r.clone()
+	// arn:aws:lambda:REGION:ACCOUNT:function:NAME
+	if parts := strings.SplitN(c.Rotator, ":", 5); len(parts) == 5 && parts[0] == "arn" {
+		parts[3] = region
+		c.Rotator = strings.Join(parts, ":")
+	}
+	return c
+}
 
 func (r *Rotation) clone() *Rotation {
 	if r == nil {

@@ -147,7 +147,8 @@ func (s *Service) importSecret(ctx context.Context, kr *crypto.Keyring, keyID st
 	rs := fsm.ReplicatedSecret{ARN: arn, PrimaryARN: ss.PrimaryARN, Name: ss.Name, Description: ss.Description,
 		KmsKeyID: ss.KmsKeyID, KeyID: k.ID, Tags: ss.Tags, TagsEverSet: ss.TagsEverSet,
 		CreatedDate: ss.CreatedDate, LastChangedDate: ss.LastChangedDate, DeletedDate: ss.DeletedDate, DeletionDate: ss.DeletionDate,
-		Type: ss.Type, ResourcePolicy: ss.ResourcePolicy, SourceIndex: ss.SourceIndex, Epoch: ss.Epoch, Force: ss.Force}
+		Type: ss.Type, ResourcePolicy: ss.ResourcePolicy, SourceIndex: ss.SourceIndex, Epoch: ss.Epoch, Force: ss.Force,
+		Rotation: ss.Rotation.InRegion(self)}
 	for _, r := range ss.Regions {
 		rs.Regions = append(rs.Regions, fsm.Replica{Region: r.Region, KmsKeyID: r.KmsKeyID})
 	}

@@ -247,7 +247,8 @@ func (s *Service) export(kr *crypto.Keyring, pub []byte, target string, sec *fsm
 		Tags: sec.Tags, TagsEverSet: sec.TagsEverSet, CreatedDate: sec.CreatedDate, LastChangedDate: sec.LastChangedDate,
 		DeletedDate: sec.DeletedDate, DeletionDate: sec.DeletionDate, Type: sec.Type, ResourcePolicy: sec.ResourcePolicy,
 		SourceIndex: sec.ModifyIndex, Epoch: sec.Epoch, Force: rep.Force,
-		Regions: []shippedRegion{{Region: s.r.Name(), KmsKeyID: sec.KmsKeyID}}}
+		Regions:  []shippedRegion{{Region: s.r.Name(), KmsKeyID: sec.KmsKeyID}},
+		Rotation: sec.Rotation.Shipped()}
 	for _, r := range sec.Replicas {
 		ss.Regions = append(ss.Regions, shippedRegion{Region: r.Region, KmsKeyID: r.KmsKeyID})
 	}

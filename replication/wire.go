@@ -58,6 +58,10 @@ type shippedSecret struct {
 	Regions  []shippedRegion  `json:"regions,omitempty"`
 	Force    bool             `json:"force,omitempty"`
 	Versions []shippedVersion `json:"versions"`
+	// Rotation is the primary's rotation configuration and dates, without
+	// the rotation in flight (fsm.Rotation.Shipped): a replica shows it, and
+	// a promoted replica rotates on the same schedule.
+	Rotation *fsm.Rotation `json:"rotation,omitempty"`
 }
 
 // shippedVersion is one version. Ciphertext is the value as the primary

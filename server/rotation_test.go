@@ -387,3 +387,55 @@ func TestRotation_BadInput(t *testing.T) {
 		t.Fatalf("list: %d %+v", code, list)
 	}
 }
+
+// A rotation on the primary reaches the replica region: the new version
+// and labels, and the rotation's configuration and dates, with the
+// rotator named in the replica's region. The replica never rotates: one
+// rotation, four steps, all run by the primary.
+func TestRotation_ReplicatedToReplicaRegion(t *testing.T) {
+	rot := newCounterRotator()
+	wan := servertest.NewWAN()
+	tune := func(cfg *rotation.Config) {
+		cfg.Tick = 50 * time.Millisecond
+		cfg.Build = func(*fsm.Rotator) (rotation.Rotator, error) { return rot, nil }
+	}
+	primary := servertest.New(t, 3, servertest.Options{WAN: wan, TuneRotation: tune})
+	replica := servertest.New(t, 3, servertest.Options{WAN: wan, Region: replicaRegion, TuneRotation: tune})
+	primary.WaitServing()
+	replica.WaitServing()
+	for _, c := range []*servertest.Cluster{primary, replica} {
+		if code, typ, msg := adminCallIn(t, c.Nodes[0].Endpoint, c.Name, "/v1/rotators", map[string]any{"name": "counter", "type": "exec",
+			"config": map[string]string{"command": "counter"}}, nil, true); code != 200 {
+			t.Fatalf("create rotator in %s: %d %s %s", c.Name, code, typ, msg)
+		}
+	}
+	ctx := ctxT(t)
+	cl := primary.Client(0)
+	primary.Eventually(30*time.Second, "the replica region known", func() bool {
+		_, err := cl.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("repl/rot"), SecretString: aws.String("p"),
+			AddReplicaRegions: []types.ReplicaRegionType{{Region: aws.String(replicaRegion)}}})
+		return err == nil
+	})
+	token := "eeeeeeee-2222-4333-8444-555555555555"
+	if _, err := cl.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("repl/rot"), ClientRequestToken: aws.String(token),
+		RotationLambdaARN: aws.String("counter"), RotationRules: &types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(30)}}); err != nil {
+		t.Fatal(err)
+	}
+	var r *secretsmanager.DescribeSecretOutput
+	replica.Eventually(30*time.Second, "the rotation in the replica region", func() bool {
+		var err error
+		r, err = replica.Client(1).DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("repl/rot")})
+		return err == nil && r.LastRotatedDate != nil && len(r.VersionIdsToStages[token]) == 1
+	})
+	p := describe(t, primary, 0, "repl/rot")
+	if !aws.ToBool(r.RotationEnabled) || aws.ToString(r.RotationLambdaARN) != "arn:aws:lambda:"+replicaRegion+":000000000000:function:counter" ||
+		!aws.ToTime(r.NextRotationDate).Equal(aws.ToTime(p.NextRotationDate)) || !aws.ToTime(r.LastRotatedDate).Equal(aws.ToTime(p.LastRotatedDate)) {
+		t.Fatalf("replica rotation: enabled %v rotator %s next %v last %v; primary next %v last %v", r.RotationEnabled, aws.ToString(r.RotationLambdaARN),
+			r.NextRotationDate, r.LastRotatedDate, p.NextRotationDate, p.LastRotatedDate)
+	}
+	sameSecret(t, primary, replica, "repl/rot")
+	time.Sleep(300 * time.Millisecond)
+	if steps := rot.steps(); len(steps) != 4 {
+		t.Fatalf("steps %v: want one rotation's four", steps)
+	}
+}
