@@ -48,7 +48,7 @@ type mux struct {
 	region    string
 	bindIP    net.IP
 	logger    hclog.Logger
-	raftConns chan net.Conn
+	raftConns chan *raftConn
 	rpc       func(net.Conn)
 	// replication serves muxReplication connections (HandleReplication);
 	// nil closes them.
@@ -64,6 +64,11 @@ type mux struct {
 	// took over its address; close ends them all.
 	openMu sync.Mutex
 	open   map[net.Conn]struct{}
+	// raftServed counts the connections handed to Raft's transport that
+	// it has not closed yet. Its handler may be applying a heartbeat to
+	// the log and stable stores; the node waits for them (waitRaft)
+	// before it closes the stores, or Raft panics writing to a closed one.
+	raftServed sync.WaitGroup
 }
 
 // TLS is the cluster port's TLS material; *tlsutil.Reloader is the real
@@ -79,7 +84,7 @@ type TLS interface {
 
 func newMux(ln net.Listener, advertise net.Addr, t TLS, region string, logger hclog.Logger) *mux {
 	m := &mux{ln: ln, advertise: advertise, tls: t, region: region, logger: logger,
-		raftConns: make(chan net.Conn, 16), closed: make(chan struct{}), open: map[net.Conn]struct{}{}}
+		raftConns: make(chan *raftConn, 16), closed: make(chan struct{}), open: map[net.Conn]struct{}{}}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() {
 		m.bindIP = tcp.IP
 	}
@@ -108,13 +113,17 @@ func (m *mux) serve() {
 			return
 		}
 		go func() {
-			defer m.untrack(conn)
-			m.route(conn)
+			if !m.route(conn) {
+				m.untrack(conn)
+			}
 		}()
 	}
 }
 
-func (m *mux) route(conn net.Conn) {
+// route serves an accepted connection; it reports whether the connection
+// was handed to Raft's transport, which closes it (and so untracks it).
+func (m *mux) route(conn net.Conn) (toRaft bool) {
+	raw := conn
 	// A peer that connects and sends nothing must not hold a goroutine forever.
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	var peer RemotePeer
@@ -123,14 +132,14 @@ func (m *mux) route(conn net.Conn) {
 		if err != nil {
 			m.logger.Warn("refused cluster connection", "remote", conn.RemoteAddr(), "error", err)
 			conn.Close()
-			return
+			return false
 		}
 		conn, peer = tc, p
 	}
 	var b [1]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
 		conn.Close()
-		return
+		return false
 	}
 	if m.tls != nil && peer.Region != m.region && b[0] != muxReplication {
 		// Other regions' servers get the replication calls only, never
@@ -138,16 +147,19 @@ func (m *mux) route(conn net.Conn) {
 		m.logger.Warn("refused cluster connection", "remote", conn.RemoteAddr(),
 			"error", fmt.Sprintf("node %s of region %s may make replication calls only, not %q", peer.Node, peer.Region, b[0]))
 		conn.Close()
-		return
+		return false
 	}
 	conn.SetDeadline(time.Time{})
 	switch b[0] {
 	case muxRaft:
+		m.raftServed.Add(1)
+		rc := &raftConn{Conn: conn, raw: raw, m: m}
 		select {
-		case m.raftConns <- conn:
+		case m.raftConns <- rc:
 		case <-m.closed:
-			conn.Close()
+			rc.Close()
 		}
+		return true
 	case muxRPC:
 		m.rpc(conn)
 	case muxReplication:
@@ -157,13 +169,14 @@ func (m *mux) route(conn net.Conn) {
 		if h == nil {
 			m.logger.Warn("replication connection, but this node serves no replication; closing", "remote", conn.RemoteAddr(), "region", peer.Region)
 			conn.Close()
-			return
+			return false
 		}
 		h(conn, peer)
 	default:
 		m.logger.Warn("unknown connection type; closing", "byte", b[0], "remote", conn.RemoteAddr())
 		conn.Close()
 	}
+	return false
 }
 
 func (m *mux) close() {
@@ -176,13 +189,56 @@ func (m *mux) close() {
 		}
 		m.open = nil
 		m.openMu.Unlock()
+		// Raft connections accepted but never taken by the transport.
+		for {
+			select {
+			case c := <-m.raftConns:
+				c.Close()
+			default:
+				return
+			}
+		}
 	})
 }
 
-// track records an accepted connection until route returns (a Raft
-// connection is handed to the transport and untracked at once; RPC and
-// replication connections are served inside route). false: the mux is
-// closed.
+// waitRaft waits, at most timeout, until Raft's transport has closed
+// every connection it was handed: after close, each handler returns once
+// the request it is serving is done.
+func (m *mux) waitRaft(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		m.raftServed.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// raftConn is a connection served by Raft's transport; its Close, which
+// the transport's handler defers, marks the handler done.
+type raftConn struct {
+	net.Conn
+	raw  net.Conn // as accepted, the key of mux.open
+	m    *mux
+	once sync.Once
+}
+
+func (c *raftConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.m.untrack(c.raw)
+		c.m.raftServed.Done()
+	})
+	return err
+}
+
+// track records an accepted connection until it is served: until route
+// returns, or for a Raft connection until the transport closes it.
+// false: the mux is closed.
 func (m *mux) track(c net.Conn) bool {
 	m.openMu.Lock()
 	defer m.openMu.Unlock()

@@ -508,6 +508,9 @@ func (n *Node) closeResources() {
 	}
 	if n.mux != nil {
 		n.mux.close()
+		if !n.mux.waitRaft(5 * time.Second) {
+			n.logger.Warn("a Raft connection handler did not return within 5s; closing the stores anyway")
+		}
 	}
 	if n.pool != nil {
 		n.pool.closeAll()

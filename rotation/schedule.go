@@ -3,6 +3,7 @@ package rotation
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strconv"
@@ -60,8 +61,9 @@ const (
 //
 //	Invalid ScheduleExpression "rate(1 hours)": rate(n hours) needs n between 4 and 24000: ...
 //
-// Default window lengths: a day schedule's lasts until the end of its UTC
-// day, a rate(n hours) or cron window one hour.
+// Default window lengths, as AWS's: a day schedule's (AutomaticallyAfterDays,
+// rate(n days), a cron with one window a day) lasts until the end of its
+// UTC day, a rate(n hours) or a cron with several windows a day one hour.
 func ParseRules(r Rules) (Schedule, error) {
 	if r.AutomaticallyAfterDays != 0 && r.ScheduleExpression != "" {
 		return Schedule{}, errors.New("RotationRules can have AutomaticallyAfterDays or ScheduleExpression, not both.")
@@ -349,8 +351,9 @@ func parseCron(body string) (Schedule, error) {
 	s := Schedule{
 		kind:  kindCron,
 		hours: hours.values,
-		// One hour, as for rate(n hours), whatever the hours: the
-		// shortest window every cron schedule allows.
+		// AWS: a cron schedule "in hours" (several windows a day) has
+		// one-hour windows, one "in days" (one window a day) a window
+		// until the end of the UTC day.
 		duration: time.Hour,
 		months:   uint16(month.values),
 		byDOW:    f[2] == "?",
@@ -359,6 +362,9 @@ func parseCron(body string) (Schedule, error) {
 		dow:      uint8(dow.values),
 		dowLast:  uint8(dow.lastOf),
 		dowNth:   dow.nth,
+	}
+	if bits.OnesCount32(s.hours) == 1 {
+		s.duration = time.Duration(24-bits.TrailingZeros32(s.hours)) * time.Hour
 	}
 	if dow.last {
 		// L alone in Day-of-week is the last day of the week: Saturday.

@@ -36,34 +36,35 @@ func TestWindow(t *testing.T) {
 		{"rate(4 hours) 4h", Rules{ScheduleExpression: "rate(4 hours)", Duration: "4h"}, utc(2026, 3, 15, 23, 0), utc(2026, 3, 16, 0, 0), utc(2026, 3, 16, 4, 0)},
 		{"rate(48 hours) is daily", Rules{ScheduleExpression: "rate(48 hours)"}, utc(2026, 3, 15, 0, 0), utc(2026, 3, 16, 0, 0), utc(2026, 3, 16, 1, 0)},
 
-		// cron: hours.
+		// cron: hours. Several windows a day: 1h by default; one a day
+		// (below): until the end of the UTC day, as AWS documents.
 		{"cron 4/12 at 04:00", Rules{ScheduleExpression: "cron(0 4/12 * * ? *)", Duration: "3h"}, utc(2026, 3, 15, 4, 0), utc(2026, 3, 15, 16, 0), utc(2026, 3, 15, 19, 0)},
 		{"cron 4/12 at 16:00", Rules{ScheduleExpression: "cron(0 4/12 * * ? *)", Duration: "3h"}, utc(2026, 3, 15, 16, 0), utc(2026, 3, 16, 4, 0), utc(2026, 3, 16, 7, 0)},
 		{"cron 0/6", Rules{ScheduleExpression: "cron(0 0/6 * * ? *)"}, utc(2026, 3, 15, 5, 0), utc(2026, 3, 15, 6, 0), utc(2026, 3, 15, 7, 0)},
 		{"cron 0/6 late", Rules{ScheduleExpression: "cron(0 0/6 * * ? *)"}, utc(2026, 3, 15, 18, 0), utc(2026, 3, 16, 0, 0), utc(2026, 3, 16, 1, 0)},
 
 		// cron: Day-of-month.
-		{"cron 31st skips April", Rules{ScheduleExpression: "cron(0 8 31 * ? *)"}, utc(2026, 3, 31, 8, 0), utc(2026, 5, 31, 8, 0), utc(2026, 5, 31, 9, 0)},
-		{"cron L in leap February", Rules{ScheduleExpression: "cron(0 0 L * ? *)"}, utc(2028, 2, 1, 0, 0), utc(2028, 2, 29, 0, 0), utc(2028, 2, 29, 1, 0)},
-		{"cron L in February", Rules{ScheduleExpression: "cron(0 0 L * ? *)"}, utc(2027, 2, 1, 0, 0), utc(2027, 2, 28, 0, 0), utc(2027, 2, 28, 1, 0)},
-		{"cron L at its start", Rules{ScheduleExpression: "cron(0 0 L * ? *)"}, utc(2028, 2, 29, 0, 0), utc(2028, 3, 31, 0, 0), utc(2028, 3, 31, 1, 0)},
+		{"cron 31st skips April", Rules{ScheduleExpression: "cron(0 8 31 * ? *)"}, utc(2026, 3, 31, 8, 0), utc(2026, 5, 31, 8, 0), utc(2026, 6, 1, 0, 0)},
+		{"cron L in leap February", Rules{ScheduleExpression: "cron(0 0 L * ? *)"}, utc(2028, 2, 1, 0, 0), utc(2028, 2, 29, 0, 0), utc(2028, 3, 1, 0, 0)},
+		{"cron L in February", Rules{ScheduleExpression: "cron(0 0 L * ? *)"}, utc(2027, 2, 1, 0, 0), utc(2027, 2, 28, 0, 0), utc(2027, 3, 1, 0, 0)},
+		{"cron L at its start", Rules{ScheduleExpression: "cron(0 0 L * ? *)"}, utc(2028, 2, 29, 0, 0), utc(2028, 3, 31, 0, 0), utc(2028, 4, 1, 0, 0)},
 		{"cron L over the new year", Rules{ScheduleExpression: "cron(0 16 L * ? *)", Duration: "8h"}, utc(2026, 12, 31, 16, 0), utc(2027, 1, 31, 16, 0), utc(2027, 2, 1, 0, 0)},
-		{"cron 29 FEB", Rules{ScheduleExpression: "cron(0 0 29 FEB ? *)"}, utc(2026, 1, 1, 0, 0), utc(2028, 2, 29, 0, 0), utc(2028, 2, 29, 1, 0)},
-		{"cron 1 January", Rules{ScheduleExpression: "cron(0 0 1 1 ? *)"}, utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0), utc(2027, 1, 1, 1, 0)},
+		{"cron 29 FEB", Rules{ScheduleExpression: "cron(0 0 29 FEB ? *)"}, utc(2026, 1, 1, 0, 0), utc(2028, 2, 29, 0, 0), utc(2028, 3, 1, 0, 0)},
+		{"cron 1 January", Rules{ScheduleExpression: "cron(0 0 1 1 ? *)"}, utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0), utc(2027, 1, 2, 0, 0)},
 		{"cron lists, ranges, increments and names", Rules{ScheduleExpression: "cron(0 1,13 1,15 jan-JUN/2 ? *)", Duration: "11h"}, utc(2026, 5, 15, 13, 0), utc(2027, 1, 1, 1, 0), utc(2027, 1, 1, 12, 0)},
-		{"cron Day-of-month increment", Rules{ScheduleExpression: "cron(0 8 1/10 * ? *)"}, utc(2026, 3, 21, 8, 0), utc(2026, 3, 31, 8, 0), utc(2026, 3, 31, 9, 0)},
+		{"cron Day-of-month increment", Rules{ScheduleExpression: "cron(0 8 1/10 * ? *)"}, utc(2026, 3, 21, 8, 0), utc(2026, 3, 31, 8, 0), utc(2026, 4, 1, 0, 0)},
 
 		// cron: Day-of-week (1=SUN..7=SAT; 2026-03-15 is a Sunday).
-		{"cron weekdays over the weekend", Rules{ScheduleExpression: "cron(0 8 ? * MON-FRI *)"}, utc(2026, 3, 20, 8, 0), utc(2026, 3, 23, 8, 0), utc(2026, 3, 23, 9, 0)},
-		{"cron lower-case name", Rules{ScheduleExpression: "cron(0 12 ? * sun *)"}, utc(2026, 3, 15, 11, 59), utc(2026, 3, 15, 12, 0), utc(2026, 3, 15, 13, 0)},
-		{"cron every other weekday from SUN", Rules{ScheduleExpression: "cron(0 0 ? * */2 *)"}, utc(2026, 3, 15, 0, 0), utc(2026, 3, 17, 0, 0), utc(2026, 3, 17, 1, 0)},
-		{"cron L is Saturday", Rules{ScheduleExpression: "cron(0 0 ? * L *)"}, utc(2026, 3, 15, 12, 0), utc(2026, 3, 21, 0, 0), utc(2026, 3, 21, 1, 0)},
-		{"cron last Friday", Rules{ScheduleExpression: "cron(0 0 ? * 6L *)"}, utc(2026, 3, 1, 0, 0), utc(2026, 3, 27, 0, 0), utc(2026, 3, 27, 1, 0)},
-		{"cron last Friday at its start", Rules{ScheduleExpression: "cron(0 0 ? * FRIL *)"}, utc(2026, 3, 27, 0, 0), utc(2026, 4, 24, 0, 0), utc(2026, 4, 24, 1, 0)},
-		{"cron first Monday", Rules{ScheduleExpression: "cron(0 0 ? * MON#1 *)"}, utc(2026, 3, 2, 0, 0), utc(2026, 4, 6, 0, 0), utc(2026, 4, 6, 1, 0)},
-		{"cron fifth Friday skips months", Rules{ScheduleExpression: "cron(0 0 ? * 6#5 *)"}, utc(2026, 1, 30, 0, 0), utc(2026, 5, 29, 0, 0), utc(2026, 5, 29, 1, 0)},
-		{"cron fifth Monday of February", Rules{ScheduleExpression: "cron(0 0 ? FEB MON#5 *)"}, utc(2026, 1, 1, 0, 0), utc(2044, 2, 29, 0, 0), utc(2044, 2, 29, 1, 0)},
-		{"cron weekdays in a list", Rules{ScheduleExpression: "cron(0 6 ? * MON#1,FRIL,WED *)"}, utc(2026, 3, 26, 6, 0), utc(2026, 3, 27, 6, 0), utc(2026, 3, 27, 7, 0)},
+		{"cron weekdays over the weekend", Rules{ScheduleExpression: "cron(0 8 ? * MON-FRI *)"}, utc(2026, 3, 20, 8, 0), utc(2026, 3, 23, 8, 0), utc(2026, 3, 24, 0, 0)},
+		{"cron lower-case name", Rules{ScheduleExpression: "cron(0 12 ? * sun *)"}, utc(2026, 3, 15, 11, 59), utc(2026, 3, 15, 12, 0), utc(2026, 3, 16, 0, 0)},
+		{"cron every other weekday from SUN", Rules{ScheduleExpression: "cron(0 0 ? * */2 *)"}, utc(2026, 3, 15, 0, 0), utc(2026, 3, 17, 0, 0), utc(2026, 3, 18, 0, 0)},
+		{"cron L is Saturday", Rules{ScheduleExpression: "cron(0 0 ? * L *)"}, utc(2026, 3, 15, 12, 0), utc(2026, 3, 21, 0, 0), utc(2026, 3, 22, 0, 0)},
+		{"cron last Friday", Rules{ScheduleExpression: "cron(0 0 ? * 6L *)"}, utc(2026, 3, 1, 0, 0), utc(2026, 3, 27, 0, 0), utc(2026, 3, 28, 0, 0)},
+		{"cron last Friday at its start", Rules{ScheduleExpression: "cron(0 0 ? * FRIL *)"}, utc(2026, 3, 27, 0, 0), utc(2026, 4, 24, 0, 0), utc(2026, 4, 25, 0, 0)},
+		{"cron first Monday", Rules{ScheduleExpression: "cron(0 0 ? * MON#1 *)"}, utc(2026, 3, 2, 0, 0), utc(2026, 4, 6, 0, 0), utc(2026, 4, 7, 0, 0)},
+		{"cron fifth Friday skips months", Rules{ScheduleExpression: "cron(0 0 ? * 6#5 *)"}, utc(2026, 1, 30, 0, 0), utc(2026, 5, 29, 0, 0), utc(2026, 5, 30, 0, 0)},
+		{"cron fifth Monday of February", Rules{ScheduleExpression: "cron(0 0 ? FEB MON#5 *)"}, utc(2026, 1, 1, 0, 0), utc(2044, 2, 29, 0, 0), utc(2044, 3, 1, 0, 0)},
+		{"cron weekdays in a list", Rules{ScheduleExpression: "cron(0 6 ? * MON#1,FRIL,WED *)"}, utc(2026, 3, 26, 6, 0), utc(2026, 3, 27, 6, 0), utc(2026, 3, 28, 0, 0)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := ParseRules(tc.rules)
