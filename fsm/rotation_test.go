@@ -3,6 +3,7 @@ package fsm_test
 import (
 	"bytes"
 	"io"
+	"reflect"
 	"testing"
 
 	"github.com/cofferhq/coffer/apierr"
@@ -147,5 +148,26 @@ func TestRotation_SnapshotAndReplay(t *testing.T) {
 	}
 	if s, err := fsm.RotatingSecrets(txn); err != nil || len(s) != 1 || s[0].Rotation.Token != "t1" {
 		t.Fatalf("restored rotating secrets %v, %v", s, err)
+	}
+}
+
+// What a replica region gets of a primary's rotation: the configuration
+// and dates, not the rotation in flight, the rotator in its own region.
+func TestRotation_ShippedToAReplica(t *testing.T) {
+	rot := &fsm.Rotation{Enabled: true, Rotator: testRotatorARN, AfterDays: 7, External: []fsm.Tag{{Key: "k", Value: "v"}},
+		LastRotatedDate: t0, NextStart: t0 + 7*day, NextDate: t0 + 8*day,
+		Token: "t1", Step: "setSecret", Attempts: 2, LastError: "refused", RetryAt: t0 + hour}
+	got := rot.Shipped().InRegion("eu-west-1")
+	want := &fsm.Rotation{Enabled: true, Rotator: "arn:aws:lambda:eu-west-1:" + testAccount + ":function:pg", AfterDays: 7,
+		External: []fsm.Tag{{Key: "k", Value: "v"}}, LastRotatedDate: t0, NextStart: t0 + 7*day, NextDate: t0 + 8*day}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("shipped %+v\nwant    %+v", got, want)
+	}
+	if rot.Rotator != testRotatorARN || rot.Token != "t1" {
+		t.Fatalf("the primary's rotation changed: %+v", rot)
+	}
+	var none *fsm.Rotation
+	if none.Shipped() != nil || none.InRegion("eu-west-1") != nil {
+		t.Fatal("nil ships as nil")
 	}
 }
