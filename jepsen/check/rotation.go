@@ -37,7 +37,7 @@ type RotSecret struct {
 // RotationRun is rotation.json.
 type RotationRun struct {
 	Secrets []RotSecret `json:"secrets"`
-	Rotator string      `json:"rotator"`  // the rotator's ARN
+	Rotator string      `json:"rotator"`  // the rotator's name
 	HookURL string      `json:"hook_url"` // where the hook listened
 	// Settled: after healing, a linearizable DescribeSecret of every
 	// secret showed no rotation in flight (SettleTime ns after the heal);
@@ -615,6 +615,21 @@ func RotationReport(f Files) string {
 		fmt.Fprintf(&b, " %s %d/%d", s, steps[s][0], steps[s][1])
 	}
 	b.WriteString("\n")
+	// Steps the hook received more than once for one token: a step run
+	// again after a failure or by the next leader.
+	type st struct{ token, step string }
+	times := map[st]int{}
+	for _, h := range f.Hook {
+		times[st{h.Token, h.Step}]++
+	}
+	again, tokens := 0, map[string]bool{}
+	for k, n := range times {
+		if n > 1 {
+			again += n - 1
+			tokens[k.token] = true
+		}
+	}
+	fmt.Fprintf(&b, "  steps received again (a retry, or a new leader resuming): %d, in %d rotations\n", again, len(tokens))
 	run := f.Rotation
 	if run.Settled {
 		fmt.Fprintf(&b, "  settled (no rotation in flight) %s after healing\n", time.Duration(run.SettleTime).Round(time.Millisecond))
