@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
@@ -615,7 +615,7 @@ func runRotation(ctx context.Context, o options, sc scenario, bin string, seed u
 	rng := rand.New(rand.NewPCG(seed, 0x6a657073656e))
 	extra := append(append([]string{}, sc.serverArgs...), o.serverArgs...)
 	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: sc.nodes, Net: o.net, Faults: sc.faults, Shapes: sc.shapes, TimeLimit: limit.String(),
-		Rate: int(float64(rotSecrets*rotWorkersPer)/rotEvery.Seconds() + 2*float64(rotReaders)/rotReadEvery.Seconds()),
+		Rate:    int(float64(rotSecrets*rotWorkersPer)/rotEvery.Seconds() + 2*float64(rotReaders)/rotReadEvery.Seconds()),
 		Workers: rotSecrets*rotWorkersPer + rotReaders, Keys: rotSecrets, Started: start.Format(time.RFC3339), Bin: bin, Args: os.Args[1:]}
 	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(dir, "run.json"), b, 0o644)
