@@ -98,9 +98,9 @@ var scenarios = map[string]scenario{
 }
 
 var presets = map[string][]string{
-	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader", "member", "clock", "region-failover"},
+	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader", "member", "clock", "region-failover", "rotation"},
 	"long": {"baseline", "kill", "kill-leader", "kill-all", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge",
-		"member", "clock", "snapshot", "churn", "mixed", "region-failover"},
+		"member", "clock", "snapshot", "churn", "mixed", "region-failover", "rotation"},
 }
 
 type options struct {

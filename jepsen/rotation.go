@@ -39,7 +39,7 @@ import (
 // jepsen/check/rotation.go.
 
 const (
-	rotSecrets        = 3                      // secrets rotated
+	rotSecrets        = 3                      // secrets rotated per started minute of main phase
 	rotWorkersPer     = 2                      // RotateSecret workers per secret
 	rotEvery          = 250 * time.Millisecond // a worker's pace
 	rotReaders        = 3                      // DescribeSecret + GetSecretValue readers, one per node
@@ -432,7 +432,7 @@ func (rr *rotRun) reader(ctx context.Context, i int) {
 // setup creates the signing key's secret, registers the hook's rotator
 // and creates the rotated secrets (each create recorded as the secret's
 // first put).
-func (rr *rotRun) setup(ctx context.Context, hookURL string) (string, error) {
+func (rr *rotRun) setup(ctx context.Context, hookURL string, n int) (string, error) {
 	retry := func(what string, f func(i int) error) error {
 		var err error
 		for attempt := 0; attempt < 20; attempt++ {
@@ -468,7 +468,7 @@ func (rr *rotRun) setup(ctx context.Context, hookURL string) (string, error) {
 	}); err != nil {
 		return "", err
 	}
-	for k := range rotSecrets {
+	for k := range n {
 		name := fmt.Sprintf("rotation-%s-%d", rr.run, k)
 		var op check.Op
 		var arn string
@@ -614,9 +614,12 @@ func runRotation(ctx context.Context, o options, sc scenario, bin string, seed u
 	logf("seed=%d nodes=%d faults=%v time-limit=%s results=%s", seed, sc.nodes, sc.faults, limit, dir)
 	rng := rand.New(rand.NewPCG(seed, 0x6a657073656e))
 	extra := append(append([]string{}, sc.serverArgs...), o.serverArgs...)
+	// Each rotation adds a version (100 at most per secret): more secrets
+	// for longer runs.
+	nSecrets := rotSecrets * int(max(1, (limit+59*time.Second)/time.Minute))
 	info := runInfo{Scenario: sc.name, Seed: seed, Nodes: sc.nodes, Net: o.net, Faults: sc.faults, Shapes: sc.shapes, TimeLimit: limit.String(),
-		Rate:    int(float64(rotSecrets*rotWorkersPer)/rotEvery.Seconds() + 2*float64(rotReaders)/rotReadEvery.Seconds()),
-		Workers: rotSecrets*rotWorkersPer + rotReaders, Keys: rotSecrets, Started: start.Format(time.RFC3339), Bin: bin, Args: os.Args[1:]}
+		Rate:    int(float64(nSecrets*rotWorkersPer)/rotEvery.Seconds() + 2*float64(rotReaders)/rotReadEvery.Seconds()),
+		Workers: nSecrets*rotWorkersPer + rotReaders, Keys: nSecrets, Started: start.Format(time.RFC3339), Bin: bin, Args: os.Args[1:]}
 	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(dir, "run.json"), b, 0o644)
 	}
@@ -680,7 +683,7 @@ func runRotation(ctx context.Context, o options, sc scenario, bin string, seed u
 	go hookSrv.Serve(ln)
 	defer hookSrv.Close()
 
-	rotatorARN, err := rr.setup(ctx, hookURL)
+	rotatorARN, err := rr.setup(ctx, hookURL, nSecrets)
 	if err != nil {
 		return nil, err
 	}
@@ -694,9 +697,9 @@ func runRotation(ctx context.Context, o options, sc scenario, bin string, seed u
 	mainCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var wg sync.WaitGroup
-	for k := range rotSecrets * rotWorkersPer {
-		s := rr.secrets[k%rotSecrets].Name
-		i := (k/rotSecrets + k) % len(rr.clients)
+	for k := range nSecrets * rotWorkersPer {
+		s := rr.secrets[k%nSecrets].Name
+		i := (k/nSecrets + k) % len(rr.clients)
 		wg.Add(1)
 		go func() { defer wg.Done(); rr.rotator(mainCtx, i, s) }()
 	}
