@@ -81,7 +81,9 @@ func (rr *rotRun) token(id int64) string { return fmt.Sprintf("%s-%020d", rr.run
 func (rr *rotRun) marker() string { return "rot-" + rr.run + "-" }
 
 // hookClient is an SDK client with the standard retryer (3 attempts, no
-// retry quota) and a 2 s timeout per attempt.
+// retry quota, at most 200 ms between them: the hook's own loop moves on
+// to the next node, which is what gets past a node that is down) and a
+// 2 s timeout per attempt.
 func hookClient(endpoint string, creds rootCreds) *secretsmanager.Client {
 	return secretsmanager.New(secretsmanager.Options{
 		Region:       region,
@@ -92,6 +94,7 @@ func hookClient(endpoint string, creds rootCreds) *secretsmanager.Client {
 		}),
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 3
+			o.MaxBackoff = 200 * time.Millisecond
 			o.RateLimiter = ratelimit.None
 		}),
 	})
