@@ -63,6 +63,10 @@ type scenario struct {
 	// the region failover of failover.go instead of the single-region
 	// workloads and nemesis.
 	failover bool
+	// rotation: the rotation workload of rotation.go (RotateSecret with
+	// a webhook rotator the harness serves) instead of the register,
+	// set and churn workloads.
+	rotation bool
 }
 
 // tinySnapshots makes every node snapshot and compact its log every few
@@ -87,14 +91,16 @@ var scenarios = map[string]scenario{
 	"snapshot": {name: "snapshot", faults: []string{"partition", "kill", "member"}, shapes: []string{"one"}, timeLimit: 60 * time.Second, expect: check.Valid,
 		serverArgs: tinySnapshots, installs: true, hold: [2]time.Duration{5 * time.Second, 10 * time.Second}},
 	"region-failover": {name: "region-failover", faults: []string{"kill-region", "promote"}, timeLimit: 60 * time.Second, expect: check.Valid, failover: true},
+	"rotation": {name: "rotation", faults: []string{"kill-leader", "kill"}, timeLimit: 45 * time.Second, expect: check.Valid, rotation: true,
+		serverArgs: []string{"--rotation-retry", "1s"}},
 	"negative-control": {name: "negative-control", faults: []string{"partition-leader"}, timeLimit: 45 * time.Second, unsafe: true, expect: check.Invalid,
 		sticky: true, hold: [2]time.Duration{6 * time.Second, 10 * time.Second}},
 }
 
 var presets = map[string][]string{
-	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader", "member", "clock", "region-failover"},
+	"short": {"baseline", "kill", "kill-leader", "pause", "partition-leader", "member", "clock", "region-failover", "rotation"},
 	"long": {"baseline", "kill", "kill-leader", "kill-all", "pause", "partition-leader", "partition", "partition-ring", "partition-bridge",
-		"member", "clock", "snapshot", "churn", "mixed", "region-failover"},
+		"member", "clock", "snapshot", "churn", "mixed", "region-failover", "rotation"},
 }
 
 type options struct {
@@ -150,7 +156,7 @@ func parseFlags() (options, error) {
 	var o options
 	var scen, gap, hold, hb, el, lease, nem, shapes string
 	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
-	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, kill-all, pause, partition-leader, partition, partition-ring, partition-bridge, member, clock, snapshot, churn, mixed, region-failover, negative-control")
+	fs.StringVar(&scen, "scenario", "short", "comma-separated scenarios or presets (short, long); one of: baseline, kill, kill-leader, kill-all, pause, partition-leader, partition, partition-ring, partition-bridge, member, clock, snapshot, churn, mixed, region-failover, rotation, negative-control")
 	fs.IntVar(&o.nodes, "nodes", 3, "nodes in the region (region-failover: in the primary region)")
 	fs.IntVar(&o.replicaNodes, "replica-nodes", 3, "region-failover: nodes in the replica region")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and op mix (0: random; printed)")
@@ -399,6 +405,9 @@ type runInfo struct {
 func runScenario(ctx context.Context, o options, sc scenario, bin string, seed uint64) (*report, error) {
 	if sc.failover {
 		return runFailover(ctx, o, sc, bin, seed)
+	}
+	if sc.rotation {
+		return runRotation(ctx, o, sc, bin, seed)
 	}
 	limit := sc.timeLimit * time.Duration(o.longFactor)
 	if o.timeLimit > 0 {

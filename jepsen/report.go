@@ -43,14 +43,23 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 		return nil, err
 	}
 	var results []check.Result
-	if f.Failover != nil {
+	switch {
+	case f.Failover != nil:
 		results = check.FailoverAll(f)
-	} else {
+	case f.Rotation != nil:
+		results = check.RotationAll(f)
+	default:
 		results = check.All(f, timeout, dir)
 	}
 	counts := check.Count(f.Ops)
 	okWrites := 0
-	for _, k := range []string{check.KindPut, check.KindCreate} {
+	writeKinds := []string{check.KindPut, check.KindCreate}
+	if f.Rotation != nil {
+		// The rotation run's writes are its RotateSecrets (the three
+		// creates of its setup prove nothing).
+		writeKinds = []string{check.KindRotate}
+	}
+	for _, k := range writeKinds {
 		if c := counts[k]; c != nil {
 			okWrites += c[0]
 		}
@@ -156,6 +165,7 @@ func checkDir(dir string, timeout time.Duration, extra []check.Result) (*report,
 		windowTable(&sb, "time to elect (leader fault start -> new leader, higher term; 100 ms samples)", "no new leader", elect)
 	}
 	sb.WriteString(check.FailoverReport(f))
+	sb.WriteString(check.RotationReport(f))
 	fmt.Fprintf(&sb, "\nverdict: %s   results: %s   (exit %d)\n", verdict, dir, exitCode(verdict))
 
 	out := struct {

@@ -130,7 +130,7 @@ type Window struct {
 func Unavailability(f Files) []Window {
 	var writes []Op
 	for _, o := range f.Ops {
-		if (o.Kind == KindPut || o.Kind == KindCreate) && o.Status == StatusOK && !o.Final {
+		if (o.Kind == KindPut || o.Kind == KindCreate || (o.Kind == KindRotate && o.Err == "")) && o.Status == StatusOK && !o.Final {
 			writes = append(writes, o)
 		}
 	}

@@ -87,6 +87,9 @@ type Op struct {
 	Primary  string              `json:"primary,omitempty"`
 	Versions map[string][]string `json:"versions,omitempty"`
 	Message  string              `json:"message,omitempty"`
+	// Rotating is, on a describe of a rotation run, the VersionId of
+	// the rotation in flight (Coffer's CofferRotationStatus member).
+	Rotating string `json:"rotating,omitempty"`
 }
 
 // ReadStage is the label a get asked for.
@@ -215,10 +218,14 @@ type Files struct {
 	// (replstatus.jsonl).
 	Failover   *FailoverRun
 	ReplStatus []ReplSample
+	// Rotation is the rotation run's record (rotation.json; nil in other
+	// runs) and Hook the requests its webhook received (hook.jsonl).
+	Rotation *RotationRun
+	Hook     []HookCall
 }
 
 // Load reads history.jsonl, final.jsonl, nemesis.jsonl, status.jsonl, samples.jsonl,
-// plaintext.json, failover.json, replstatus.jsonl, raftlog/*.jsonl and nodes/*/coffer.log from a results
+// plaintext.json, failover.json, replstatus.jsonl, rotation.json, hook.jsonl, raftlog/*.jsonl and nodes/*/coffer.log from a results
 // folder. Missing files other than the history are empty.
 func Load(dir string) (Files, error) {
 	var f Files
@@ -254,6 +261,18 @@ func Load(dir string) (Files, error) {
 		}
 		f.Failover = &fr
 	} else if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "rotation.json")); err == nil {
+		var rr RotationRun
+		if err := json.Unmarshal(b, &rr); err != nil {
+			return f, fmt.Errorf("rotation.json: %w", err)
+		}
+		f.Rotation = &rr
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	if f.Hook, err = ReadJSONL[HookCall](filepath.Join(dir, "hook.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return f, err
 	}
 	if f.ReplStatus, err = ReadJSONL[ReplSample](filepath.Join(dir, "replstatus.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
