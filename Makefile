@@ -62,8 +62,9 @@ fuzz:
 # Consistency under faults (docs/jepsen.md): real coffer processes behind a
 # fault-injecting proxy, checked with porcupine. Results go to results/.
 # jepsen-short: baseline, kill, kill-leader, pause, partition-leader, member
-# (node replacement), clock (faults build) and region-failover (two regions
-# of 3: lose the primary, promote the replica) (~7.5 min).
+# (node replacement), clock (faults build), region-failover (two regions
+# of 3: lose the primary, promote the replica) and rotation (RotateSecret
+# with a webhook rotator while leaders are killed) (~8.5 min).
 # jepsen: the same plus kill-all, partition (halves, one), partition-ring and
 # partition-bridge on 5 nodes, snapshot, churn and mixed; each 4x longer (~1 h). JEPSENFLAGS adds
 # flags, e.g. JEPSENFLAGS='--net netns' (root) to cut links with namespaces.
