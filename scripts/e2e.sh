@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end check with the real AWS CLI v2 (Debian package awscli):
 # builds bin/coffer, starts `coffer dev` from it on a free port, drives the
-# CLI through the everyday operations and checks every answer with jq; then
+# CLI through the everyday operations and checks every answer with jq
+# (rotation included: an exec rotator that is itself an AWS CLI script); then
 # starts a 3-node region of `coffer server` with TLS on every port and the
 # root key in Shamir shares, initializes and unseals it with the operator
 # commands, and writes and reads through it over HTTPS.
@@ -82,7 +83,35 @@ free_port() {
 }
 PORT=$(free_port) || die "no free port found"
 
-./bin/coffer dev --api-addr "127.0.0.1:$PORT" >"$SERVER_OUT" 2>"$SERVER_ERR" &
+# An exec rotator for the rotation below: a hook written against the AWS
+# CLI, as docs/rotation-hooks.md shows, in the directory coffer dev may run
+# rotators from. It reads the endpoint and the credentials from hook.env,
+# written once coffer dev has printed them (an exec rotator gets PATH only).
+mkdir -p "$TMP/rotators"
+cat >"$TMP/rotators/cli-hook" <<HOOK
+#!/bin/sh
+set -eu
+. "$TMP/hook.env"
+sm() { "\$AWSBIN" secretsmanager --endpoint-url "\$ENDPOINT" --output json "\$@"; }
+secret=\$COFFER_SECRET_ID token=\$COFFER_CLIENT_REQUEST_TOKEN
+echo "\$COFFER_ROTATION_STEP \$token" >>"$TMP/hook.log"
+case \$COFFER_ROTATION_STEP in
+createSecret)
+  if ! sm get-secret-value --secret-id "\$secret" --version-id "\$token" --version-stage AWSPENDING >/dev/null 2>&1; then
+    new=\$(sm get-random-password --password-length 32 --exclude-punctuation | jq -r .RandomPassword)
+    sm put-secret-value --secret-id "\$secret" --client-request-token "\$token" --secret-string "rotated-\$new" --version-stages AWSPENDING >/dev/null
+  fi ;;
+setSecret|testSecret) ;;
+finishSecret)
+  current=\$(sm describe-secret --secret-id "\$secret" | jq -r '.VersionIdsToStages | to_entries[] | select(.value | index("AWSCURRENT")) | .key')
+  if [ "\$current" != "\$token" ]; then
+    sm update-secret-version-stage --secret-id "\$secret" --version-stage AWSCURRENT --move-to-version-id "\$token" --remove-from-version-id "\$current" >/dev/null
+  fi ;;
+esac
+HOOK
+chmod +x "$TMP/rotators/cli-hook"
+
+./bin/coffer dev --api-addr "127.0.0.1:$PORT" --rotator-exec-dir "$TMP/rotators" >"$SERVER_OUT" 2>"$SERVER_ERR" &
 SERVER_PID=$!
 for _ in $(seq 1 600); do
   grep -q 'Coffer dev server is serving' "$SERVER_OUT" 2>/dev/null && break
@@ -292,6 +321,38 @@ sm get-secret-value --secret-id e2e/api/key
 expect '.SecretString == "api-key-value"'
 sm describe-secret --secret-id e2e/api/key
 expect '.DeletedDate == null'
+
+# rotate-secret: an exec rotator (the CLI hook above) registered with
+# `coffer rotator`; the leader runs its four steps; the new value is
+# AWSCURRENT, the old one AWSPREVIOUS, and the schedule shows.
+cat >"$TMP/hook.env" <<ENV
+export AWS_ACCESS_KEY_ID='$ACCESS_KEY' AWS_SECRET_ACCESS_KEY='$SECRET_KEY' AWS_DEFAULT_REGION='$REGION' AWS_REGION='$REGION'
+export AWS_CONFIG_FILE='$TMP/aws-config' AWS_SHARED_CREDENTIALS_FILE='$TMP/aws-credentials' AWS_PAGER='' HOME='$TMP'
+AWSBIN='$AWS' ENDPOINT='$ENDPOINT'
+ENV
+rot=$(./bin/coffer rotator create cli-hook --type exec --config command=cli-hook --endpoint "$ENDPOINT" --format json 2>&1) ||
+  die "coffer rotator create failed" "$rot"
+jq -e '.arn | endswith(":function:cli-hook")' >/dev/null <<<"$rot" || die "coffer rotator create printed no ARN" "$rot"
+sm get-secret-value --secret-id e2e/db/password
+BEFORE=$(val .VersionId)
+sm rotate-secret --secret-id e2e/db/password --rotation-lambda-arn cli-hook --rotation-rules '{"ScheduleExpression": "rate(10 days)"}'
+ROTATED=$(val .VersionId)
+[ -n "$ROTATED" ] || die "rotate-secret returned no VersionId" "$OUT"
+for _ in $(seq 1 300); do
+  sm describe-secret --secret-id e2e/db/password
+  [ "$(val '.LastRotatedDate // empty')" != "" ] && break
+  sleep 0.1
+done
+expect '.RotationEnabled == true and (.RotationLambdaARN | endswith(":function:cli-hook")) and .RotationRules.ScheduleExpression == "rate(10 days)" and .RotationRules.AutomaticallyAfterDays == 10 and .LastRotatedDate != null and .NextRotationDate != null'
+expect '.VersionIdsToStages["'"$ROTATED"'"] == ["AWSCURRENT"] and .VersionIdsToStages["'"$BEFORE"'"] == ["AWSPREVIOUS"]'
+sm get-secret-value --secret-id e2e/db/password
+expect '.VersionId == "'"$ROTATED"'" and (.SecretString | test("^rotated-[A-Za-z0-9]{32}$"))'
+for step in createSecret setSecret testSecret finishSecret; do
+  grep -q "^$step $ROTATED\$" "$TMP/hook.log" || die "the hook never ran $step" "$(cat "$TMP/hook.log" 2>/dev/null)"
+done
+sm cancel-rotate-secret --secret-id e2e/db/password
+sm describe-secret --secret-id e2e/db/password
+expect '.RotationEnabled == false and .NextRotationDate == null'
 
 # delete for good
 sm delete-secret --secret-id other/thing --force-delete-without-recovery
