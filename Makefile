@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test e2e lint bench fuzz clean jepsen jepsen-short deploy-check
+.PHONY: build run test e2e lint bench bench-etcd fuzz clean jepsen jepsen-short deploy-check
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/coffer ./cmd/coffer
@@ -46,6 +46,13 @@ lint:
 # see docs/performance.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 5s -timeout 30m ./server/
+
+# Coffer side by side with etcd in one run on this machine (a fresh 3-node
+# region and a 3-node etcd; ../shared/loadgen): ops/s, the ratio, p99s.
+# WORKLOADS (default "put get"), ROUNDS (3); BENCHFLAGS are loadgen flags.
+BENCHFLAGS ?= -d 5s
+bench-etcd:
+	scripts/bench-etcd.sh $(BENCHFLAGS)
 
 # Short fuzzing runs of every fuzz target (seeds are in testdata/fuzz).
 FUZZTIME ?= 30s

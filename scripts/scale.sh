@@ -15,7 +15,9 @@ want=${1:?usage: scripts/scale.sh SECRETS [NODES]}
 nodes=${2:-3}
 make --no-print-directory build >/dev/null
 tmp=$(mktemp -d)
-pids=()
+base=17100
+# shellcheck source=scripts/region.sh
+. scripts/region.sh
 cleanup() {
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
@@ -26,35 +28,7 @@ if [ -z "$LOADGEN" ]; then
   (cd ../shared/loadgen && go build -o "$tmp/loadgen" .)
   LOADGEN=$tmp/loadgen
 fi
-export AWS_ACCESS_KEY_ID=AKIASCALETEST0000001 AWS_SECRET_ACCESS_KEY=scale/test/secret/key/0123456789abcdefghij
-printf '{"AccessKeyId":"%s","SecretAccessKey":"%s"}' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$tmp/creds.json"
-./bin/coffer operator root-key generate --out "$tmp/root.key" >/dev/null
-
-join=""
-for i in $(seq 1 "$nodes"); do join+="${join:+,}127.0.0.1:$((17400 + i))"; done
-start_node() {
-  local i=$1
-  ./bin/coffer server --node-id "n$i" --region us-east-1 --data-dir "$tmp/n$i" \
-    --api-addr "127.0.0.1:$((17200 + i))" --cluster-addr "127.0.0.1:$((17300 + i))" \
-    --gossip-addr "127.0.0.1:$((17400 + i))" --join "$join" --bootstrap-expect "$nodes" \
-    --root-key-file "$tmp/root.key" --bootstrap-credentials-file "$tmp/creds.json" \
-    --insecure-plaintext >>"$tmp/n$i.log" 2>&1 &
-  pids[i]=$!
-}
-metric() { # metric NODE SERIES: a sample's value from /v1/metrics, 0 if absent
-  curl -fsS "http://127.0.0.1:$((17200 + $1))/v1/metrics" 2>/dev/null |
-    awk -v s="$2" '$1 == s { v = $2 } END { printf "%d\n", v + 0 }'
-}
-ready() { curl -fsS -o /dev/null "http://127.0.0.1:$((17200 + $1))/v1/health/ready" 2>/dev/null; }
-for i in $(seq 1 "$nodes"); do start_node "$i"; done
-for _ in $(seq 1 600); do
-  ok=1
-  for i in $(seq 1 "$nodes"); do ready "$i" || ok=0; done
-  [ $ok = 1 ] && break
-  sleep 0.1
-done
-endpoints=""
-for i in $(seq 1 "$nodes"); do endpoints+="${endpoints:+,}http://127.0.0.1:$((17200 + i))"; done
+region_start
 
 t0=$(date +%s)
 while :; do
