@@ -1,8 +1,8 @@
 # Sourced by scripts that measure a real region (scale.sh, bench-etcd.sh):
 # a region of $nodes `coffer server` processes on 127.0.0.1, plaintext, in
 # $tmp, on ports $base+100+i (API), $base+200+i (cluster), $base+300+i
-# (gossip). The caller sets nodes, base and tmp, and kills "${pids[@]}" on
-# exit. After region_start: pids, endpoints (the API URLs, comma
+# (gossip); with pprof set, Go's profiles on $pprof+i (--pprof-addr). The
+# caller sets nodes, base and tmp, and kills "${pids[@]}" on exit. After region_start: pids, endpoints (the API URLs, comma
 # separated), and the root credentials in AWS_ACCESS_KEY_ID and
 # AWS_SECRET_ACCESS_KEY.
 
@@ -18,7 +18,7 @@ start_node() {
     --api-addr "127.0.0.1:$((base + 100 + i))" --cluster-addr "127.0.0.1:$((base + 200 + i))" \
     --gossip-addr "127.0.0.1:$((base + 300 + i))" --join "$join" --bootstrap-expect "$nodes" \
     --root-key-file "$tmp/root.key" --bootstrap-credentials-file "$tmp/creds.json" \
-    --insecure-plaintext >>"$tmp/n$i.log" 2>&1 &
+    --insecure-plaintext ${pprof:+--pprof-addr "127.0.0.1:$((pprof + i))"} >>"$tmp/n$i.log" 2>&1 &
   pids[i]=$!
 }
 

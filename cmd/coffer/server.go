@@ -43,6 +43,7 @@ type serverFlags struct {
 	insecurePlaintext                     bool
 	wanGossipAddr, wanGossipAdvertise     string
 	rotatorExecDir                        string
+	pprofAddr                             string
 	rotationRetry                         time.Duration
 	wanJoin                               []string
 }
@@ -117,6 +118,7 @@ start, removes the file and logs RECOVERY.`,
 	fl.StringVar(&f.wanGossipAddr, "wan-gossip-addr", "", "bind address of the WAN gossip port, the pool of every server of every region (default: none, this region replicates with no other)")
 	fl.StringVar(&f.wanGossipAdvertise, "wan-gossip-advertise", "", "WAN gossip address other servers dial (default: --wan-gossip-addr)")
 	fl.DurationVar(&f.rotationRetry, "rotation-retry", 30*time.Second, "wait before retrying a failed rotation; doubles with each further failure, up to 1h")
+	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "loopback address to serve Go's CPU, heap, block and mutex profiles on (/debug/pprof/; no authentication; off when empty)")
 	fl.StringVar(&f.rotatorExecDir, "rotator-exec-dir", "", "directory of the commands exec rotators may run (give every server the same; empty disables exec rotators)")
 	fl.StringSliceVar(&f.wanJoin, "wan-join", nil, "WAN gossip addresses of servers of any region, comma separated")
 	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap a new region once this many servers are in the gossip pool")
@@ -260,6 +262,14 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		}
 		r.Shutdown()
 		return err
+	}
+	if f.pprofAddr != "" {
+		stopPprof, err := servePprof(f.pprofAddr, logger)
+		if err != nil {
+			shutdown(logger, srv, r)
+			return err
+		}
+		defer stopPprof()
 	}
 	logger.Info("coffer server started", "node_id", f.nodeID, "region", f.region, "api", srv.Addr(),
 		"cluster", r.Node().ClusterAddr(), "gossip", r.Node().GossipAddr())
