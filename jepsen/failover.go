@@ -490,15 +490,11 @@ func runFailover(ctx context.Context, o options, sc scenario, bin string, seed u
 	}
 	logf("WAN pool: each region sees both, with their key fingerprints")
 
-	files := map[string]*os.File{}
-	for _, name := range []string{"history.jsonl", "final.jsonl", "nemesis.jsonl", "replstatus.jsonl"} {
-		f, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		files[name] = f
+	files, closeFiles, err := createFiles(dir, "history.jsonl", "final.jsonl", "nemesis.jsonl", "replstatus.jsonl")
+	if err != nil {
+		return nil, err
 	}
+	defer closeFiles()
 	hist, final, nem := check.NewWriter(files["history.jsonl"]), check.NewWriter(files["final.jsonl"]), check.NewWriter(files["nemesis.jsonl"])
 	fr.rs = check.NewWriter(files["replstatus.jsonl"])
 	fr.rec = &recorder{base: start, w: hist}

@@ -485,15 +485,7 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 			nd.stop()
 		}
 	}()
-	for _, nd := range ns.list {
-		if err := nd.start(bin); err != nil {
-			return nil, err
-		}
-	}
-	if ns.waitLeader(ctx, 60*time.Second) == nil {
-		return nil, errors.New("no leader within 60s of start (see nodes/*/coffer.log)")
-	}
-	if _, err := ns.waitConverged(ctx, 60*time.Second); err != nil {
+	if err := ns.up(ctx, bin); err != nil {
 		return nil, err
 	}
 	logf("cluster up: %d nodes", len(ns.list))
@@ -522,15 +514,11 @@ func runScenario(ctx context.Context, o options, sc scenario, bin string, seed u
 		logf("sticky leader %s (5s lease); followers restarted with default Raft timeouts", l.id)
 	}
 
-	files := map[string]*os.File{}
-	for _, name := range []string{"history.jsonl", "final.jsonl", "nemesis.jsonl", "samples.jsonl"} {
-		f, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		files[name] = f
+	files, closeFiles, err := createFiles(dir, "history.jsonl", "final.jsonl", "nemesis.jsonl", "samples.jsonl")
+	if err != nil {
+		return nil, err
 	}
+	defer closeFiles()
 	hist, final, nem := check.NewWriter(files["history.jsonl"]), check.NewWriter(files["final.jsonl"]), check.NewWriter(files["nemesis.jsonl"])
 	rec := &recorder{base: start, w: hist}
 	// The run id is 12 hex digits whatever the seed: tokens built on it

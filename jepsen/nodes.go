@@ -504,6 +504,41 @@ func (ns *nodes) leader(ctx context.Context) *node {
 }
 
 // waitLeader polls until some node leads.
+// up starts every node and waits for a leader and for the nodes to
+// converge: a scenario's cluster, ready for the workload.
+func (ns *nodes) up(ctx context.Context, bin string) error {
+	for _, nd := range ns.list {
+		if err := nd.start(bin); err != nil {
+			return err
+		}
+	}
+	if ns.waitLeader(ctx, 60*time.Second) == nil {
+		return errors.New("no leader within 60s of start (see nodes/*/coffer.log)")
+	}
+	_, err := ns.waitConverged(ctx, 60*time.Second)
+	return err
+}
+
+// createFiles creates the run's record files in dir, by name; closeAll
+// closes them all.
+func createFiles(dir string, names ...string) (files map[string]*os.File, closeAll func(), err error) {
+	files = map[string]*os.File{}
+	closeAll = func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	for _, name := range names {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		files[name] = f
+	}
+	return files, closeAll, nil
+}
+
 func (ns *nodes) waitLeader(ctx context.Context, timeout time.Duration) *node {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {

@@ -641,28 +641,16 @@ func runRotation(ctx context.Context, o options, sc scenario, bin string, seed u
 			nd.stop()
 		}
 	}()
-	for _, nd := range ns.list {
-		if err := nd.start(bin); err != nil {
-			return nil, err
-		}
-	}
-	if ns.waitLeader(ctx, 60*time.Second) == nil {
-		return nil, errors.New("no leader within 60s of start (see nodes/*/coffer.log)")
-	}
-	if _, err := ns.waitConverged(ctx, 60*time.Second); err != nil {
+	if err := ns.up(ctx, bin); err != nil {
 		return nil, err
 	}
 	logf("cluster up: %d nodes", len(ns.list))
 
-	files := map[string]*os.File{}
-	for _, name := range []string{"history.jsonl", "final.jsonl", "nemesis.jsonl", "samples.jsonl", "hook.jsonl"} {
-		f, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		files[name] = f
+	files, closeFiles, err := createFiles(dir, "history.jsonl", "final.jsonl", "nemesis.jsonl", "samples.jsonl", "hook.jsonl")
+	if err != nil {
+		return nil, err
 	}
+	defer closeFiles()
 	hist, final, nem := check.NewWriter(files["history.jsonl"]), check.NewWriter(files["final.jsonl"]), check.NewWriter(files["nemesis.jsonl"])
 	rec := &recorder{base: start, w: hist}
 	runID := fmt.Sprintf("%012x", seed)

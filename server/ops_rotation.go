@@ -159,13 +159,7 @@ func rotateSecret(ctx context.Context, r Region, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rotateOut{ARN: res.ARN, Name: res.Name, VersionID: res.VersionID}, nil
-}
-
-type rotateOut struct {
-	ARN       string `json:"ARN"`
-	Name      string `json:"Name"`
-	VersionID string `json:"VersionId,omitempty"`
+	return arnNameVersion{ARN: res.ARN, Name: res.Name, VersionID: res.VersionID}, nil
 }
 
 func cancelRotateSecret(ctx context.Context, r Region, req *request) (any, error) {
@@ -190,7 +184,7 @@ func cancelRotateSecret(ctx context.Context, r Region, req *request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	return rotateOut{ARN: res.ARN, Name: res.Name, VersionID: res.VersionID}, nil
+	return arnNameVersion{ARN: res.ARN, Name: res.Name, VersionID: res.VersionID}, nil
 }
 
 // findRotator finds a registered rotator by its ARN or its name.

@@ -61,8 +61,9 @@ func decodeSecretIDOnly(req *request) (string, error) {
 	return *in.SecretID, nil
 }
 
-// arnNameVersion answers CreateSecret and UpdateSecret: VersionId only when
-// a version was created (or matched idempotently).
+// arnNameVersion answers CreateSecret, UpdateSecret, RotateSecret and
+// CancelRotateSecret: VersionId only when there is one (a version created
+// or matched idempotently, a rotation started or cancelled).
 type arnNameVersion struct {
 	ARN       string `json:"ARN"`
 	Name      string `json:"Name"`
