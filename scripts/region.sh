@@ -2,9 +2,10 @@
 # a region of $nodes `coffer server` processes on 127.0.0.1, plaintext, in
 # $tmp, on ports $base+100+i (API), $base+200+i (cluster), $base+300+i
 # (gossip); with pprof set, Go's profiles on $pprof+i (--pprof-addr). The
-# caller sets nodes, base and tmp, and kills "${pids[@]}" on exit. After region_start: pids, endpoints (the API URLs, comma
-# separated), and the root credentials in AWS_ACCESS_KEY_ID and
-# AWS_SECRET_ACCESS_KEY.
+# caller sets nodes, base and tmp (and coffer, to run another binary than
+# ./bin/coffer) and kills "${pids[@]}" on exit. After region_start: pids,
+# endpoints (the API URLs, comma separated), and the root credentials in
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 
 export AWS_ACCESS_KEY_ID=AKIASCALETEST0000001 AWS_SECRET_ACCESS_KEY=scale/test/secret/key/0123456789abcdefghij
 pids=()
@@ -14,7 +15,7 @@ endpoints=""
 start_node() {
   local i=$1 join=""
   for j in $(seq 1 "$nodes"); do join+="${join:+,}127.0.0.1:$((base + 300 + j))"; done
-  ./bin/coffer server --node-id "n$i" --region us-east-1 --data-dir "$tmp/n$i" \
+  "${coffer:-./bin/coffer}" server --node-id "n$i" --region us-east-1 --data-dir "$tmp/n$i" \
     --api-addr "127.0.0.1:$((base + 100 + i))" --cluster-addr "127.0.0.1:$((base + 200 + i))" \
     --gossip-addr "127.0.0.1:$((base + 300 + i))" --join "$join" --bootstrap-expect "$nodes" \
     --root-key-file "$tmp/root.key" --bootstrap-credentials-file "$tmp/creds.json" \
