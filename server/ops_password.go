@@ -48,6 +48,9 @@ func getRandomPassword(_ context.Context, _ Region, req *request) (any, error) {
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	if err := req.authorize(r, nil, ""); err != nil {
+		return nil, err
+	}
 	on := func(b *bool) bool { return b != nil && *b }
 	opts := passwordOptions{
 		length:     defaultPasswordLength,

@@ -31,6 +31,9 @@ type Region interface {
 
 	// AccessKey finds an access key's identity and secret (SigV4).
 	AccessKey(ctx context.Context, id string) (identity, secret string, ok bool)
+	// Caller is an authenticated identity as authorization needs it: its
+	// principal and its policies, from the node's state (authz.go).
+	Caller(identity string) (region.Caller, bool)
 	// Keyring is the region's open keyring, or an error while sealed.
 	Keyring() (*crypto.Keyring, error)
 	// Sealed reports whether the region cannot decrypt yet.

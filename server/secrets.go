@@ -185,6 +185,21 @@ func createSecret(ctx context.Context, r Region, req *request, add []replicaRegi
 	for _, t := range in.Tags {
 		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
+	// Authorized on the ARN the secret will have, with each action the
+	// request needs (spec §4.23).
+	if err := req.authorizeNew(r, "CreateSecret", cmd.ARN); err != nil {
+		return nil, err
+	}
+	if in.Tags != nil {
+		if err := req.authorizeNew(r, "TagResource", cmd.ARN); err != nil {
+			return nil, err
+		}
+	}
+	if add != nil {
+		if err := req.authorizeNew(r, "ReplicateSecretToRegions", cmd.ARN); err != nil {
+			return nil, err
+		}
+	}
 	if cmd.Version, err = in.seal(r, key.Current().KEKID, cmd.ARN, in.ClientRequestToken); err != nil {
 		return nil, err
 	}
@@ -491,6 +506,9 @@ func describeSecret(ctx context.Context, r Region, req *request) (any, error) {
 		return nil, err
 	}
 	s := r.Resolve(txn, id)
+	if err := req.authorize(r, s, id); err != nil {
+		return nil, err
+	}
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
@@ -528,6 +546,9 @@ func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 	if in.MaxResults != nil {
 		q.Limit = int(*in.MaxResults)
 	}
+	if err := req.authorize(r, nil, ""); err != nil {
+		return nil, err
+	}
 	page, next, txn, err := listPage(ctx, r, req, "ListSecrets", q, in.NextToken)
 	if err != nil {
 		return nil, err
@@ -537,6 +558,9 @@ func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 		NextToken  string        `json:"NextToken,omitempty"`
 	}{SecretList: make([]secretEntry, 0, len(page.Secrets))}
 	for _, s := range page.Secrets {
+		if req.hidden(r, "ListSecrets", s) {
+			continue
+		}
 		e := entryOf(txn, s)
 		e.SecretVersionsToStages, e.VersionIdsToStages = e.VersionIdsToStages, nil
 		out.SecretList = append(out.SecretList, e)
@@ -645,9 +669,22 @@ func apply(ctx context.Context, r Region, req *request, t fsm.CommandType, cmd a
 
 // writeSecret is region.WriteSecret for req, recording the index the
 // answer reflects.
+// The secret is authorized as WriteSecret resolves it; one it does not
+// find is authorized against the ARN its id would name, so a caller
+// without permission learns nothing about whether it exists.
 func writeSecret(ctx context.Context, r Region, req *request, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, error) {
-	res, index, err := r.WriteSecret(ctx, id, build)
+	res, index, err := r.WriteSecret(ctx, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		if err := req.authorize(r, s, id); err != nil {
+			return 0, nil, err
+		}
+		return build(s)
+	})
 	req.setIndex(index)
+	if apierr.Is(err, apierr.ResourceNotFound) && !req.authorized {
+		if aerr := req.authorize(r, nil, id); aerr != nil {
+			return nil, aerr
+		}
+	}
 	return res, err
 }
 
@@ -660,6 +697,9 @@ func resolveSecret(ctx context.Context, r Region, req *request, id string) (*fsm
 		return nil, err
 	}
 	s := r.Resolve(txn, id)
+	if err := req.authorize(r, s, id); err != nil {
+		return nil, err
+	}
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}

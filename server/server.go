@@ -73,6 +73,8 @@ type Server struct {
 	names    []string
 	verifier acl.Verifier
 	admin    acl.Verifier
+	// policies caches parsed policy documents (authz.go).
+	policies policyCache
 	metrics  *serverMetrics
 	gatherer prometheus.Gatherer
 }
@@ -322,6 +324,15 @@ type request struct {
 	stale bool
 	// known reports whether a region is one of this deployment's.
 	known func(region string) bool
+	// action is the operation's name, the IAM action it is authorized
+	// as (secretsmanager:<action>); authz is the caller (nil for the
+	// in-process service caller); authorized is set once a decision was
+	// made, and keys holds the request's condition keys by action
+	// (authz.go).
+	action     string
+	authz      *authz
+	authorized bool
+	keys       map[string]acl.Context
 }
 
 // knownRegion reports whether region is a region of this deployment, which
@@ -372,9 +383,19 @@ func (s *Server) handleAPI(c echo.Context) error {
 		}
 		return writeError(c, apierr.Newf(apierr.UnknownOperation, "Unknown operation %q.", target))
 	}
-	req := &request{body: body, header: c.Request().Header, identity: identity,
+	az, err := s.authorizer(c, r, identity)
+	if err != nil {
+		return writeError(c, err)
+	}
+	req := &request{body: body, header: c.Request().Header, identity: identity, action: name, authz: az,
 		stale: strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale"), known: s.knownRegion}
 	out, err := op(c.Request().Context(), r, req)
+	if err == nil && !req.authorized {
+		// Every operation decides authorization before it touches state;
+		// an answer none preceded is a bug, and is not sent.
+		s.logger.Error("an operation answered without an authorization decision", "operation", name)
+		err = apierr.Newf(apierr.InternalFailure, "%s was not authorized by this server; nothing is answered.", name)
+	}
 	if err == nil && s.cfg.Dev && req.index != 0 {
 		// coffer dev answers a write once the regions it replicates to
 		// (hosted here too) have applied it, so a test reads its own
