@@ -53,7 +53,7 @@ func FuzzVerify(f *testing.F) {
 		if date != "" {
 			h["X-Amz-Date"] = []string{date}
 		}
-		sc, err := v.Verify(Request{Method: "POST", Path: "/", Header: h, Host: host, Body: body})
+		sc, err := v.Verify(HTTPRequest{Method: "POST", Path: "/", Header: h, Host: host, Body: body})
 		if err != nil {
 			checkAPIError(t, err)
 			return
