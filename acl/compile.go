@@ -114,40 +114,50 @@ const (
 // characters. An unclosed ${ is literal text.
 func tokenize(s string, glob, vars bool) []token {
 	var toks []token
-	literal := func(text string) {
-		if n := len(toks); n > 0 && toks[n-1].kind == tokLiteral {
-			toks[n-1].text += text
-			return
+	var lit strings.Builder // literal text not yet made a token
+	flush := func() {
+		if lit.Len() > 0 {
+			toks = append(toks, token{tokLiteral, lit.String()})
+			lit.Reset()
 		}
-		toks = append(toks, token{tokLiteral, text})
 	}
-	special := func(c byte) bool { return glob && (c == '*' || c == '?') || vars && c == '$' }
+	// Where the last } is tells in constant time whether a ${ is closed,
+	// which keeps a document full of unclosed ${ linear to read.
+	lastClose := strings.LastIndexByte(s, '}')
+	isVar := func(i int) bool { return vars && strings.HasPrefix(s[i:], "${") && lastClose > i+1 }
+	isWild := func(i int) bool { return glob && (s[i] == '*' || s[i] == '?') }
 	for i := 0; i < len(s); {
-		switch c := s[i]; {
-		case glob && c == '*':
-			toks = append(toks, token{kind: tokStar})
+		switch {
+		case isWild(i):
+			flush()
+			kind := tokStar
+			if s[i] == '?' {
+				kind = tokOne
+			}
+			if n := len(toks); kind != tokStar || n == 0 || toks[n-1].kind != tokStar {
+				toks = append(toks, token{kind: kind}) // ** is *
+			}
 			i++
-		case glob && c == '?':
-			toks = append(toks, token{kind: tokOne})
-			i++
-		case vars && c == '$' && strings.HasPrefix(s[i:], "${") && strings.IndexByte(s[i:], '}') > 0:
+		case isVar(i):
 			end := i + strings.IndexByte(s[i:], '}')
 			switch name := s[i+2 : end]; name {
 			case "*", "?", "$":
-				literal(name)
+				lit.WriteString(name)
 			default:
+				flush()
 				toks = append(toks, token{tokVar, strings.ToLower(name)})
 			}
 			i = end + 1
 		default:
 			j := i + 1
-			for j < len(s) && !special(s[j]) {
+			for j < len(s) && !isWild(j) && !isVar(j) {
 				j++
 			}
-			literal(s[i:j])
+			lit.WriteString(s[i:j])
 			i = j
 		}
 	}
+	flush()
 	return toks
 }
 
@@ -172,6 +182,9 @@ func globMatch(e *evaluator, toks []token, s string, fold bool) bool {
 			t := &toks[ti]
 			switch t.kind {
 			case tokStar:
+				if ti == len(toks)-1 {
+					return true // a final star takes whatever is left
+				}
 				starT, starS = ti, si
 				ti++
 				continue
@@ -205,6 +218,16 @@ func globMatch(e *evaluator, toks []token, s string, fold bool) bool {
 		}
 		_, n := utf8.DecodeRuneInString(s[starS:])
 		starS += n
+		// A literal after the star can only match where it occurs: jump
+		// there rather than trying every position (ARN patterns are
+		// mostly literal text between stars).
+		if next := starT + 1; !fold && next < len(toks) && toks[next].kind == tokLiteral {
+			j := strings.Index(s[starS:], toks[next].text)
+			if j < 0 {
+				return false
+			}
+			starS += j
+		}
 		si, ti = starS, starT+1
 	}
 }
@@ -224,12 +247,22 @@ func hasPrefix(s, prefix string, fold bool) (int, bool) {
 		if sr >= utf8.RuneSelf {
 			sr, n = utf8.DecodeRuneInString(s[i:])
 		}
-		if sr != pr && unicode.ToLower(sr) != unicode.ToLower(pr) {
+		if sr != pr && lower(sr) != lower(pr) {
 			return 0, false
 		}
 		i += n
 	}
 	return i, true
+}
+
+func lower(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	}
+	return unicode.ToLower(r)
 }
 
 // wildcardMatch matches s against a pattern with * (any run) and ? (any

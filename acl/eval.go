@@ -82,7 +82,7 @@ var repairActions = []string{
 // policy does not explicitly deny. An AWS service principal has no
 // identity policies, so only a resource policy can grant it anything.
 func Evaluate(req Request, identity []*Policy, resource *Policy) Decision {
-	e := evaluator{ctx: req.Context, p: &req.Principal}
+	e := evaluator{ctx: req.Context, p: req.Principal}
 	e.derive()
 	if req.Resource == "*" {
 		resource = nil // actions without a resource: resource policies never apply
@@ -112,7 +112,7 @@ func Evaluate(req Request, identity []*Policy, resource *Policy) Decision {
 				if m.effect == effectNone || (m.effect == effectAllow && idAllow) {
 					continue // an Allow adds nothing once one statement allows
 				}
-				if !e.identityApplies(m, &req) {
+				if !e.identityApplies(m, req.Action, req.Resource) {
 					continue
 				}
 				if m.effect == effectDeny {
@@ -130,7 +130,7 @@ func Evaluate(req Request, identity []*Policy, resource *Policy) Decision {
 			if m.effect == effectNone || (m.effect == effectAllow && rpSelf) {
 				continue
 			}
-			who := e.resourceApplies(m, &req)
+			who := e.resourceApplies(m, req.Action, req.Resource)
 			switch {
 			case who == matchNone:
 			case m.effect == effectDeny:
@@ -227,7 +227,7 @@ func arnAccount(s string) string {
 // global keys derived from the principal for those the caller left unset.
 type evaluator struct {
 	ctx     Context
-	p       *Principal
+	p       Principal // a copy: a pointer into the caller's Request would make it escape
 	derived [len(derivedKeys)]string
 }
 
@@ -238,7 +238,7 @@ var derivedKeys = [...]string{
 }
 
 func (e *evaluator) derive() {
-	p := e.p
+	p := &e.p
 	e.derived = [len(derivedKeys)]string{p.ARN, p.Account, p.Type, "", p.UserID}
 	if p.Type == "IAMUser" {
 		e.derived[3] = p.UserName // aws:username exists for IAM users only
@@ -279,17 +279,17 @@ func (e *evaluator) variable(key string) (string, bool) {
 
 // identityApplies reports whether an identity-policy statement covers
 // the request.
-func (e *evaluator) identityApplies(m *matcher, req *Request) bool {
-	return m.actionMatches(req.Action) && e.resourceMatches(m, req.Resource, false) && e.conditionsHold(m)
+func (e *evaluator) identityApplies(m *matcher, action, resource string) bool {
+	return m.actionMatches(action) && e.resourceMatches(m, resource, false) && e.conditionsHold(m)
 }
 
 // resourceApplies reports how a resource-policy statement covers the
 // request: matchNone when it does not.
-func (e *evaluator) resourceApplies(m *matcher, req *Request) principalMatch {
-	if !m.actionMatches(req.Action) || !e.resourceMatches(m, req.Resource, true) {
+func (e *evaluator) resourceApplies(m *matcher, action, resource string) principalMatch {
+	if !m.actionMatches(action) || !e.resourceMatches(m, resource, true) {
 		return matchNone
 	}
-	who := m.principalMatches(e.p)
+	who := m.principalMatches(&e.p)
 	if who == matchNone || !e.conditionsHold(m) {
 		return matchNone
 	}

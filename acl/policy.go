@@ -224,7 +224,7 @@ func parseStatement(m map[string]any, identity bool, bad func(string, ...any)) S
 		bad("use Resource or NotResource, not both.")
 	case hasNR:
 		s.NotResource, rv, hasR = true, nrv, true
-	case identity:
+	case identity && !hasR:
 		// A resource policy's statements are about its secret; an
 		// identity policy's must say which resources they cover.
 		bad("the statement has no Resource.")
@@ -398,7 +398,7 @@ func (s *Statement) narrowed() bool {
 func (p *Policy) LocksOut(callerARN, account, secretARN string) []string {
 	const action = "secretsmanager:PutResourcePolicy"
 	caller := Principal{ARN: callerARN, Account: account, Type: "IAMUser"}
-	e := evaluator{p: &caller}
+	e := evaluator{p: caller}
 	e.derive()
 	var out []string
 	for i, s := range p.Statements {
