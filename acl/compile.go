@@ -264,9 +264,3 @@ func lower(r rune) rune {
 	}
 	return unicode.ToLower(r)
 }
-
-// wildcardMatch matches s against a pattern with * (any run) and ? (any
-// one character).
-func wildcardMatch(pattern, s string) bool {
-	return globMatch(nil, tokenize(pattern, true, false), s, false)
-}

@@ -1,8 +1,6 @@
 package acl
 
-import (
-	"strings"
-)
+import "strings"
 
 // Policy evaluation (shared/spec §7.3): a request's principal, action,
 // resource and condition keys against the caller's identity policies and
