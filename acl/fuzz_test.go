@@ -53,7 +53,7 @@ func FuzzVerify(f *testing.F) {
 		if date != "" {
 			h["X-Amz-Date"] = []string{date}
 		}
-		sc, err := v.Verify(Request{Method: "POST", Path: "/", Header: h, Host: host, Body: body})
+		sc, err := v.Verify(HTTPRequest{Method: "POST", Path: "/", Header: h, Host: host, Body: body})
 		if err != nil {
 			checkAPIError(t, err)
 			return
@@ -61,5 +61,53 @@ func FuzzVerify(f *testing.F) {
 		if sc.AccessKeyID != testAKID || sc.Service != "secretsmanager" {
 			t.Fatalf("accepted scope %+v", sc)
 		}
+	})
+}
+
+// FuzzEvaluate parses a policy document (as an identity policy or as a
+// resource policy) and evaluates it against a request: whatever the
+// document and the request, nothing may panic and the decision must be
+// one Evaluate can return, stable from call to call.
+func FuzzEvaluate(f *testing.F) {
+	kinds := []string{"IAMUser", "Root", "AWSService"}
+	f.Fuzz(func(t *testing.T, doc string, identity bool, action, resource, arn, account string, kind uint8, ctx string) {
+		parse := ParsePolicy
+		if identity {
+			parse = ParseIdentityPolicy
+		}
+		p, _, err := parse(doc)
+		if err != nil {
+			return
+		}
+		who := Principal{ARN: arn, Account: account, Type: kinds[int(kind)%len(kinds)], UserName: "u", UserID: "AIDAU"}
+		if who.Type == "AWSService" {
+			who.Service = arn
+		}
+		// ctx is lines of key=value; a key may repeat to give several values.
+		c := Context{}
+		for line := range strings.SplitSeq(ctx, "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			vals, _ := c.Get(k)
+			c.Set(k, append(vals, v)...)
+		}
+		req := Request{Principal: who, Action: action, Resource: resource, Context: c}
+		evaluate := func() Decision {
+			if identity {
+				return Evaluate(req, []*Policy{p}, nil)
+			}
+			return Evaluate(req, nil, p)
+		}
+		d := evaluate()
+		if d > ImplicitDenyResource {
+			t.Fatalf("decision %d", d)
+		}
+		if again := evaluate(); again != d {
+			t.Fatalf("decision %d, then %d", d, again)
+		}
+		if msg := d.Message(req, resource); (msg == "") != (d == Allow) {
+			t.Fatalf("%d.Message = %q", d, msg)
+		}
+		p.LocksOut(arn, account, resource)
+		p.BroadAccess()
 	})
 }

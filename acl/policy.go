@@ -9,12 +9,14 @@ import (
 	"strings"
 )
 
-// Resource policies (shared/spec §7.2, §7.6): parsing with the structure
-// checks PutResourcePolicy and ValidateResourcePolicy apply, the broad
-// access test behind BlockPublicPolicy, and the lock-out test of
-// ValidateResourcePolicy. Evaluation of policies comes with identities.
+// Resource and identity policies (shared/spec §7.2, §7.6): parsing with
+// the structure checks PutResourcePolicy and ValidateResourcePolicy apply,
+// the broad access test behind BlockPublicPolicy, and the lock-out test of
+// ValidateResourcePolicy. Evaluation is in eval.go.
 
-// Policy is a parsed resource policy document.
+// Policy is a parsed resource or identity policy document. Parsing also
+// prepares each statement for Evaluate, so a parsed Policy must not be
+// changed afterwards (it may be shared by concurrent evaluations).
 type Policy struct {
 	Version    string
 	Statements []Statement
@@ -35,6 +37,8 @@ type Statement struct {
 	// Condition maps an operator (as written) to its keys and values;
 	// values are kept as strings (booleans and numbers as JSON text).
 	Condition map[string]map[string][]string
+
+	m *matcher // the statement prepared for Evaluate; nil when built by hand
 }
 
 // ErrNotJSON is returned by ParsePolicy when the document is not a JSON
@@ -46,23 +50,12 @@ func (e *ErrNotJSON) Error() string { return "the policy is not a JSON object: "
 // Policy language versions IAM accepts.
 var policyVersions = []string{"2012-10-17", "2008-10-17"}
 
-// Condition operators (without the ForAnyValue:/ForAllValues: prefixes and
-// the IfExists suffix).
-var conditionOperators = []string{
-	"StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase",
-	"StringLike", "StringNotLike",
-	"NumericEquals", "NumericNotEquals", "NumericLessThan", "NumericLessThanEquals",
-	"NumericGreaterThan", "NumericGreaterThanEquals",
-	"DateEquals", "DateNotEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals",
-	"Bool", "BinaryEquals", "IpAddress", "NotIpAddress",
-	"ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "Null",
-}
-
 var principalTypes = []string{"AWS", "Service", "Federated", "CanonicalUser"}
 
 var (
-	actionPattern = regexp.MustCompile(`^(?i:secretsmanager):[A-Za-z*?]+$`)
-	accountID     = regexp.MustCompile(`^[0-9]{12}$`)
+	actionPattern         = regexp.MustCompile(`^(?i:secretsmanager):[A-Za-z*?]+$`)
+	identityActionPattern = regexp.MustCompile(`^(?i:secretsmanager|coffer):[A-Za-z*?]+$`)
+	accountID             = regexp.MustCompile(`^[0-9]{12}$`)
 )
 
 // ParsePolicy parses a resource policy. A document that is not a JSON
@@ -70,6 +63,21 @@ var (
 // structure problems found, one sentence each; none means the document is
 // valid.
 func ParsePolicy(doc string) (*Policy, []string, error) {
+	return parsePolicy(doc, false)
+}
+
+// ParseIdentityPolicy parses an identity policy (attached to users and
+// groups): like ParsePolicy, but Principal/NotPrincipal are refused,
+// Resource/NotResource is required, and actions may be secretsmanager:*,
+// coffer:* (Coffer's admin actions) or "*". Condition values that cannot
+// be read for their operator (a bad CIDR, a non-number for Numeric...)
+// are problems too: such a condition could never hold, so a Deny written
+// with it would silently never deny.
+func ParseIdentityPolicy(doc string) (*Policy, []string, error) {
+	return parsePolicy(doc, true)
+}
+
+func parsePolicy(doc string, identity bool) (*Policy, []string, error) {
 	dec := json.NewDecoder(strings.NewReader(doc))
 	dec.UseNumber()
 	var top map[string]any
@@ -122,15 +130,29 @@ func ParsePolicy(doc string) (*Policy, []string, error) {
 			bad("Statement %d is not an object.", i+1)
 			continue
 		}
-		s := parseStatement(m, func(format string, args ...any) {
+		s := parseStatement(m, identity, func(format string, args ...any) {
 			bad("Statement %d: "+format, append([]any{i + 1}, args...)...)
 		})
 		p.Statements = append(p.Statements, s)
 	}
+	// Prepared whatever the problems, so that even a policy with problems
+	// evaluates without surprises. Unreadable condition values are only
+	// reported for identity policies: resource policies keep the checks
+	// PutResourcePolicy has always made.
+	vars := p.Version == "2012-10-17"
+	for i := range p.Statements {
+		var valueProblems []string
+		p.Statements[i].m, valueProblems = compileStatement(&p.Statements[i], vars)
+		if identity {
+			for _, msg := range valueProblems {
+				bad("Statement %d: %s", i+1, msg)
+			}
+		}
+	}
 	return p, problems, nil
 }
 
-func parseStatement(m map[string]any, bad func(string, ...any)) Statement {
+func parseStatement(m map[string]any, identity bool, bad func(string, ...any)) Statement {
 	var s Statement
 	for k := range m {
 		if !slices.Contains([]string{"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction",
@@ -154,6 +176,11 @@ func parseStatement(m map[string]any, bad func(string, ...any)) Statement {
 	pv, hasP := m["Principal"]
 	npv, hasNP := m["NotPrincipal"]
 	switch {
+	case identity:
+		if hasP || hasNP {
+			bad("an identity policy statement must not have a Principal or NotPrincipal: it applies to whoever it is attached to.")
+		}
+		hasP, hasNP = false, false
 	case hasP && hasNP:
 		bad("use Principal or NotPrincipal, not both.")
 	case !hasP && !hasNP:
@@ -180,7 +207,11 @@ func parseStatement(m map[string]any, bad func(string, ...any)) Statement {
 	if action != nil {
 		s.Actions = stringList(action, "Action", bad)
 		for _, a := range s.Actions {
-			if a != "*" && !actionPattern.MatchString(a) {
+			switch {
+			case a == "*":
+			case identity && !identityActionPattern.MatchString(a):
+				bad("action %q is not a Secrets Manager or Coffer action (secretsmanager:<name> or coffer:<name>, wildcards allowed).", a)
+			case !identity && !actionPattern.MatchString(a):
 				bad("action %q is not a Secrets Manager action (secretsmanager:<name>, wildcards allowed).", a)
 			}
 		}
@@ -193,6 +224,10 @@ func parseStatement(m map[string]any, bad func(string, ...any)) Statement {
 		bad("use Resource or NotResource, not both.")
 	case hasNR:
 		s.NotResource, rv, hasR = true, nrv, true
+	case identity && !hasR:
+		// A resource policy's statements are about its secret; an
+		// identity policy's must say which resources they cover.
+		bad("the statement has no Resource.")
 	}
 	if hasR {
 		s.Resources = stringList(rv, "Resource", bad)
@@ -263,19 +298,6 @@ func stringList(v any, what string, bad func(string, ...any)) []string {
 	}
 	bad("%s must be a string or a list of strings.", what)
 	return nil
-}
-
-// conditionBase strips the set prefix and the IfExists suffix of an
-// operator and reports whether what is left is a known operator.
-func conditionBase(op string) (base string, ok bool) {
-	base = op
-	for _, prefix := range []string{"ForAnyValue:", "ForAllValues:"} {
-		base = strings.TrimPrefix(base, prefix)
-	}
-	if b, found := strings.CutSuffix(base, "IfExists"); found && b != "Null" {
-		base = b
-	}
-	return base, slices.Contains(conditionOperators, base)
 }
 
 func parseCondition(v any, bad func(string, ...any)) map[string]map[string][]string {
@@ -368,63 +390,29 @@ func (s *Statement) narrowed() bool {
 // so the caller could never change the policy again. secretARN "" means
 // any secret. Statements with conditions are not counted: they cannot be
 // evaluated without a request.
+//
+// It matches each statement as Evaluate does, but statement by statement
+// (to name the ones that lock out) and without Evaluate's rule that the
+// account root may always repair a policy: the warning is about what the
+// policy says.
 func (p *Policy) LocksOut(callerARN, account, secretARN string) []string {
+	const action = "secretsmanager:PutResourcePolicy"
+	caller := Principal{ARN: callerARN, Account: account, Type: "IAMUser"}
+	e := evaluator{p: caller}
+	e.derive()
 	var out []string
 	for i, s := range p.Statements {
 		if s.Effect != "Deny" || len(s.Condition) > 0 || s.NotResource {
 			continue
 		}
-		if s.matchesAction("secretsmanager:PutResourcePolicy") && s.matchesPrincipal(callerARN, account) && s.matchesResource(secretARN) {
-			out = append(out, fmt.Sprintf("Statement %d denies you secretsmanager:PutResourcePolicy on this secret, so you could not change or remove the policy afterwards.", i+1))
+		m := prepared(p, i)
+		if !m.actionMatches(action) || m.principalMatches(&caller) == matchNone {
+			continue
 		}
+		if secretARN != "" && !e.resourceMatches(m, secretARN, true) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("Statement %d denies you %s on this secret, so you could not change or remove the policy afterwards.", i+1, action))
 	}
 	return out
-}
-
-func (s *Statement) matchesAction(action string) bool {
-	hit := slices.ContainsFunc(s.Actions, func(pattern string) bool {
-		return wildcardMatch(strings.ToLower(pattern), strings.ToLower(action))
-	})
-	return hit != s.NotAction
-}
-
-func (s *Statement) matchesPrincipal(callerARN, account string) bool {
-	hit := slices.ContainsFunc(s.Principal["AWS"], func(id string) bool {
-		return id == "*" || id == account || id == callerARN || id == "arn:aws:iam::"+account+":root"
-	})
-	return hit != s.NotPrincipal
-}
-
-func (s *Statement) matchesResource(arn string) bool {
-	if len(s.Resources) == 0 || arn == "" {
-		return true // in a resource policy, no Resource means this secret
-	}
-	return slices.ContainsFunc(s.Resources, func(pattern string) bool { return wildcardMatch(pattern, arn) })
-}
-
-// wildcardMatch matches s against a pattern with * (any run) and ? (any
-// one character).
-func wildcardMatch(pattern, s string) bool {
-	p, str := []rune(pattern), []rune(s)
-	pi, si, star, mark := 0, 0, -1, 0
-	for si < len(str) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == str[si]):
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }

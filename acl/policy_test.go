@@ -145,6 +145,12 @@ func TestPolicy_LocksOut(t *testing.T) {
 	}
 }
 
+// wildcardMatch matches s against a pattern with * (any run) and ? (any
+// one character), as Resource elements are matched.
+func wildcardMatch(pattern, s string) bool {
+	return globMatch(nil, tokenize(pattern, true, false), s, false)
+}
+
 func TestWildcardMatch(t *testing.T) {
 	for _, tc := range []struct {
 		pattern, s string

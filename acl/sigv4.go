@@ -31,8 +31,8 @@ import (
 // ends with it.
 type Credentials func(ctx context.Context, region, accessKeyID string) (secretAccessKey string, ok bool)
 
-// Request is what the verifier needs from an HTTP request.
-type Request struct {
+// HTTPRequest is what the verifier needs from an HTTP request.
+type HTTPRequest struct {
 	Method string      // "POST"
 	Path   string      // URL path, "/" for the API (escaped path as received, RawPath or Path)
 	Query  string      // raw query string, canonicalized here per SigV4
@@ -199,7 +199,7 @@ func CredentialRegion(authorization string) string {
 // Checks that need no secret run first, and the credential lookup and the
 // signing-key cache are reached only for a well-formed, current scope of a
 // served region, so an unauthenticated caller cannot grow the cache.
-func (v *Verifier) Verify(r Request) (Scope, error) {
+func (v *Verifier) Verify(r HTTPRequest) (Scope, error) {
 	auths := r.Header.Values("Authorization")
 	switch {
 	case len(auths) == 0:
@@ -339,9 +339,9 @@ func (v *Verifier) checkSkew(ts time.Time, amzDate string) *apierr.Error {
 	return nil
 }
 
-// FromHTTP builds a Request from an *http.Request and its already-read body.
-func FromHTTP(r *http.Request, body []byte) Request {
-	return Request{
+// FromHTTP builds an HTTPRequest from an *http.Request and its already-read body.
+func FromHTTP(r *http.Request, body []byte) HTTPRequest {
+	return HTTPRequest{
 		Method: r.Method,
 		Path:   r.URL.EscapedPath(),
 		Query:  r.URL.RawQuery,

@@ -63,7 +63,7 @@ type signOpts struct {
 	before                               func(*http.Request) // runs before signing
 }
 
-func sdkRequest(t testing.TB, o signOpts) Request {
+func sdkRequest(t testing.TB, o signOpts) HTTPRequest {
 	t.Helper()
 	def := func(p *string, v string) {
 		if *p == "" {
@@ -101,7 +101,7 @@ func sdkRequest(t testing.TB, o signOpts) Request {
 
 // received sends req through its wire form and back, so the verifier sees
 // exactly what a net/http server hands the handler.
-func received(t testing.TB, req *http.Request) Request {
+func received(t testing.TB, req *http.Request) HTTPRequest {
 	t.Helper()
 	var wire bytes.Buffer
 	if err := req.Write(&wire); err != nil {
@@ -186,27 +186,27 @@ func TestVerify_UnsignedHeaderMayChange(t *testing.T) {
 
 func TestVerify_Failures(t *testing.T) {
 	const served = "This endpoint serves: us-east-1, us-west-2."
-	setAuth := func(f func(string) string) func(*Request) {
-		return func(r *Request) { r.Header.Set("Authorization", f(r.Header.Get("Authorization"))) }
+	setAuth := func(f func(string) string) func(*HTTPRequest) {
+		return func(r *HTTPRequest) { r.Header.Set("Authorization", f(r.Header.Get("Authorization"))) }
 	}
 	cases := []struct {
 		name  string
 		o     signOpts
-		after func(*Request)
+		after func(*HTTPRequest)
 		v     func(*Verifier)
 		code  string
 		msg   string // exact message when exact, else a substring
 		exact bool
 	}{
-		{name: "tampered body", after: func(r *Request) { r.Body = []byte(`{"SecretId": "bar"}`) },
+		{name: "tampered body", after: func(r *HTTPRequest) { r.Body = []byte(`{"SecretId": "bar"}`) },
 			code: apierr.InvalidSignature, msg: apierr.MsgBadSignature, exact: true},
-		{name: "tampered signed header", after: func(r *Request) { r.Header.Set("X-Amz-Target", "secretsmanager.DeleteSecret") },
+		{name: "tampered signed header", after: func(r *HTTPRequest) { r.Header.Set("X-Amz-Target", "secretsmanager.DeleteSecret") },
 			code: apierr.InvalidSignature, msg: apierr.MsgBadSignature, exact: true},
-		{name: "tampered host", after: func(r *Request) { r.Host = "127.0.0.1:18081" },
+		{name: "tampered host", after: func(r *HTTPRequest) { r.Host = "127.0.0.1:18081" },
 			code: apierr.InvalidSignature, msg: apierr.MsgBadSignature, exact: true},
-		{name: "tampered method", after: func(r *Request) { r.Method = "PUT" },
+		{name: "tampered method", after: func(r *HTTPRequest) { r.Method = "PUT" },
 			code: apierr.InvalidSignature, msg: apierr.MsgBadSignature, exact: true},
-		{name: "tampered query", after: func(r *Request) { r.Query = "a=1" },
+		{name: "tampered query", after: func(r *HTTPRequest) { r.Query = "a=1" },
 			code: apierr.InvalidSignature, msg: apierr.MsgBadSignature, exact: true},
 		{name: "wrong secret", o: signOpts{secret: "not-the-secret"},
 			code: apierr.InvalidSignature, msg: apierr.MsgBadSignature, exact: true},
@@ -225,13 +225,13 @@ func TestVerify_Failures(t *testing.T) {
 			code: apierr.InvalidSignature, msg: "Credential should be scoped to correct service: 'secretsmanager'.", exact: true},
 		{name: "unserved region", o: signOpts{region: "eu-west-1"}, code: apierr.InvalidSignature,
 			msg: "Credential should be scoped to a valid region, not 'eu-west-1'. " + served, exact: true},
-		{name: "missing auth", after: func(r *Request) { r.Header.Del("Authorization") },
+		{name: "missing auth", after: func(r *HTTPRequest) { r.Header.Del("Authorization") },
 			code: apierr.MissingAuthenticationTok, msg: "Missing Authentication Token"},
-		{name: "garbage auth", after: func(r *Request) { r.Header.Set("Authorization", "Bearer eyJhbGciOi") },
+		{name: "garbage auth", after: func(r *HTTPRequest) { r.Header.Set("Authorization", "Bearer eyJhbGciOi") },
 			code: apierr.IncompleteSignature, msg: "Unsupported AWS 'algorithm': 'Bearer'"},
-		{name: "binary auth", after: func(r *Request) { r.Header.Set("Authorization", "\x00\xff\n AWS4") },
+		{name: "binary auth", after: func(r *HTTPRequest) { r.Header.Set("Authorization", "\x00\xff\n AWS4") },
 			code: apierr.IncompleteSignature, msg: "Unsupported AWS 'algorithm': '?"},
-		{name: "empty auth", after: func(r *Request) { r.Header.Set("Authorization", "") },
+		{name: "empty auth", after: func(r *HTTPRequest) { r.Header.Set("Authorization", "") },
 			code: apierr.IncompleteSignature, msg: "Unsupported AWS 'algorithm'"},
 		{name: "sigv2-style auth", after: setAuth(func(string) string { return "AWS4-HMAC-SHA1 Credential=a/b/c/d/e" }),
 			code: apierr.IncompleteSignature, msg: "must start with 'AWS4-HMAC-SHA256'"},
@@ -270,23 +270,23 @@ func TestVerify_Failures(t *testing.T) {
 		}), code: apierr.IncompleteSignature, msg: "more than 64"},
 		{name: "auth header too long", after: setAuth(func(a string) string { return a + strings.Repeat(" ", 8<<10) }),
 			code: apierr.IncompleteSignature, msg: "the limit is 8192"},
-		{name: "two auth headers", after: func(r *Request) { r.Header.Add("Authorization", r.Header.Get("Authorization")) },
+		{name: "two auth headers", after: func(r *HTTPRequest) { r.Header.Add("Authorization", r.Header.Get("Authorization")) },
 			code: apierr.IncompleteSignature, msg: "2 Authorization headers"},
-		{name: "missing x-amz-date", after: func(r *Request) { r.Header.Del("X-Amz-Date") },
+		{name: "missing x-amz-date", after: func(r *HTTPRequest) { r.Header.Del("X-Amz-Date") },
 			code: apierr.IncompleteSignature, msg: "requires existence of a 'X-Amz-Date' header"},
-		{name: "malformed x-amz-date", after: func(r *Request) { r.Header.Set("X-Amz-Date", "2026-11-23T01:52:16Z") },
+		{name: "malformed x-amz-date", after: func(r *HTTPRequest) { r.Header.Set("X-Amz-Date", "2026-11-23T01:52:16Z") },
 			code: apierr.IncompleteSignature, msg: "X-Amz-Date must be in ISO-8601 basic format yyyyMMdd'T'HHmmss'Z', got '2026-11-23T01:52:16Z'."},
-		{name: "impossible x-amz-date", after: func(r *Request) { r.Header.Set("X-Amz-Date", "20261123T015260Z") },
+		{name: "impossible x-amz-date", after: func(r *HTTPRequest) { r.Header.Set("X-Amz-Date", "20261123T015260Z") },
 			code: apierr.IncompleteSignature, msg: "ISO-8601"},
-		{name: "two x-amz-date headers", after: func(r *Request) { r.Header.Add("X-Amz-Date", "20261123T015216Z") },
+		{name: "two x-amz-date headers", after: func(r *HTTPRequest) { r.Header.Add("X-Amz-Date", "20261123T015216Z") },
 			code: apierr.IncompleteSignature, msg: "2 X-Amz-Date headers"},
-		{name: "x-amz-date day differs from scope", after: func(r *Request) { r.Header.Set("X-Amz-Date", "20261124T015216Z") },
+		{name: "x-amz-date day differs from scope", after: func(r *HTTPRequest) { r.Header.Set("X-Amz-Date", "20261124T015216Z") },
 			code: apierr.InvalidSignature, msg: "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20261123' != '20261124', from '20261124T015216Z'.", exact: true},
 		{name: "host not signed", after: setAuth(func(a string) string { return strings.Replace(a, ";host;", ";", 1) }),
 			code: apierr.IncompleteSignature, msg: "'Host' must be a 'SignedHeader'"},
 		{name: "x-amz-date not signed", after: setAuth(func(a string) string { return strings.Replace(a, ";x-amz-date;", ";", 1) }),
 			code: apierr.IncompleteSignature, msg: "'X-Amz-Date' must be a 'SignedHeader'"},
-		{name: "unsigned security token", after: func(r *Request) { r.Header.Set("X-Amz-Security-Token", testSessTok) },
+		{name: "unsigned security token", after: func(r *HTTPRequest) { r.Header.Set("X-Amz-Security-Token", testSessTok) },
 			code: apierr.IncompleteSignature, msg: "'X-Amz-Security-Token' is present but is not a 'SignedHeader'"},
 		{name: "UNSIGNED-PAYLOAD", o: signOpts{before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD") }},
 			code: apierr.InvalidSignature, msg: "X-Amz-Content-Sha256 is UNSIGNED-PAYLOAD; this service requires the request body to be signed"},
@@ -335,7 +335,7 @@ func checkAPIError(t testing.TB, err error) *apierr.Error {
 }
 
 func TestVerify_MissingAuthIs403(t *testing.T) {
-	_, err := testVerifier().Verify(Request{Method: "POST", Path: "/", Header: http.Header{}, Host: "h"})
+	_, err := testVerifier().Verify(HTTPRequest{Method: "POST", Path: "/", Header: http.Header{}, Host: "h"})
 	if e := checkAPIError(t, err); apierr.Status(e.Code) != http.StatusForbidden {
 		t.Fatalf("status %d", apierr.Status(e.Code))
 	}
@@ -524,7 +524,7 @@ func TestSigningKeyCache_Bounded(t *testing.T) {
 }
 
 func TestVerify_Concurrent(t *testing.T) {
-	reqs := []Request{
+	reqs := []HTTPRequest{
 		sdkRequest(t, signOpts{}),
 		sdkRequest(t, signOpts{region: "us-west-2"}),
 		sdkRequest(t, signOpts{body: `{"SecretId":"other"}`, token: testSessTok}),

@@ -272,7 +272,7 @@ func (s *Server) authenticate(c echo.Context, v *acl.Verifier, body []byte) (Reg
 
 // authenticateRequest is authenticate for a request already built (a
 // streamed body's, with PayloadSHA256).
-func (s *Server) authenticateRequest(c echo.Context, v *acl.Verifier, req acl.Request) (Region, string, error) {
+func (s *Server) authenticateRequest(c echo.Context, v *acl.Verifier, req acl.HTTPRequest) (Region, string, error) {
 	if err := s.sealedError(c.Request()); err != nil {
 		return nil, "", err
 	}
