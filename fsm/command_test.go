@@ -43,6 +43,7 @@ func sampleCommands() map[fsm.CommandType]any {
 	maps.Copy(cmds, secretOpsSamples(arn, nv))
 	maps.Copy(cmds, keySamples(arn))
 	maps.Copy(cmds, replicationSamples(arn, env))
+	maps.Copy(cmds, iamSamples())
 	return cmds
 }
 
