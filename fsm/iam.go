@@ -211,13 +211,17 @@ func iamFirst[T any](txn *memdb.Txn, table, name string) (*T, error) {
 func Users(txn *memdb.Txn) ([]*User, error) { return iamAll[User](txn, tableUsers, "id") }
 
 // UserByName returns the user with the name, or nil.
-func UserByName(txn *memdb.Txn, name string) (*User, error) { return iamFirst[User](txn, tableUsers, name) }
+func UserByName(txn *memdb.Txn, name string) (*User, error) {
+	return iamFirst[User](txn, tableUsers, name)
+}
 
 // Groups returns every group, by name.
 func Groups(txn *memdb.Txn) ([]*Group, error) { return iamAll[Group](txn, tableGroups, "id") }
 
 // GroupByName returns the group with the name, or nil.
-func GroupByName(txn *memdb.Txn, name string) (*Group, error) { return iamFirst[Group](txn, tableGroups, name) }
+func GroupByName(txn *memdb.Txn, name string) (*Group, error) {
+	return iamFirst[Group](txn, tableGroups, name)
+}
 
 // Policies returns every managed policy, by name.
 func Policies(txn *memdb.Txn) ([]*ManagedPolicy, error) {
