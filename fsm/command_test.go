@@ -264,6 +264,9 @@ func FuzzApply(f *testing.F) {
 	for ct, cmd := range keySamples(a) {
 		f.Add(encode(f, ct, cmd))
 	}
+	for ct, cmd := range iamSamples() {
+		f.Add(encode(f, ct, cmd))
+	}
 	f.Add([]byte{200})
 	f.Add([]byte{0x80, 1, 2})
 	f.Add([]byte{0x7f, 1, 2})
