@@ -41,6 +41,19 @@ const (
 	RequestEntityTooLarge    = "RequestEntityTooLargeException"
 )
 
+// IAM's error codes, for the identity admin API (/v1/iam/, docs/iam.md).
+// IAM's query protocol names them without the "Exception" suffix, so
+// LimitExceeded and MalformedPolicyDocument are distinct from Secrets
+// Manager's codes above.
+const (
+	NoSuchEntity               = "NoSuchEntity"
+	EntityAlreadyExists        = "EntityAlreadyExists"
+	DeleteConflict             = "DeleteConflict"
+	IAMLimitExceeded           = "LimitExceeded"
+	ValidationError            = "ValidationError"
+	IAMMalformedPolicyDocument = "MalformedPolicyDocument"
+)
+
 // Messages AWS sends verbatim (see shared/spec §1.6).
 const (
 	MsgSecretNotFound       = "Secrets Manager can't find the specified secret."
@@ -142,6 +155,13 @@ func Status(code string) int {
 		return http.StatusInternalServerError
 	case ServiceUnavailable:
 		return http.StatusServiceUnavailable
+	// IAM's statuses for its own codes.
+	case NoSuchEntity:
+		return http.StatusNotFound
+	case EntityAlreadyExists, DeleteConflict, IAMLimitExceeded:
+		return http.StatusConflict
+	case ValidationError, IAMMalformedPolicyDocument:
+		return http.StatusBadRequest
 	case ResourceNotFound, InvalidParameter, InvalidRequest, ResourceExists, LimitExceeded,
 		MalformedPolicyDocument, PublicPolicy, PreconditionNotMet, EncryptionFailure,
 		DecryptionFailure, InvalidNextToken, AccessDenied, Validation, Throttling,

@@ -75,7 +75,10 @@ func applyRekey(txn *memdb.Txn, index uint64, c *Rekey) any {
 		return apierr.New(apierr.InvalidRequest, "a key was created or rotated while the rekey was computed; nothing was changed: rekey again")
 	}
 	for _, ak := range given {
-		k := *ak
+		// Only the sealing changes: a key's status or last use recorded
+		// while the rekey was computed stays.
+		k := *LookupAccessKey(txn, ak.AccessKeyID)
+		k.SealedSecret, k.KEKID = ak.SealedSecret, ak.KEKID
 		if err := txn.Insert(tableAccessKeys, &k); err != nil {
 			return internal(err)
 		}

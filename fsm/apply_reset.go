@@ -28,11 +28,13 @@ func init() {
 // when a table is in neither list, so a new table gets a decision. Wipe
 // what belongs to secrets (their versions, labels, tags, and later their
 // rotation and replication state); keep what makes the region and its
-// callers: the keyring, the account, the access keys. The tombstones stay
+// callers: the keyring, the account, the access keys and the IAM users,
+// groups and policies. The tombstones stay
 // too: the reset adds one per secret, so the change feed reports it.
 var (
 	resetTables = []string{tableSecrets, tableReplTargets, tableReplSources, tableReplDrops}
-	keptTables  = []string{tableRegion, tableAccessKeys, tableMeta, tableTombstones, tableKeys, tableAliases, tableRotators}
+	keptTables  = []string{tableRegion, tableAccessKeys, tableMeta, tableTombstones, tableKeys, tableAliases, tableRotators,
+		tableUsers, tableGroups, tablePolicies}
 )
 
 // applyResetRegion empties the region in the command's transaction, so a

@@ -43,6 +43,7 @@ func sampleCommands() map[fsm.CommandType]any {
 	maps.Copy(cmds, secretOpsSamples(arn, nv))
 	maps.Copy(cmds, keySamples(arn))
 	maps.Copy(cmds, replicationSamples(arn, env))
+	maps.Copy(cmds, iamSamples())
 	return cmds
 }
 
@@ -261,6 +262,9 @@ func FuzzApply(f *testing.F) {
 		f.Add(encode(f, seed.ct, seed.cmd))
 	}
 	for ct, cmd := range keySamples(a) {
+		f.Add(encode(f, ct, cmd))
+	}
+	for ct, cmd := range iamSamples() {
 		f.Add(encode(f, ct, cmd))
 	}
 	f.Add([]byte{200})

@@ -58,6 +58,9 @@ var snapshotTables = []snapshotTable{
 	{tableReplSources, 8, func() any { return new(ReplSource) }},
 	{tableReplDrops, 9, func() any { return new(ReplDrop) }},
 	{tableRotators, 10, func() any { return new(Rotator) }},
+	{tableUsers, 11, func() any { return new(User) }},
+	{tableGroups, 12, func() any { return new(Group) }},
+	{tablePolicies, 13, func() any { return new(ManagedPolicy) }},
 }
 
 // unsnapshotted are the tables a snapshot does not carry as records: meta
@@ -68,6 +71,8 @@ func schema() *memdb.DBSchema {
 	s := baseSchema()
 	maps.Copy(s.Tables, replicationSchema())
 	maps.Copy(s.Tables, rotationSchema())
+	maps.Copy(s.Tables, iamSchema())
+	s.Tables[tableAccessKeys].Indexes[accessKeyUserIndex.Name] = accessKeyUserIndex
 	s.Tables[tableSecrets].Indexes[rotatingIndex.Name] = rotatingIndex
 	return s
 }

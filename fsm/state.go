@@ -217,6 +217,13 @@ type AccessKey struct {
 	// omitempty keeps the snapshot of a state without it byte for byte
 	// what earlier versions wrote (the digest nodes compare).
 	KEKID string `codec:",omitempty"`
+	// UserName is the IAM user the key belongs to ("" for the root key;
+	// Identity is the user's name too). Status is "" while the key is
+	// active, StatusInactive once disabled; LastUsedDate is when a request
+	// last authenticated with it (RecordKeyUse). All omitempty: see KEKID.
+	UserName     string `codec:",omitempty"`
+	Status       string `codec:",omitempty"`
+	LastUsedDate int64  `codec:",omitempty"`
 }
 
 // Region is the region's singleton record: its name, account and sealed

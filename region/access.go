@@ -241,7 +241,8 @@ func slicesSortedKeys[K interface{ ~int64 | ~string }, V any](m map[K]V) []K {
 	return keys
 }
 
-// FlushAccess sends the reads this node noted to the leader now. The
+// FlushAccess sends the reads this node noted to the leader now, and the
+// uses of IAM users' access keys it noted (NoteKeyUse, one RecordKeyUse). The
 // background flusher calls it every AccessFlushInterval; tests and a
 // graceful leave call it directly.
 func (r *Region) FlushAccess(ctx context.Context) error {
@@ -258,7 +259,8 @@ func (r *Region) FlushAccess(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	// The last use of IAM users' keys travels with the same flush.
+	return r.flushKeyUse(ctx)
 }
 
 // accessFlusher runs on every node until the region stops.

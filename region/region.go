@@ -135,8 +135,10 @@ type Region struct {
 	started chan struct{}
 	// keys catches up with the leader for access keys not found locally.
 	keys keyCatchUp
-	// access notes the reads this node served, for LastAccessedDate.
+	// access notes the reads this node served, for LastAccessedDate;
+	// keyUse the user keys requests authenticated with (iam.go).
 	access accessLog
+	keyUse keyUses
 	// onPromote is told of each promoted replica (OnPromote).
 	onPromote atomic.Pointer[func(primaryRegion, arn string)]
 	// rewrapKick wakes the leader's re-wrap after a key rotation here.
@@ -374,9 +376,13 @@ func (r *Region) Account() (id string, bootstrapped bool) {
 // catches up with the leader (keyCatchUp) before refusing, once per unknown
 // id per keyMissWindow, and never for longer than ctx allows. The leader's
 // state holds every key acknowledged to anyone, so it never asks.
+//
+// A key that cannot sign (an IAM user's key made Inactive, or one whose
+// user is gone) is refused exactly as an unknown one, catch-up included
+// (a key re-activated a moment ago on another node signs at once).
 func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret string, ok bool) {
 	txn, _ := r.fsm.ReadTxn()
-	ak := fsm.LookupAccessKey(txn, id)
+	ak := usableKey(txn, id)
 	if ak == nil {
 		if r.consensus.IsLeader() || !r.keys.shouldCatchUp(id, r.Now()) {
 			return "", "", false
@@ -385,7 +391,7 @@ func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret str
 			return "", "", false
 		}
 		txn, _ = r.fsm.ReadTxn()
-		if ak = fsm.LookupAccessKey(txn, id); ak == nil {
+		if ak = usableKey(txn, id); ak == nil {
 			r.keys.missed(id, r.Now())
 			return "", "", false
 		}
@@ -407,11 +413,16 @@ func (r *Region) AccessKey(ctx context.Context, id string) (identity, secret str
 	return ak.Identity, string(pt), true
 }
 
+// idAlphabet is the alphabet of the 16 characters after the prefix of
+// AWS's ids: access key ids (AKIA), user (AIDA), group (AGPA) and policy
+// (ANPA) ids.
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
 // GenerateCredentials returns a fresh access key pair in AWS's shapes: a
 // 20-character id starting AKIA and a 40-character secret.
 func GenerateCredentials() Credentials {
 	return Credentials{
-		AccessKeyID:     "AKIA" + randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+		AccessKeyID:     "AKIA" + randomString(16, idAlphabet),
 		SecretAccessKey: randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
 	}
 }

@@ -250,7 +250,7 @@ func (r *Region) applyInit(ctx context.Context, root []byte, seal fsm.SealConfig
 	if err != nil {
 		return nil, err
 	}
-	sealedSecret, err := kr.SealSecret(kr.KEKID, []byte(creds.SecretAccessKey), creds.AccessKeyID)
+	sealedSecret, err := sealAccessKey(kr, creds.AccessKeyID, []byte(creds.SecretAccessKey))
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +529,7 @@ func (r *Region) rekey(ctx context.Context, shares, threshold int) (*InitResult,
 			crypto.Zero(root)
 			return nil, fmt.Errorf("access key %s: %w", ak.AccessKeyID, err)
 		}
-		resealed, err := kr.SealSecret(kr.KEKID, pt, ak.AccessKeyID)
+		resealed, err := sealAccessKey(kr, ak.AccessKeyID, pt)
 		crypto.Zero(pt)
 		if err != nil {
 			crypto.Zero(root)
@@ -548,6 +548,14 @@ func (r *Region) rekey(ctx context.Context, shares, threshold int) (*InitResult,
 	r.dropShares()
 	r.logger.Info("region rekeyed", "region", r.name, "init_id", seal.InitID, "shares", seal.Shares, "threshold", seal.Threshold)
 	return out, nil
+}
+
+// sealAccessKey seals an access key's secret half under the keyring's
+// KEK, bound to the key's id: the one way every access key is sealed (the
+// root key at bootstrap, a rekey's re-sealing, IAM users' keys). It
+// returns the sealed secret; the KEK is kr.KEKID.
+func sealAccessKey(kr *crypto.Keyring, id string, secret []byte) ([]byte, error) {
+	return kr.SealSecret(kr.KEKID, secret, id)
 }
 
 // openAccessKey opens an access key's secret half.

@@ -158,3 +158,19 @@ func (s *Server) authorizeAdmin(c echo.Context, r Region, identity, refusal stri
 	}
 	return az.decide(action, "*", "", nil, nil)
 }
+
+// authenticateAdmin verifies an admin call that IAM names coffer:ACTION
+// (SigV4, signing name "coffer") and returns the region in its scope and
+// the caller's identity. Today only the region's root identity may
+// perform admin actions; policy-based authorization replaces this body,
+// so every admin handler with an action name goes through it.
+func (s *Server) authenticateAdmin(c echo.Context, body []byte, action string) (Region, string, error) {
+	r, identity, err := s.authenticate(c, &s.admin, body)
+	if err != nil {
+		return nil, "", err
+	}
+	if identity != region.RootIdentity {
+		return nil, "", apierr.Newf(apierr.AccessDenied, "Only the region's root identity may perform %s.", action)
+	}
+	return r, identity, nil
+}

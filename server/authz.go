@@ -76,22 +76,32 @@ func (s *Server) authorizer(c echo.Context, r Region, identity string) (*authz, 
 	return a, nil
 }
 
-// decide evaluates one action on resource ("*" or a secret's ARN; s is
+// decide evaluates one action on resource ("*" or a secret's ARN; sec is
 // the secret when it exists), with the request's keys, and answers
 // AccessDenied naming the resource as the client sent it.
 func (a *authz) decide(action, resource, asSent string, sec *fsm.Secret, keys acl.Context) error {
+	d, req, err := a.evaluate(action, resource, sec, keys)
+	if err != nil || d == acl.Allow {
+		return err
+	}
+	return apierr.New(apierr.AccessDenied, d.Message(req, asSent))
+}
+
+// evaluate is decide's decision.
+func (a *authz) evaluate(action, resource string, sec *fsm.Secret, keys acl.Context) (acl.Decision, acl.Request, error) {
+	req := acl.Request{Principal: a.principal, Action: action, Resource: resource}
 	var resPolicy *acl.Policy
 	if sec != nil && sec.ResourcePolicy != "" {
 		p, err := a.srv.policies.resource(sec.ResourcePolicy)
 		if err != nil {
 			a.srv.logger.Error("a stored resource policy does not parse", "secret", sec.ARN, "error", err)
-			return apierr.Newf(apierr.AccessDenied, "User: %s is not authorized to perform: %s on resource: %s because the secret's resource policy cannot be read by this server (%v).", a.principal.ARN, action, asSent, err)
+			return acl.ImplicitDeny, req, apierr.Newf(apierr.AccessDenied, "User: %s is not authorized to perform: %s on resource: %s because the secret's resource policy cannot be read by this server (%v).", a.principal.ARN, action, sec.ARN, err)
 		}
 		resPolicy = p
 	}
 	if a.root() && resPolicy == nil {
 		// Nothing could deny the root identity: skip building a context.
-		return nil
+		return acl.Allow, req, nil
 	}
 	ctx := make(acl.Context, len(a.global)+len(keys)+8)
 	for k, v := range a.global {
@@ -105,12 +115,8 @@ func (a *authz) decide(action, resource, asSent string, sec *fsm.Secret, keys ac
 	} else if resource != "*" {
 		ctx.Set("secretsmanager:SecretId", resource)
 	}
-	req := acl.Request{Principal: a.principal, Action: action, Resource: resource, Context: ctx}
-	d := acl.Evaluate(req, a.policies, resPolicy)
-	if d == acl.Allow {
-		return nil
-	}
-	return apierr.New(apierr.AccessDenied, d.Message(req, asSent))
+	req.Context = ctx
+	return acl.Evaluate(req, a.policies, resPolicy), req, nil
 }
 
 // resourceKeys adds the keys every action on a secret carries (spec §7.1).
@@ -220,8 +226,8 @@ func (req *request) hidden(r Region, action string, s *fsm.Secret) bool {
 	if req.authz == nil || (req.authz.root() && s.ResourcePolicy == "") {
 		return false
 	}
-	err := req.authz.decide("secretsmanager:"+action, s.ARN, s.ARN, s, req.keysFor(action))
-	return err != nil && strings.Contains(err.Error(), "explicit deny")
+	d, _, err := req.authz.evaluate("secretsmanager:"+action, s.ARN, s, req.keysFor(action))
+	return err != nil || d == acl.DenyIdentity || d == acl.DenyResource
 }
 
 // keysFor returns the request's condition keys for action (spec §7.1),

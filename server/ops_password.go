@@ -28,7 +28,7 @@ const (
 	defaultPasswordLength = 32
 )
 
-func getRandomPassword(_ context.Context, _ Region, req *request) (any, error) {
+func getRandomPassword(_ context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		PasswordLength          *int64  `json:"PasswordLength"`
 		ExcludeCharacters       *string `json:"ExcludeCharacters"`

@@ -31,9 +31,27 @@ type Region interface {
 
 	// AccessKey finds an access key's identity and secret (SigV4).
 	AccessKey(ctx context.Context, id string) (identity, secret string, ok bool)
-	// Caller is an authenticated identity as authorization needs it: its
-	// principal and its policies, from the node's state (authz.go).
+	// NoteKeyUse notes that a request authenticated with an access key
+	// (an IAM user key's LastUsedDate; no Raft write on the request path).
+	NoteKeyUse(id string)
+	// Caller describes an authenticated identity from local state: root,
+	// or an IAM user with its policies' documents.
 	Caller(identity string) (region.Caller, bool)
+	// The IAM changes (iam.go); reads use Read and fsm's queries.
+	CreateUser(ctx context.Context, name, path string) (*fsm.User, error)
+	DeleteUser(ctx context.Context, name string) error
+	CreateGroup(ctx context.Context, name, path string) (*fsm.Group, error)
+	DeleteGroup(ctx context.Context, name string) error
+	AddUserToGroup(ctx context.Context, user, group string) error
+	RemoveUserFromGroup(ctx context.Context, user, group string) error
+	CreatePolicy(ctx context.Context, name, path, description, document string) (*fsm.ManagedPolicy, error)
+	UpdatePolicy(ctx context.Context, name, document string) error
+	DeletePolicy(ctx context.Context, name string) error
+	AttachPolicy(ctx context.Context, user, group, policy string) error
+	DetachPolicy(ctx context.Context, user, group, policy string) error
+	CreateAccessKey(ctx context.Context, user string) (region.Credentials, error)
+	UpdateAccessKey(ctx context.Context, id, status string) error
+	DeleteAccessKey(ctx context.Context, id string) error
 	// Keyring is the region's open keyring, or an error while sealed.
 	Keyring() (*crypto.Keyring, error)
 	// Sealed reports whether the region cannot decrypt yet.

@@ -160,6 +160,7 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	e.POST("/v1/rotators", s.handleCreateRotator)
 	e.GET("/v1/rotator", s.handleDescribeRotator)
 	e.POST("/v1/rotator/delete", s.handleDeleteRotator)
+	s.iamRoutes(e)
 	e.Any("/*", s.unknownRoute)
 	s.echo = e
 	return s, nil
@@ -282,6 +283,7 @@ func (s *Server) authenticateRequest(c echo.Context, v *acl.Verifier, req acl.HT
 	}
 	r := s.regions[scope.Region]
 	identity, _, _ := r.AccessKey(c.Request().Context(), scope.AccessKeyID)
+	r.NoteKeyUse(scope.AccessKeyID)
 	return r, identity, nil
 }
 

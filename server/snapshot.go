@@ -12,7 +12,6 @@ import (
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
-	"github.com/cofferhq/coffer/region"
 	"github.com/labstack/echo/v4"
 )
 
