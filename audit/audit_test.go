@@ -350,3 +350,32 @@ func BenchmarkLog_Write(b *testing.B) {
 		}
 	}
 }
+
+// A directory moved away under an open log: Ready notices (the open file
+// would swallow records), and mends once the directory is back.
+func TestLog_ReadyNoticesMovedDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	writeN(t, l, 2)
+	os.Rename(dir, dir+".away")
+	os.WriteFile(dir, []byte("x"), 0o600)
+	if err := l.Ready(); err == nil {
+		t.Fatal("Ready with the directory replaced by a file")
+	}
+	if err := l.Write(rec("x")); err == nil {
+		t.Fatal("Write while broken")
+	}
+	os.Remove(dir)
+	os.Rename(dir+".away", dir)
+	if err := l.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, l, 1)
+	if rep := mustVerify(t, dir); rep.Records != 3 {
+		t.Fatalf("%+v", rep)
+	}
+}

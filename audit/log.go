@@ -314,9 +314,27 @@ func (l *Log) Write(rec Record) error {
 // Ready reports whether the log can be written: nil, or the error of the
 // last failed write if reopening the segment still fails. The server asks
 // it before serving a request.
+//
+// It also checks that the segment's path still names the open file: a
+// segment (or the directory) moved or removed under a running server
+// would otherwise swallow records into a file nobody reads, so the log is
+// broken until the path is back (or a restart begins a new chain there).
 func (l *Log) Ready() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.broken == nil && !l.closed && l.f != nil {
+		path := filepath.Join(l.dir, segmentName(l.segment))
+		open, err := l.f.Stat()
+		if err == nil {
+			var st os.FileInfo
+			if st, err = os.Stat(path); err == nil && !os.SameFile(open, st) {
+				err = errors.New("it is another file now")
+			}
+		}
+		if err != nil {
+			l.broken = fmt.Errorf("audit: segment %s was moved or removed: %v", path, err)
+		}
+	}
 	return l.mend()
 }
 
