@@ -46,6 +46,15 @@ type API interface {
 	Call(ctx context.Context, operation string, in, out any) error
 }
 
+// Notifier is implemented by an API that records the scheduler's service
+// events (the server's in-process API: audit records, docs/audit.md).
+// name is RotationStarted, RotationSucceeded, RotationFailed or
+// RotationAbandoned; message says why for the last two. It must not
+// block for long and reports no error: the event has happened.
+type Notifier interface {
+	RotationEvent(ctx context.Context, name, secretARN, message string)
+}
+
 // Rotator carries out one step of a rotation.
 type Rotator interface {
 	Step(ctx context.Context, api API, ev Event) error

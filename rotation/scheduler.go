@@ -242,7 +242,16 @@ func (s *Scheduler) step(ctx context.Context, txn *memdb.Txn, sec *fsm.Secret) (
 		// which drops it): the rotation has nothing left to finish.
 		progress.Abandon = true
 		progress.Error = fmt.Sprintf("Rotation of version %s abandoned: the version no longer has the AWSPENDING label.", rot.Token)
-		return false, s.record(ctx, progress)
+		err := s.record(ctx, progress)
+		if err == nil {
+			s.notify(ctx, "RotationAbandoned", sec.ARN, progress.Error)
+		}
+		return false, err
+	}
+	if rot.Step == "" && rot.Attempts == 0 {
+		// The first attempt of the first step (a new leader that runs it
+		// again notifies again).
+		s.notify(ctx, "RotationStarted", sec.ARN, "")
 	}
 	stepErr := s.invoke(ctx, txn, sec, step)
 	if ctx.Err() != nil {
@@ -259,6 +268,7 @@ func (s *Scheduler) step(ctx context.Context, txn *memdb.Txn, sec *fsm.Secret) (
 		progress.RetryAt = now.Add(s.cfg.Retry(rot.Attempts + 1)).UnixMilli()
 		s.cfg.Logger.Warn("rotation step failed", "secret", sec.ARN, "step", step, "attempt", rot.Attempts+1,
 			"retry_at", time.UnixMilli(progress.RetryAt).UTC(), "error", stepErr)
+		s.notify(ctx, "RotationFailed", sec.ARN, progress.Error)
 		return false, s.record(ctx, progress)
 	case step == StepFinish:
 		progress.Done = true
@@ -274,6 +284,7 @@ func (s *Scheduler) step(ctx context.Context, txn *memdb.Txn, sec *fsm.Secret) (
 			return false, err
 		}
 		s.cfg.Logger.Info("rotation finished", "secret", sec.ARN, "version", rot.Token)
+		s.notify(ctx, "RotationSucceeded", sec.ARN, "")
 		return false, nil
 	default:
 		progress.Next = Steps[slices.Index(Steps, step)+1]
@@ -297,6 +308,15 @@ func (s *Scheduler) invoke(ctx context.Context, txn *memdb.Txn, sec *fsm.Secret,
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
 	defer cancel()
 	return safeStep(ctx, r, *s.api.Load(), Event{Step: step, SecretID: sec.ARN, ClientRequestToken: sec.Rotation.Token})
+}
+
+// notify hands a service event to the API, if it records them.
+func (s *Scheduler) notify(ctx context.Context, name, arn, message string) {
+	if api := s.api.Load(); api != nil {
+		if n, ok := (*api).(Notifier); ok {
+			n.RotationEvent(ctx, name, arn, message)
+		}
+	}
 }
 
 // safeStep runs a step; a rotator that panics fails the step instead of

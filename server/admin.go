@@ -159,18 +159,22 @@ func (s *Server) authorizeAdmin(c echo.Context, r Region, identity, refusal stri
 	return az.decide(action, "*", "", nil, nil)
 }
 
-// authenticateAdmin verifies an admin call that IAM names coffer:ACTION
-// (SigV4, signing name "coffer") and returns the region in its scope and
-// the caller's identity. Today only the region's root identity may
-// perform admin actions; policy-based authorization replaces this body,
-// so every admin handler with an action name goes through it.
+// authenticateAdmin verifies an admin call whose action depends on its
+// body (IAM's attach and detach name a user or a group) and authorizes
+// action for the caller on "*", as authenticateRoot does for the calls
+// adminActions names. It returns the region in the call's scope and the
+// caller's identity.
 func (s *Server) authenticateAdmin(c echo.Context, body []byte, action string) (Region, string, error) {
 	r, identity, err := s.authenticate(c, &s.admin, body)
 	if err != nil {
 		return nil, "", err
 	}
-	if identity != region.RootIdentity {
-		return nil, "", apierr.Newf(apierr.AccessDenied, "Only the region's root identity may perform %s.", action)
+	az, err := s.authorizer(c, r, identity)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := az.decide(action, "*", "", nil, nil); err != nil {
+		return nil, "", err
 	}
 	return r, identity, nil
 }

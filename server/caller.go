@@ -42,8 +42,15 @@ func (c *Caller) Call(ctx context.Context, operation string, in, out any) error 
 	if err != nil {
 		return apierr.Newf(apierr.Serialization, "%s request: %v", operation, err)
 	}
+	if err := c.s.cfg.Audit.Ready(); err != nil {
+		c.s.metrics.auditFailures.Inc()
+		return errAuditRefused
+	}
 	req := &request{body: body, header: http.Header{}, identity: ServicePrincipal, known: c.s.knownRegion}
-	res, err := op(ctx, r, req)
+	res, err := op(ctx, resolvingRegion{r, req}, req)
+	if aerr := c.s.auditCall(r, operation, req, res, err); aerr != nil {
+		return errAuditWithheld
+	}
 	if err != nil {
 		var ae *apierr.Error
 		if !errors.As(err, &ae) {

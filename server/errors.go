@@ -40,6 +40,7 @@ func writeError(c echo.Context, err error) error {
 	h := c.Response().Header()
 	h.Set(HeaderOutcome, string(outcome))
 	h.Set("X-Amzn-ErrorType", code)
+	auditError(c, code, msg)
 	body, _ := json.Marshal(map[string]string{"__type": code, "Message": msg})
 	return c.Blob(status, contentTypeJSON11, body)
 }

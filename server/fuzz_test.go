@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/acl"
+	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
@@ -42,7 +43,12 @@ func FuzzOperations(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { r.Shutdown() })
-	srv, err := New(Config{}, r)
+	alog, err := audit.Open(filepath.Join(dir, "audit"), audit.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { alog.Close() })
+	srv, err := New(Config{Audit: alog}, r)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -22,6 +22,10 @@ import (
 type serverMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// The audit log (docs/audit.md): records written, and writes that
+	// failed (each refuses or withholds an answer).
+	auditRecords  prometheus.Counter
+	auditFailures prometheus.Counter
 }
 
 func newServerMetrics(reg prometheus.Registerer, regions func() []Region) *serverMetrics {
@@ -35,8 +39,16 @@ func newServerMetrics(reg prometheus.Registerer, regions func() []Region) *serve
 			Help:    "Time to answer an AWS API request, by operation.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"operation"}),
+		auditRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "coffer", Name: "audit_records_total",
+			Help: "Audit records written (API requests, signed operator calls, rotation events).",
+		}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "coffer", Name: "audit_write_failures_total",
+			Help: "Audit records that could not be written, and requests refused because the audit log could not be written.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, &regionCollector{regions: regions})
+	reg.MustRegister(m.requests, m.latency, m.auditRecords, m.auditFailures, &regionCollector{regions: regions})
 	return m
 }
 

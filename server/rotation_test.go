@@ -186,6 +186,24 @@ func TestRotation_RotateSecretRunsTheSteps(t *testing.T) {
 			t.Fatalf("node %d: %q", i, v)
 		}
 	}
+	// The leader's audit log holds the service events and the rotator's
+	// calls, as the rotation service (docs/audit.md).
+	events := map[string]int{}
+	for _, r := range records(t, c.Nodes[c.Leader()].AuditDir) {
+		if r.UserIdentity.InvokedBy != "secretsmanager.amazonaws.com" {
+			continue
+		}
+		events[r.EventType+" "+r.EventName]++
+		if len(r.Resources) != 1 || r.Resources[0].ARN != aws.ToString(out.ARN) {
+			t.Errorf("%s: resources %+v", r.EventName, r.Resources)
+		}
+		if r.EventType == "AwsServiceEvent" && !strings.Contains(string(r.AdditionalEventData), aws.ToString(out.ARN)) {
+			t.Errorf("%s: additionalEventData %s", r.EventName, r.AdditionalEventData)
+		}
+	}
+	if events["AwsServiceEvent RotationStarted"] != 1 || events["AwsServiceEvent RotationSucceeded"] != 1 {
+		t.Errorf("rotation service events %v", events)
+	}
 }
 
 // The leader dies after setSecret, while finishSecret runs: the new

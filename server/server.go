@@ -23,6 +23,7 @@ import (
 
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
+	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
@@ -51,6 +52,13 @@ type Config struct {
 	// Metrics is the registry GET /v1/metrics serves; the server adds its
 	// own figures to it. nil: a registry of the server's own.
 	Metrics *prometheus.Registry
+	// Audit is the node's audit log (docs/audit.md). Required: auditing
+	// is always on, and the server refuses to serve while it cannot write
+	// to it. The server does not close it.
+	Audit *audit.Log
+	// NodeID names this node in audit records (default: the first
+	// region's node id).
+	NodeID string
 }
 
 // devReplicationWait bounds how long coffer dev holds an answer for the
@@ -77,12 +85,16 @@ type Server struct {
 	policies policyCache
 	metrics  *serverMetrics
 	gatherer prometheus.Gatherer
+	nodeID   string
 }
 
 // New builds a server for the given regions; Start begins serving.
 func New(cfg Config, regions ...Region) (*Server, error) {
 	if len(regions) == 0 {
 		return nil, errors.New("server needs at least one region")
+	}
+	if cfg.Audit == nil {
+		return nil, errors.New("server needs an audit log (Config.Audit): auditing is always on")
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultConfig().MaxBodyBytes
@@ -100,6 +112,10 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 		s.names = append(s.names, r.Name())
 	}
 	slices.Sort(s.names)
+	s.nodeID = cfg.NodeID
+	if s.nodeID == "" {
+		s.nodeID = s.regions[s.names[0]].Status().NodeID
+	}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -125,42 +141,48 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The caller's address is the connection's: no proxy is trusted, so
+	// X-Forwarded-For and X-Real-IP are ignored (audit records, c.RealIP).
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = s.httpError
 	e.Use(s.recoverAndTag)
-	e.POST("/", s.handleAPI, s.observe)
+	// Audited routes: the AWS API, and every signed operator endpoint
+	// (health, metrics and the unauthenticated seal endpoints are not).
+	api, admin := s.audited(audit.SourceSecretsManager), s.audited(audit.SourceAdmin)
+	e.POST("/", s.handleAPI, s.observe, api)
 	e.GET("/v1/health", s.handleHealth)
 	e.GET("/v1/health/ready", s.handleHealth)
 	e.GET("/v1/health/active", s.handleHealth)
 	e.GET("/v1/health/live", s.handleHealth)
 	e.GET("/v1/metrics", s.handleMetrics)
-	e.GET("/v1/cluster/status", s.handleClusterStatus)
-	e.POST("/v1/dev/reset", s.handleDevReset) // 404 unless cfg.Dev (dev.go)
+	e.GET("/v1/cluster/status", s.handleClusterStatus, admin)
+	e.POST("/v1/dev/reset", s.handleDevReset, admin) // 404 unless cfg.Dev (dev.go)
 	e.GET("/v1/sys/seal-status", s.handleSealStatus)
 	e.POST("/v1/sys/init", s.handleInit)
 	e.POST("/v1/sys/unseal", s.handleUnseal)
-	e.POST("/v1/sys/rekey", s.handleRekey)
-	e.GET("/v1/regions", s.handleRegions)
-	e.GET("/v1/replication/status", s.handleReplicationStatus)
-	e.POST("/v1/region/promote", s.handlePromoteRegion)
-	e.POST("/v1/region/demote", s.handleDemoteRegion)
-	e.GET("/v1/region/conflicts", s.handleConflicts)
-	e.POST("/v1/region/conflicts/dismiss", s.handleDismissConflict)
-	e.GET("/v1/operator/snapshot", s.handleSnapshotSave)
-	e.POST("/v1/operator/snapshot", s.handleSnapshotRestore)
-	e.POST("/v1/operator/raft/remove-peer", s.handleRemovePeer)
-	e.POST("/v1/operator/raft/transfer-leader", s.handleTransferLeader)
-	e.GET("/v1/keys", s.handleListKeys)
-	e.POST("/v1/keys", s.handleCreateKey)
-	e.GET("/v1/key", s.handleDescribeKey)
-	e.POST("/v1/key/rotate", s.handleRotateKey)
-	e.POST("/v1/key/enable", s.handleKeyState(true))
-	e.POST("/v1/key/disable", s.handleKeyState(false))
-	e.POST("/v1/key/alias", s.handleAlias)
-	e.GET("/v1/rotators", s.handleListRotators)
-	e.POST("/v1/rotators", s.handleCreateRotator)
-	e.GET("/v1/rotator", s.handleDescribeRotator)
-	e.POST("/v1/rotator/delete", s.handleDeleteRotator)
-	s.iamRoutes(e)
+	e.POST("/v1/sys/rekey", s.handleRekey, admin)
+	e.GET("/v1/regions", s.handleRegions, admin)
+	e.GET("/v1/replication/status", s.handleReplicationStatus, admin)
+	e.POST("/v1/region/promote", s.handlePromoteRegion, admin)
+	e.POST("/v1/region/demote", s.handleDemoteRegion, admin)
+	e.GET("/v1/region/conflicts", s.handleConflicts, admin)
+	e.POST("/v1/region/conflicts/dismiss", s.handleDismissConflict, admin)
+	e.GET("/v1/operator/snapshot", s.handleSnapshotSave, admin)
+	e.POST("/v1/operator/snapshot", s.handleSnapshotRestore, admin)
+	e.POST("/v1/operator/raft/remove-peer", s.handleRemovePeer, admin)
+	e.POST("/v1/operator/raft/transfer-leader", s.handleTransferLeader, admin)
+	e.GET("/v1/keys", s.handleListKeys, admin)
+	e.POST("/v1/keys", s.handleCreateKey, admin)
+	e.GET("/v1/key", s.handleDescribeKey, admin)
+	e.POST("/v1/key/rotate", s.handleRotateKey, admin)
+	e.POST("/v1/key/enable", s.handleKeyState(true), admin)
+	e.POST("/v1/key/disable", s.handleKeyState(false), admin)
+	e.POST("/v1/key/alias", s.handleAlias, admin)
+	e.GET("/v1/rotators", s.handleListRotators, admin)
+	e.POST("/v1/rotators", s.handleCreateRotator, admin)
+	e.GET("/v1/rotator", s.handleDescribeRotator, admin)
+	e.POST("/v1/rotator/delete", s.handleDeleteRotator, admin)
+	s.iamRoutes(e, admin)
 	e.Any("/*", s.unknownRoute)
 	s.echo = e
 	return s, nil
@@ -284,6 +306,7 @@ func (s *Server) authenticateRequest(c echo.Context, v *acl.Verifier, req acl.HT
 	r := s.regions[scope.Region]
 	identity, _, _ := r.AccessKey(c.Request().Context(), scope.AccessKeyID)
 	r.NoteKeyUse(scope.AccessKeyID)
+	auditAuthenticated(c, r, scope.AccessKeyID, identity)
 	return r, identity, nil
 }
 
@@ -335,6 +358,9 @@ type request struct {
 	authz      *authz
 	authorized bool
 	keys       map[string]acl.Context
+	// arns are the secrets the handler resolved (resolvingRegion), for
+	// the audit record.
+	arns arnSet
 }
 
 // knownRegion reports whether region is a region of this deployment, which
@@ -364,6 +390,14 @@ func (req *request) setIndex(index uint64) {
 }
 
 func (s *Server) handleAPI(c echo.Context) error {
+	ev := auditOf(c)
+	target := c.Request().Header.Get("X-Amz-Target")
+	name, ok := strings.CutPrefix(target, "secretsmanager.")
+	op := operations[name]
+	ev.name, ev.readOnly = clip(name, 128), readOnlyOps[name]
+	if !ok {
+		ev.name = clip(target, 128)
+	}
 	body, err := s.readBody(c)
 	if err != nil {
 		return writeError(c, err)
@@ -372,9 +406,9 @@ func (s *Server) handleAPI(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	target := c.Request().Header.Get("X-Amz-Target")
-	name, ok := strings.CutPrefix(target, "secretsmanager.")
-	op := operations[name]
+	// Recorded once the caller is known: an unauthenticated client cannot
+	// fill the log with its bodies.
+	ev.params = requestParameters(body)
 	if !ok || op == nil {
 		if ok && slices.Contains(notYet, name) {
 			return writeError(c, apierr.Newf(apierr.InvalidRequest,
@@ -391,7 +425,8 @@ func (s *Server) handleAPI(c echo.Context) error {
 	}
 	req := &request{body: body, header: c.Request().Header, identity: identity, action: name, authz: az,
 		stale: strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale"), known: s.knownRegion}
-	out, err := op(c.Request().Context(), r, req)
+	ev.req = req
+	out, err := op(c.Request().Context(), resolvingRegion{r, req}, req)
 	if err == nil && !req.authorized {
 		// Every operation decides authorization before it touches state;
 		// an answer none preceded is a bug, and is not sent.
@@ -421,5 +456,8 @@ func (s *Server) handleAPI(c echo.Context) error {
 	if err != nil {
 		return writeError(c, apierr.Newf(apierr.InternalFailure, "encode response: %v", err))
 	}
+	ev.response = out
+	// The record is written as the status goes out (auditWriter); if it
+	// cannot be, this answer is withheld.
 	return c.Blob(http.StatusOK, contentTypeJSON11, buf)
 }

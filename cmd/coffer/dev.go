@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
@@ -64,6 +65,9 @@ refused or reset); then the region list, endpoint, account and key pair are
 printed. POST /v1/dev/reset (signed like the AWS
 API, with the signing name "coffer") empties every region while the process
 keeps serving; see docs/dev-mode.md.
+
+Every request is recorded in the audit log in <data-dir>/audit (printed at
+start; 'coffer audit tail <data-dir>/audit -f' follows it, docs/audit.md).
 
 The root key of each region is generated and kept in the data directory,
 which a real server never does: never put real secrets in a dev server.`,
@@ -225,6 +229,13 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	if err != nil {
 		return err
 	}
+	// The dev server audits as a server does, into its data directory.
+	auditDir := filepath.Join(dataDir, "audit")
+	alog, err := audit.Open(auditDir, audit.Options{})
+	if err != nil {
+		return err
+	}
+	defer alog.Close()
 
 	var regions []*region.Region
 	var repls []*replication.Service
@@ -303,7 +314,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	for i, r := range regions {
 		served[i] = r
 	}
-	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger, Metrics: reg, Regions: members}, served...)
+	srv, err := server.New(server.Config{APIAddr: f.apiAddr, Dev: true, Logger: logger, Metrics: reg, Regions: members, Audit: alog, NodeID: "dev"}, served...)
 	if err == nil {
 		for i, r := range regions {
 			scheds[i].SetAPI(srv.Caller(r.Name()))
@@ -329,6 +340,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
   AWS_SECRET_ACCESS_KEY=%s
   Credentials:           %s
   Data directory:        %s
+  Audit log:             %s
 
 Dev mode: plain HTTP on a loopback address, no TLS, and a generated root key
 kept in the data directory. Never put real secrets in it; run coffer server.
@@ -342,7 +354,7 @@ Empty every region between tests:
 
   curl -X POST --aws-sigv4 aws:amz:%s:coffer --user '%s:%s' %s/v1/dev/reset
 
-`, first, strings.Join(f.regions, ","), f.accountID, endpoint, creds.AccessKeyID, creds.SecretAccessKey, credsFrom, dataDir,
+`, first, strings.Join(f.regions, ","), f.accountID, endpoint, creds.AccessKeyID, creds.SecretAccessKey, credsFrom, dataDir, auditDir,
 		creds.AccessKeyID, creds.SecretAccessKey, first, first, endpoint,
 		first, creds.AccessKeyID, creds.SecretAccessKey, endpoint)
 	waitForSignal(logger, sigs)

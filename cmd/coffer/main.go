@@ -32,7 +32,7 @@ as underscores: --node-id is COFFER_NODE_ID. A flag on the command line wins.`,
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serverCmd(), devCmd(), operatorCmd(), keyCmd(), rotatorCmd(), iamCmd(), regionCmd(), versionCmd())
+	root.AddCommand(serverCmd(), devCmd(), operatorCmd(), keyCmd(), rotatorCmd(), iamCmd(), regionCmd(), auditCmd(), versionCmd())
 	return root
 }
 

@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
@@ -46,6 +48,8 @@ type serverFlags struct {
 	pprofAddr                             string
 	rotationRetry                         time.Duration
 	wanJoin                               []string
+	auditDir                              string
+	auditSegmentSize                      int64
 }
 
 func serverCmd() *cobra.Command {
@@ -92,6 +96,12 @@ leader then removes it from the Raft configuration). A server that fails
 instead and stays failed longer than --dead-server-grace is removed by the
 leader, never below --min-quorum voters.
 
+Every API request and every signed operator call is recorded in the node's
+audit log before it is answered: hash-chained JSON lines in --audit-dir
+(default <data-dir>/audit), checked with 'coffer audit verify' and read with
+'coffer audit tail' (docs/audit.md). Auditing cannot be turned off; while the
+log cannot be written the node refuses requests with InternalFailure.
+
 If the data directory holds raft/peers.json ('coffer operator raft recover',
 after a lost quorum), the server replaces its Raft configuration with it at
 start, removes the file and logs RECOVERY.`,
@@ -131,6 +141,8 @@ start, removes the file and logs RECOVERY.`,
 	fl.StringVar(&f.bootstrapCredentialsFile, "bootstrap-credentials-file", "", "JSON root access key pair to install when the region bootstraps")
 	fl.StringVar(&f.accountID, "account-id", region.DefaultAccountID, "12-digit account id in every ARN the region returns and accepts")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fl.StringVar(&f.auditDir, "audit-dir", "", "directory of the node's audit log (default: <data-dir>/audit)")
+	fl.Int64Var(&f.auditSegmentSize, "audit-segment-size", audit.DefaultSegmentBytes, "bytes after which an audit segment file is closed and the next begun")
 	d := cluster.DefaultConfig()
 	fl.DurationVar(&f.heartbeat, "raft-heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
 	fl.DurationVar(&f.election, "raft-election-timeout", d.ElectionTimeout, "Raft election timeout")
@@ -162,6 +174,12 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	}
 	if f.rotationRetry < time.Second || f.rotationRetry > time.Hour {
 		return fmt.Errorf("--rotation-retry must be between 1s and 1h, got %s", f.rotationRetry)
+	}
+	if f.auditSegmentSize < 4096 {
+		return fmt.Errorf("--audit-segment-size must be at least 4096 bytes, got %d", f.auditSegmentSize)
+	}
+	if f.auditDir == "" {
+		f.auditDir = filepath.Join(f.dataDir, "audit")
 	}
 	sec, err := loadSecurity(f)
 	if err != nil {
@@ -228,6 +246,14 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
+	// The audit log before anything serves: a server that cannot audit
+	// does not start.
+	alog, err := audit.Open(f.auditDir, audit.Options{SegmentBytes: f.auditSegmentSize})
+	if err != nil {
+		return err
+	}
+	defer alog.Close()
+	logger.Info("audit log", "dir", f.auditDir, "sequence", alog.Sequence())
 	repl := replication.New(replication.Config{Region: r, Logger: logger.Named("replication")})
 	sched := rotation.New(rotation.Config{Region: r, Logger: logger.Named("rotation"), Build: rotation.Builder{ExecDir: f.rotatorExecDir}.Build,
 		Retry: rotation.Backoff(f.rotationRetry)})
@@ -235,7 +261,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		return err
 	}
 	repl.Serve()
-	sc := server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock, Metrics: reg}
+	sc := server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock, Metrics: reg, Audit: alog, NodeID: f.nodeID}
 	var wan *replication.Pool
 	if f.wanGossipAddr != "" {
 		wan, err = replication.StartPool(replication.PoolConfig{BindAddr: f.wanGossipAddr, Advertise: f.wanGossipAdvertise,

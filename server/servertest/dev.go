@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/cofferhq/coffer/acl"
+	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
@@ -36,6 +37,8 @@ type Dev struct {
 	Regions  map[string]*region.Region
 	Server   *server.Server
 	Endpoint string
+	// AuditDir is the server's audit log directory (<base>/audit).
+	AuditDir string
 }
 
 // NewDev starts the regions and waits until each leads with an open
@@ -48,7 +51,11 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 	}
 	logOut := &testWriter{t: t}
 	base := t.TempDir()
-	d := &Dev{Regions: map[string]*region.Region{}}
+	d := &Dev{Regions: map[string]*region.Region{}, AuditDir: filepath.Join(base, "audit")}
+	alog, err := audit.Open(d.AuditDir, audit.Options{})
+	if err != nil {
+		t.Fatalf("open the audit log: %v", err)
+	}
 	var regions []*region.Region
 	var repls []*replication.Service
 	var scheds []*rotation.Scheduler
@@ -63,6 +70,7 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 		for _, r := range regions {
 			r.Shutdown()
 		}
+		alog.Close()
 		logOut.stop()
 	})
 	for _, name := range names {
@@ -112,7 +120,7 @@ func NewDev(t testing.TB, opts DevOptions) *Dev {
 	for i, r := range regions {
 		served[i] = r
 	}
-	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Dev: true, Logger: devLogger, Regions: members}, served...)
+	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Dev: true, Logger: devLogger, Regions: members, Audit: alog}, served...)
 	if err == nil {
 		for i, r := range regions {
 			scheds[i].SetAPI(srv.Caller(r.Name()))

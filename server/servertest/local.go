@@ -2,10 +2,12 @@ package servertest
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
@@ -22,6 +24,9 @@ type Local struct {
 	Region   *region.Region
 	Server   *server.Server
 	Endpoint string
+	// AuditDir is the server's audit log directory (in the test's
+	// temporary directory).
+	AuditDir string
 }
 
 // NewLocal starts a local region named Region behind an HTTP server on
@@ -43,7 +48,12 @@ func NewLocal(t testing.TB, tune ...func(*region.Config)) *Local {
 	if err != nil {
 		t.Fatalf("start local region: %v", err)
 	}
-	l := &Local{Region: r}
+	l := &Local{Region: r, AuditDir: filepath.Join(t.TempDir(), "audit")}
+	alog, err := audit.Open(l.AuditDir, audit.Options{})
+	if err != nil {
+		r.Shutdown()
+		t.Fatalf("open the audit log: %v", err)
+	}
 	t.Cleanup(func() {
 		if l.Server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -51,9 +61,10 @@ func NewLocal(t testing.TB, tune ...func(*region.Config)) *Local {
 			cancel()
 		}
 		r.Shutdown()
+		alog.Close()
 		logOut.stop()
 	})
-	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Logger: logger, Clock: rc.Clock}, r)
+	srv, err := server.New(server.Config{APIAddr: "127.0.0.1:0", Logger: logger, Clock: rc.Clock, Audit: alog}, r)
 	if err == nil {
 		err = srv.Start()
 	}

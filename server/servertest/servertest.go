@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
@@ -135,10 +136,14 @@ type Node struct {
 	Replication *replication.Service
 	Pool        *replication.Pool
 	Endpoint    string // https://127.0.0.1:port (tlstest's shared CA)
-	running     bool
-	cfg         cluster.Config
-	apiAddr     string
-	tls         *tlsutil.Reloader
+	// AuditDir is the node's audit log directory (<DataDir>/audit);
+	// Audit the log while the node runs.
+	AuditDir string
+	Audit    *audit.Log
+	running  bool
+	cfg      cluster.Config
+	apiAddr  string
+	tls      *tlsutil.Reloader
 }
 
 // gossipKey encrypts the test clusters' gossip.
@@ -260,7 +265,14 @@ func (c *Cluster) start(node *Node) {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
 	repl.Serve()
-	sc := server.Config{APIAddr: node.apiAddr, Logger: logger, Clock: rc.Clock}
+	node.AuditDir = filepath.Join(node.DataDir, "audit")
+	alog, err := audit.Open(node.AuditDir, audit.Options{})
+	if err != nil {
+		r.Shutdown()
+		c.t.Fatalf("start %s audit log: %v", node.ID, err)
+	}
+	node.Audit = alog
+	sc := server.Config{APIAddr: node.apiAddr, Logger: logger, Clock: rc.Clock, Audit: alog, NodeID: node.ID}
 	var pool *replication.Pool
 	if c.opts.WAN != nil {
 		var key []byte
@@ -292,6 +304,7 @@ func (c *Cluster) start(node *Node) {
 			pool.Leave(time.Second)
 		}
 		r.Shutdown()
+		alog.Close()
 		c.t.Fatalf("start %s API: %v", node.ID, err)
 	}
 	// Pin the addresses the OS chose, so a restart comes back on them and
@@ -324,6 +337,7 @@ func (c *Cluster) Kill(i int) {
 	n.Server.Shutdown(ctx)
 	n.leaveWAN()
 	n.Region.Shutdown()
+	n.Audit.Close()
 }
 
 // Stop stops a node gracefully, as SIGTERM does.
@@ -339,6 +353,7 @@ func (c *Cluster) Stop(i int) {
 	n.leaveWAN()
 	n.Region.Leave(5 * time.Second)
 	n.Region.Shutdown()
+	n.Audit.Close()
 }
 
 // Restart starts a stopped node again on the same addresses and data.
