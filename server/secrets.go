@@ -163,6 +163,22 @@ func createSecret(ctx context.Context, r Region, req *request, add []replicaRegi
 	if in.present() && in.ClientRequestToken == nil {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgTokenMissing)
 	}
+	// Authorized on the ARN the secret will have, with each action the
+	// request needs (spec §4.23), before anything is looked up.
+	arn := r.NewARN(*in.Name)
+	if err := req.authorizeNew(r, "CreateSecret", arn); err != nil {
+		return nil, err
+	}
+	if in.Tags != nil {
+		if err := req.authorizeNew(r, "TagResource", arn); err != nil {
+			return nil, err
+		}
+	}
+	if add != nil {
+		if err := req.authorizeNew(r, "ReplicateSecretToRegions", arn); err != nil {
+			return nil, err
+		}
+	}
 	var replicas []fsm.Replica
 	if add != nil {
 		var err error
@@ -178,28 +194,14 @@ func createSecret(ctx context.Context, r Region, req *request, add []replicaRegi
 	}
 	now := r.Now().UnixMilli()
 	cmd := &fsm.CreateSecret{
-		ARN:  r.NewARN(*in.Name),
+		ARN:  arn,
 		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), KeyID: secretKeyID(key),
 		Date: now, Type: deref(in.Type), Replicas: replicas,
 	}
 	for _, t := range in.Tags {
 		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
-	// Authorized on the ARN the secret will have, with each action the
-	// request needs (spec §4.23).
-	if err := req.authorizeNew(r, "CreateSecret", cmd.ARN); err != nil {
-		return nil, err
-	}
-	if in.Tags != nil {
-		if err := req.authorizeNew(r, "TagResource", cmd.ARN); err != nil {
-			return nil, err
-		}
-	}
-	if add != nil {
-		if err := req.authorizeNew(r, "ReplicateSecretToRegions", cmd.ARN); err != nil {
-			return nil, err
-		}
-	}
+
 	if cmd.Version, err = in.seal(r, key.Current().KEKID, cmd.ARN, in.ClientRequestToken); err != nil {
 		return nil, err
 	}

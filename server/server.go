@@ -46,6 +46,10 @@ type Config struct {
 	// request-time window; nil is time.Now. Give it the clock of the
 	// regions (region.Config.Clock): a faults build skews both together.
 	Clock func() time.Time
+	// MaxClockSkew is how far a request's SigV4 time may be from the
+	// server's clock (0: AWS's 5 minutes). It bounds how long a captured
+	// request stays replayable.
+	MaxClockSkew time.Duration
 	// Regions lists every server of every region this one knows (the WAN
 	// pool; GET /v1/regions); nil answers with the hosted regions alone.
 	Regions func() []replication.Node
@@ -136,8 +140,8 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 		_, secret, ok := r.AccessKey(ctx, id)
 		return secret, ok
 	}
-	s.verifier = acl.Verifier{Service: "secretsmanager", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock}
-	s.admin = acl.Verifier{Service: "coffer", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock}
+	s.verifier = acl.Verifier{Service: "secretsmanager", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock, MaxSkew: cfg.MaxClockSkew}
+	s.admin = acl.Verifier{Service: "coffer", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock, MaxSkew: cfg.MaxClockSkew}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
