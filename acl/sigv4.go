@@ -60,14 +60,14 @@ type Verifier struct {
 	RegionList func() []string          // hosted region names, quoted in the error for an unserved region
 	Lookup     Credentials              // nil treats every access key as unknown
 	Now        func() time.Time         // nil = time.Now
-	MaxSkew    time.Duration            // 0 = 15 minutes
+	MaxSkew    time.Duration            // 0 = 5 minutes, AWS's window
 }
 
 const (
 	algorithm       = "AWS4-HMAC-SHA256"
 	terminator      = "aws4_request"
 	amzDateLayout   = "20060102T150405Z"
-	defaultMaxSkew  = 15 * time.Minute
+	defaultMaxSkew  = 5 * time.Minute
 	maxAuthLen      = 8 << 10
 	maxSignedHeader = 64
 	unsignedPayload = "UNSIGNED-PAYLOAD"

@@ -100,33 +100,81 @@ func (s *Server) handleClusterStatus(c echo.Context) error {
 	}{st, digest, index, r.Sealed()})
 }
 
+// adminActions names each signed operator endpoint's action, the name
+// IAM policies allow or deny it by (docs/iam.md "Admin actions"). An
+// endpoint missing here is the root identity's alone.
+var adminActions = map[string]string{
+	"GET /v1/cluster/status":                 "coffer:GetClusterStatus",
+	"POST /v1/dev/reset":                     "coffer:ResetDevServer",
+	"POST /v1/sys/rekey":                     "coffer:Rekey",
+	"GET /v1/regions":                        "coffer:ListRegions",
+	"GET /v1/replication/status":             "coffer:GetReplicationStatus",
+	"POST /v1/region/promote":                "coffer:PromoteRegion",
+	"POST /v1/region/demote":                 "coffer:DemoteRegion",
+	"GET /v1/region/conflicts":               "coffer:ListConflicts",
+	"POST /v1/region/conflicts/dismiss":      "coffer:DismissConflict",
+	"GET /v1/operator/snapshot":              "coffer:SaveSnapshot",
+	"POST /v1/operator/snapshot":             "coffer:RestoreSnapshot",
+	"POST /v1/operator/raft/remove-peer":     "coffer:RemovePeer",
+	"POST /v1/operator/raft/transfer-leader": "coffer:TransferLeader",
+	"GET /v1/keys":                           "coffer:ListKeys",
+	"POST /v1/keys":                          "coffer:CreateKey",
+	"GET /v1/key":                            "coffer:DescribeKey",
+	"POST /v1/key/rotate":                    "coffer:RotateKey",
+	"POST /v1/key/enable":                    "coffer:EnableKey",
+	"POST /v1/key/disable":                   "coffer:DisableKey",
+	"POST /v1/key/alias":                     "coffer:SetAlias",
+	"GET /v1/rotators":                       "coffer:ListRotators",
+	"POST /v1/rotators":                      "coffer:CreateRotator",
+	"GET /v1/rotator":                        "coffer:DescribeRotator",
+	"POST /v1/rotator/delete":                "coffer:DeleteRotator",
+}
+
 // authenticateRoot verifies an operator call: SigV4 with the signing name
-// "coffer", by the root identity of the region in its scope (refusal is
-// the AccessDenied message otherwise). Admin calls stay root-only until
-// IAM gives them action names.
+// "coffer", then its action (adminActions) authorized for the caller as
+// API calls are (authz.go), on the resource "*". refusal is the
+// AccessDenied message of an endpoint without an action, which only the
+// root identity may call.
 func (s *Server) authenticateRoot(c echo.Context, body []byte, refusal string) (Region, error) {
 	r, identity, err := s.authenticate(c, &s.admin, body)
 	if err != nil {
 		return nil, err
 	}
-	if identity != region.RootIdentity {
-		return nil, apierr.New(apierr.AccessDenied, refusal)
-	}
-	return r, nil
+	return r, s.authorizeAdmin(c, r, identity, refusal)
 }
 
-// authenticateAdmin verifies an admin call that IAM names coffer:ACTION
-// (SigV4, signing name "coffer") and returns the region in its scope and
-// the caller's identity. Today only the region's root identity may
-// perform admin actions; policy-based authorization replaces this body,
-// so every admin handler with an action name goes through it.
+// authorizeAdmin decides an authenticated operator call.
+func (s *Server) authorizeAdmin(c echo.Context, r Region, identity, refusal string) error {
+	action, named := adminActions[c.Request().Method+" "+c.Path()]
+	if !named {
+		if identity != region.RootIdentity {
+			return apierr.New(apierr.AccessDenied, refusal)
+		}
+		return nil
+	}
+	az, err := s.authorizer(c, r, identity)
+	if err != nil {
+		return err
+	}
+	return az.decide(action, "*", "", nil, nil)
+}
+
+// authenticateAdmin verifies an admin call whose action depends on its
+// body (IAM's attach and detach name a user or a group) and authorizes
+// action for the caller on "*", as authenticateRoot does for the calls
+// adminActions names. It returns the region in the call's scope and the
+// caller's identity.
 func (s *Server) authenticateAdmin(c echo.Context, body []byte, action string) (Region, string, error) {
 	r, identity, err := s.authenticate(c, &s.admin, body)
 	if err != nil {
 		return nil, "", err
 	}
-	if identity != region.RootIdentity {
-		return nil, "", apierr.Newf(apierr.AccessDenied, "Only the region's root identity may perform %s.", action)
+	az, err := s.authorizer(c, r, identity)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := az.decide(action, "*", "", nil, nil); err != nil {
+		return nil, "", err
 	}
 	return r, identity, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
 	"github.com/hashicorp/go-memdb"
@@ -29,7 +30,7 @@ import (
 //	POST /v1/iam/key/delete            coffer:DeleteAccessKey   {"access_key_id"}
 //	GET  /v1/iam/groups                coffer:ListGroups
 //	POST /v1/iam/groups                coffer:CreateGroup       {"name", "path"}
-//	GET  /v1/iam/group?name=           coffer:ListGroups        members, policies
+//	GET  /v1/iam/group?name=           coffer:GetGroup          members, policies
 //	POST /v1/iam/group/delete          coffer:DeleteGroup       {"name"}
 //	POST /v1/iam/group/add-user        coffer:AddUserToGroup    {"group", "user"}
 //	POST /v1/iam/group/remove-user     coffer:RemoveUserFromGroup
@@ -161,28 +162,16 @@ func noSuchGroup(name string) error {
 }
 
 // identityPolicyProblems lists what is wrong with an identity policy
-// document (nil: nothing). It is the one place policy documents are
-// validated; the acl engine's ParseIdentityPolicy replaces its body.
+// document (nil: nothing): IAM's size limit for a managed policy, then
+// the policy language as acl.ParseIdentityPolicy reads it, so a document
+// stored here is one authorization can evaluate.
 func identityPolicyProblems(doc string) []string {
-	var problems []string
 	if n := len([]rune(doc)); n > fsm.MaxPolicyDocument {
-		problems = append(problems, fmt.Sprintf("The policy is %d characters long; a managed policy may have at most %d.", n, fsm.MaxPolicyDocument))
+		return []string{fmt.Sprintf("The policy is %d characters long; a managed policy may have at most %d.", n, fsm.MaxPolicyDocument)}
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(doc), &obj); err != nil || obj == nil {
-		return append(problems, "The policy must be a JSON object.")
-	}
-	st, ok := obj["Statement"]
-	if !ok {
-		return append(problems, "The policy has no Statement.")
-	}
-	var list []json.RawMessage
-	var one map[string]json.RawMessage
-	switch {
-	case json.Unmarshal(st, &list) == nil && len(list) > 0:
-	case json.Unmarshal(st, &one) == nil && one != nil:
-	default:
-		problems = append(problems, "Statement must be a statement object or a non-empty list of them.")
+	_, problems, err := acl.ParseIdentityPolicy(doc)
+	if err != nil {
+		return []string{"The policy must be a JSON object."}
 	}
 	return problems
 }
@@ -442,7 +431,7 @@ func (s *Server) describeGroup(c echo.Context, r Region, name string) error {
 }
 
 func (s *Server) handleGetGroup(c echo.Context) error {
-	r, _, err := s.iamCall(c, named("coffer:ListGroups"))
+	r, _, err := s.iamCall(c, named("coffer:GetGroup"))
 	if err != nil {
 		return writeError(c, err)
 	}

@@ -63,6 +63,9 @@ func batchGetSecretValue(ctx context.Context, r Region, req *request) (any, erro
 		// A list of ids is answered in one page: no token was ever issued.
 		return nil, apierr.New(apierr.InvalidNextToken, "The NextToken is not valid: BatchGetSecretValue with SecretIdList answers in one page. Send the request without NextToken.")
 	}
+	if err := req.authorize(r, nil, ""); err != nil {
+		return nil, err
+	}
 	kr, err := r.Keyring()
 	if err != nil {
 		return nil, err
@@ -78,6 +81,11 @@ func batchGetSecretValue(ctx context.Context, r Region, req *request) (any, erro
 	var reads []region.ValueRead
 	for _, id := range in.SecretIDList {
 		s := r.Resolve(txn, id)
+		if err := req.authorizeAction(r, "GetSecretValue", s, id); err != nil {
+			e, _ := apierr.As(err)
+			out.Errors = append(out.Errors, batchError{id, e.Code, e.Message})
+			continue
+		}
 		if s == nil {
 			out.Errors = append(out.Errors, batchError{id, apierr.ResourceNotFound, apierr.MsgSecretNotFound})
 			continue
@@ -102,6 +110,13 @@ func batchByFilters(ctx context.Context, r Region, req *request, filters []filte
 	if err != nil {
 		return nil, err
 	}
+	// By filters the call lists too (spec §4.23).
+	if err := req.authorize(r, nil, ""); err != nil {
+		return nil, err
+	}
+	if err := req.authorizeAction(r, "ListSecrets", nil, ""); err != nil {
+		return nil, err
+	}
 	q := fsm.ListQuery{Filters: fs, Limit: 20, ScanLimit: listScanLimit}
 	if maxResults != nil {
 		q.Limit = int(*maxResults)
@@ -121,6 +136,14 @@ func batchByFilters(ctx context.Context, r Region, req *request, filters []filte
 	}{SecretValues: []*secretValueOut{}}
 	var reads []region.ValueRead
 	for _, s := range page.Secrets {
+		if req.hidden(r, "ListSecrets", s) {
+			continue
+		}
+		if err := req.authorizeAction(r, "GetSecretValue", s, s.ARN); err != nil {
+			e, _ := apierr.As(err)
+			out.Errors = append(out.Errors, batchError{s.ARN, e.Code, e.Message})
+			continue
+		}
 		val, err := readValue(r, kr, s, nil, nil, &reads)
 		if err != nil {
 			e, ok := apierr.As(err)

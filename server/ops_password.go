@@ -28,7 +28,7 @@ const (
 	defaultPasswordLength = 32
 )
 
-func getRandomPassword(_ context.Context, _ Region, req *request) (any, error) {
+func getRandomPassword(_ context.Context, r Region, req *request) (any, error) {
 	var in struct {
 		PasswordLength          *int64  `json:"PasswordLength"`
 		ExcludeCharacters       *string `json:"ExcludeCharacters"`
@@ -46,6 +46,9 @@ func getRandomPassword(_ context.Context, _ Region, req *request) (any, error) {
 	v.intRange(in.PasswordLength, "passwordLength", 1, 4096)
 	v.length(in.ExcludeCharacters, "excludeCharacters", 0, 4096)
 	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := req.authorize(r, nil, ""); err != nil {
 		return nil, err
 	}
 	on := func(b *bool) bool { return b != nil && *b }

@@ -126,6 +126,11 @@ func validateResourcePolicy(ctx context.Context, r Region, req *request) (any, e
 			return nil, err
 		}
 		secretARN = s.ARN
+		if err := req.authorizeAction(r, "PutResourcePolicy", s, *in.SecretID); err != nil {
+			return nil, err
+		}
+	} else if err := req.authorize(r, nil, ""); err != nil {
+		return nil, err
 	}
 	p, problems, err := acl.ParsePolicy(*in.ResourcePolicy)
 	var notJSON *acl.ErrNotJSON

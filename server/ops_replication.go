@@ -266,6 +266,14 @@ func stopReplicationToReplica(ctx context.Context, r Region, req *request) (any,
 	}
 	// Sent to the replica's region (spec §4.20); allowed while scheduled
 	// for deletion (§4.23). Not a replica → InvalidRequestException.
+	// Authorized on the node's state, as writes are (writeSecret).
+	txn, _, err := r.Read(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.authorize(r, r.Resolve(txn, id), id); err != nil {
+		return nil, err
+	}
 	res, index, err := r.PromoteReplica(ctx, id)
 	req.setIndex(index)
 	if err != nil {

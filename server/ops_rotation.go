@@ -101,6 +101,9 @@ func rotateSecret(ctx context.Context, r Region, req *request) (any, error) {
 		return nil, err
 	}
 	s := r.Resolve(txn, *in.SecretID)
+	if err := req.authorize(r, s, *in.SecretID); err != nil {
+		return nil, err
+	}
 	switch {
 	case s == nil:
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 
 	"github.com/cofferhq/coffer/fsm"
 )
@@ -36,6 +37,9 @@ func tagResource(ctx context.Context, r Region, req *request) (any, error) {
 		tags = append(tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
 	_, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		if err := req.keepsAccess(r, s, func(t []fsm.Tag) []fsm.Tag { return mergeTags(t, tags) }); err != nil {
+			return 0, nil, err
+		}
 		return fsm.CmdTagResource, &fsm.TagResource{ARN: s.ARN, Tags: tags, Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {
@@ -64,6 +68,11 @@ func untagResource(ctx context.Context, r Region, req *request) (any, error) {
 		return nil, err
 	}
 	_, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		if err := req.keepsAccess(r, s, func(t []fsm.Tag) []fsm.Tag {
+			return slices.DeleteFunc(slices.Clone(t), func(x fsm.Tag) bool { return slices.Contains(in.TagKeys, x.Key) })
+		}); err != nil {
+			return 0, nil, err
+		}
 		return fsm.CmdUntagResource, &fsm.UntagResource{ARN: s.ARN, Keys: in.TagKeys, Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {

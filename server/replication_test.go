@@ -167,7 +167,7 @@ func TestReplication_TwoRegions(t *testing.T) {
 		if _, err := p.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: aws.String("db/main"), Description: aws.String("moved")}); err != nil {
 			t.Fatal(err)
 		}
-		policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"secretsmanager:DeleteSecret","Resource":"*"}]}`
+		policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}`
 		if _, err := p.PutResourcePolicy(ctx, &secretsmanager.PutResourcePolicyInput{SecretId: aws.String("db/main"), ResourcePolicy: aws.String(policy)}); err != nil {
 			t.Fatal(err)
 		}

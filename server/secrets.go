@@ -163,6 +163,22 @@ func createSecret(ctx context.Context, r Region, req *request, add []replicaRegi
 	if in.present() && in.ClientRequestToken == nil {
 		return nil, apierr.New(apierr.InvalidRequest, apierr.MsgTokenMissing)
 	}
+	// Authorized on the ARN the secret will have, with each action the
+	// request needs (spec §4.23), before anything is looked up.
+	arn := r.NewARN(*in.Name)
+	if err := req.authorizeNew(r, "CreateSecret", arn); err != nil {
+		return nil, err
+	}
+	if in.Tags != nil {
+		if err := req.authorizeNew(r, "TagResource", arn); err != nil {
+			return nil, err
+		}
+	}
+	if add != nil {
+		if err := req.authorizeNew(r, "ReplicateSecretToRegions", arn); err != nil {
+			return nil, err
+		}
+	}
 	var replicas []fsm.Replica
 	if add != nil {
 		var err error
@@ -178,13 +194,14 @@ func createSecret(ctx context.Context, r Region, req *request, add []replicaRegi
 	}
 	now := r.Now().UnixMilli()
 	cmd := &fsm.CreateSecret{
-		ARN:  r.NewARN(*in.Name),
+		ARN:  arn,
 		Name: *in.Name, Description: deref(in.Description), KmsKeyID: deref(in.KmsKeyID), KeyID: secretKeyID(key),
 		Date: now, Type: deref(in.Type), Replicas: replicas,
 	}
 	for _, t := range in.Tags {
 		cmd.Tags = append(cmd.Tags, fsm.Tag{Key: *t.Key, Value: deref(t.Value)})
 	}
+
 	if cmd.Version, err = in.seal(r, key.Current().KEKID, cmd.ARN, in.ClientRequestToken); err != nil {
 		return nil, err
 	}
@@ -491,6 +508,9 @@ func describeSecret(ctx context.Context, r Region, req *request) (any, error) {
 		return nil, err
 	}
 	s := r.Resolve(txn, id)
+	if err := req.authorize(r, s, id); err != nil {
+		return nil, err
+	}
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}
@@ -528,6 +548,9 @@ func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 	if in.MaxResults != nil {
 		q.Limit = int(*in.MaxResults)
 	}
+	if err := req.authorize(r, nil, ""); err != nil {
+		return nil, err
+	}
 	page, next, txn, err := listPage(ctx, r, req, "ListSecrets", q, in.NextToken)
 	if err != nil {
 		return nil, err
@@ -537,6 +560,9 @@ func listSecrets(ctx context.Context, r Region, req *request) (any, error) {
 		NextToken  string        `json:"NextToken,omitempty"`
 	}{SecretList: make([]secretEntry, 0, len(page.Secrets))}
 	for _, s := range page.Secrets {
+		if req.hidden(r, "ListSecrets", s) {
+			continue
+		}
 		e := entryOf(txn, s)
 		e.SecretVersionsToStages, e.VersionIdsToStages = e.VersionIdsToStages, nil
 		out.SecretList = append(out.SecretList, e)
@@ -645,9 +671,22 @@ func apply(ctx context.Context, r Region, req *request, t fsm.CommandType, cmd a
 
 // writeSecret is region.WriteSecret for req, recording the index the
 // answer reflects.
+// The secret is authorized as WriteSecret resolves it; one it does not
+// find is authorized against the ARN its id would name, so a caller
+// without permission learns nothing about whether it exists.
 func writeSecret(ctx context.Context, r Region, req *request, id string, build func(*fsm.Secret) (fsm.CommandType, any, error)) (*fsm.Result, error) {
-	res, index, err := r.WriteSecret(ctx, id, build)
+	res, index, err := r.WriteSecret(ctx, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		if err := req.authorize(r, s, id); err != nil {
+			return 0, nil, err
+		}
+		return build(s)
+	})
 	req.setIndex(index)
+	if apierr.Is(err, apierr.ResourceNotFound) && !req.authorized {
+		if aerr := req.authorize(r, nil, id); aerr != nil {
+			return nil, aerr
+		}
+	}
 	return res, err
 }
 
@@ -660,6 +699,9 @@ func resolveSecret(ctx context.Context, r Region, req *request, id string) (*fsm
 		return nil, err
 	}
 	s := r.Resolve(txn, id)
+	if err := req.authorize(r, s, id); err != nil {
+		return nil, err
+	}
 	if s == nil {
 		return nil, apierr.New(apierr.ResourceNotFound, apierr.MsgSecretNotFound)
 	}

@@ -46,6 +46,10 @@ type Config struct {
 	// request-time window; nil is time.Now. Give it the clock of the
 	// regions (region.Config.Clock): a faults build skews both together.
 	Clock func() time.Time
+	// MaxClockSkew is how far a request's SigV4 time may be from the
+	// server's clock (0: AWS's 5 minutes). It bounds how long a captured
+	// request stays replayable.
+	MaxClockSkew time.Duration
 	// Regions lists every server of every region this one knows (the WAN
 	// pool; GET /v1/regions); nil answers with the hosted regions alone.
 	Regions func() []replication.Node
@@ -81,6 +85,8 @@ type Server struct {
 	names    []string
 	verifier acl.Verifier
 	admin    acl.Verifier
+	// policies caches parsed policy documents (authz.go).
+	policies policyCache
 	metrics  *serverMetrics
 	gatherer prometheus.Gatherer
 	nodeID   string
@@ -134,8 +140,8 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 		_, secret, ok := r.AccessKey(ctx, id)
 		return secret, ok
 	}
-	s.verifier = acl.Verifier{Service: "secretsmanager", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock}
-	s.admin = acl.Verifier{Service: "coffer", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock}
+	s.verifier = acl.Verifier{Service: "secretsmanager", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock, MaxSkew: cfg.MaxClockSkew}
+	s.admin = acl.Verifier{Service: "coffer", Regions: s.hosts, RegionList: s.regionNames, Lookup: lookup, Now: cfg.Clock, MaxSkew: cfg.MaxClockSkew}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -347,6 +353,15 @@ type request struct {
 	stale bool
 	// known reports whether a region is one of this deployment's.
 	known func(region string) bool
+	// action is the operation's name, the IAM action it is authorized
+	// as (secretsmanager:<action>); authz is the caller (nil for the
+	// in-process service caller); authorized is set once a decision was
+	// made, and keys holds the request's condition keys by action
+	// (authz.go).
+	action     string
+	authz      *authz
+	authorized bool
+	keys       map[string]acl.Context
 	// arns are the secrets the handler resolved (resolvingRegion), for
 	// the audit record.
 	arns arnSet
@@ -408,10 +423,20 @@ func (s *Server) handleAPI(c echo.Context) error {
 		}
 		return writeError(c, apierr.Newf(apierr.UnknownOperation, "Unknown operation %q.", target))
 	}
-	req := &request{body: body, header: c.Request().Header, identity: identity,
+	az, err := s.authorizer(c, r, identity)
+	if err != nil {
+		return writeError(c, err)
+	}
+	req := &request{body: body, header: c.Request().Header, identity: identity, action: name, authz: az,
 		stale: strings.EqualFold(c.Request().Header.Get(HeaderConsistency), "stale"), known: s.knownRegion}
 	ev.req = req
 	out, err := op(c.Request().Context(), resolvingRegion{r, req}, req)
+	if err == nil && !req.authorized {
+		// Every operation decides authorization before it touches state;
+		// an answer none preceded is a bug, and is not sent.
+		s.logger.Error("an operation answered without an authorization decision", "operation", name)
+		err = apierr.Newf(apierr.InternalFailure, "%s was not authorized by this server; nothing is answered.", name)
+	}
 	if err == nil && s.cfg.Dev && req.index != 0 {
 		// coffer dev answers a write once the regions it replicates to
 		// (hosted here too) have applied it, so a test reads its own

@@ -12,7 +12,6 @@ import (
 	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/fsm"
-	"github.com/cofferhq/coffer/region"
 	"github.com/labstack/echo/v4"
 )
 
@@ -101,8 +100,8 @@ func (s *Server) handleSnapshotRestore(c echo.Context) error {
 	if err != nil {
 		return writeError(c, err)
 	}
-	if identity != region.RootIdentity {
-		return writeError(c, apierr.New(apierr.AccessDenied, "Only the region's root identity may restore a snapshot."))
+	if err := s.authorizeAdmin(c, r, identity, "Only the region's root identity may restore a snapshot."); err != nil {
+		return writeError(c, err)
 	}
 	if req.ContentLength > maxSnapshotBytes {
 		return writeError(c, bodyTooLarge(maxSnapshotBytes))

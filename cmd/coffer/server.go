@@ -47,6 +47,7 @@ type serverFlags struct {
 	rotatorExecDir                        string
 	pprofAddr                             string
 	rotationRetry                         time.Duration
+	maxClockSkew                          time.Duration
 	wanJoin                               []string
 	auditDir                              string
 	auditSegmentSize                      int64
@@ -128,6 +129,7 @@ start, removes the file and logs RECOVERY.`,
 	fl.StringVar(&f.wanGossipAddr, "wan-gossip-addr", "", "bind address of the WAN gossip port, the pool of every server of every region (default: none, this region replicates with no other)")
 	fl.StringVar(&f.wanGossipAdvertise, "wan-gossip-advertise", "", "WAN gossip address other servers dial (default: --wan-gossip-addr)")
 	fl.DurationVar(&f.rotationRetry, "rotation-retry", 30*time.Second, "wait before retrying a failed rotation; doubles with each further failure, up to 1h")
+	fl.DurationVar(&f.maxClockSkew, "max-clock-skew", 5*time.Minute, "how far a request's SigV4 signing time may be from this server's clock (AWS allows 5m); a longer window lets a captured request be replayed for longer")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "loopback address to serve Go's CPU, heap, block and mutex profiles on (/debug/pprof/; no authentication; off when empty)")
 	fl.StringVar(&f.rotatorExecDir, "rotator-exec-dir", "", "directory of the commands exec rotators may run (give every server the same; empty disables exec rotators)")
 	fl.StringSliceVar(&f.wanJoin, "wan-join", nil, "WAN gossip addresses of servers of any region, comma separated")
@@ -171,6 +173,9 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 	}
 	if !regionName.MatchString(f.region) || len(f.region) > 128 {
 		return fmt.Errorf("--region must be a region name such as us-east-1, got %q", f.region)
+	}
+	if f.maxClockSkew < time.Second || f.maxClockSkew > time.Hour {
+		return fmt.Errorf("--max-clock-skew must be between 1s and 1h, got %s", f.maxClockSkew)
 	}
 	if f.rotationRetry < time.Second || f.rotationRetry > time.Hour {
 		return fmt.Errorf("--rotation-retry must be between 1s and 1h, got %s", f.rotationRetry)
@@ -261,7 +266,7 @@ func runServer(cmd *cobra.Command, f *serverFlags) error {
 		return err
 	}
 	repl.Serve()
-	sc := server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock, Metrics: reg, Audit: alog, NodeID: f.nodeID}
+	sc := server.Config{APIAddr: f.apiAddr, TLS: sec.api, Logger: logger, Clock: clock, Metrics: reg, Audit: alog, NodeID: f.nodeID, MaxClockSkew: f.maxClockSkew}
 	var wan *replication.Pool
 	if f.wanGossipAddr != "" {
 		wan, err = replication.StartPool(replication.PoolConfig{BindAddr: f.wanGossipAddr, Advertise: f.wanGossipAdvertise,
