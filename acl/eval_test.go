@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -705,6 +706,42 @@ func TestTokenize_Long(t *testing.T) {
 	for i := range want {
 		if toks[i] != want[i] {
 			t.Fatalf("tokens %v, want %v", toks, want)
+		}
+	}
+}
+
+// BenchmarkEvaluate_TenByTen is a user with 10 policies of 10 statements
+// each (issue 15's measure): the one statement that allows is the last of
+// the last policy, so every statement is looked at; a third of them carry
+// a condition on the request or the secret's tags.
+//
+//	go test -run '^$' -bench Evaluate_TenByTen -benchmem ./acl/
+func BenchmarkEvaluate_TenByTen(b *testing.B) {
+	var policies []*Policy
+	for p := range 10 {
+		var st []string
+		for s := range 10 {
+			cond := ""
+			if s%3 == 0 && (p != 9 || s != 9) {
+				cond = fmt.Sprintf(`,"Condition":{"StringEquals":{"aws:ResourceTag/team":"team-%d-%d"},"IpAddress":{"aws:SourceIp":["10.%d.0.0/16","192.168.%d.0/24"]}}`, p, s, p, s)
+			}
+			resource := fmt.Sprintf("arn:aws:secretsmanager:*:123456789012:secret:svc-%d-%d/*", p, s)
+			if p == 9 && s == 9 {
+				resource = "arn:aws:secretsmanager:*:123456789012:secret:app/*"
+			}
+			st = append(st, fmt.Sprintf(`{"Sid":"s%d","Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret","secretsmanager:List*"],"Resource":%q%s}`, s, resource, cond))
+		}
+		policies = append(policies, mustIdentity(b, `{"Version":"2012-10-17","Statement":[`+strings.Join(st, ",")+`]}`))
+	}
+	ctx := Context{}
+	ctx.Set("aws:SourceIp", "10.1.2.3")
+	ctx.Set("aws:ResourceTag/team", "app")
+	ctx.Set("secretsmanager:SecretId", benchSecret)
+	req := Request{Principal: alice, Action: getValue, Resource: benchSecret, Context: ctx}
+	b.ReportAllocs()
+	for b.Loop() {
+		if Evaluate(req, policies, nil) != Allow {
+			b.Fatal("not allowed")
 		}
 	}
 }

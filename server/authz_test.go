@@ -229,6 +229,37 @@ func TestAuthz_PoliciesDecideEveryOperation(t *testing.T) {
 	_, err = root.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("other"), SecretString: aws.String("x")})
 	allowed("root PutSecretValue after the deny went", err)
 
+	// A resource policy's deny overrides the group's allow.
+	_, err = root.PutResourcePolicy(ctx, &secretsmanager.PutResourcePolicyInput{SecretId: aws.String("app/db"),
+		ResourcePolicy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"` + userARN + `"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}`)})
+	allowed("PutResourcePolicy deny for the user", err)
+	c.Eventually(10*time.Second, "the resource policy's deny to reach the follower", func() bool {
+		_, err := app.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app/db")})
+		code, m := apiError(err)
+		return code == "AccessDeniedException" && m == msg("GetSecretValue", "app/db", "with an explicit deny in a resource-based policy")
+	})
+	_, err = root.DeleteResourcePolicy(ctx, &secretsmanager.DeleteResourcePolicyInput{SecretId: aws.String("app/db")})
+	allowed("DeleteResourcePolicy app/db", err)
+
+	// A read-only identity reads its tagged secrets and nothing else.
+	mustAdmin(t, leader, "/v1/iam/users", map[string]any{"name": "reader"}, nil)
+	policy("read-team-app", `{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*","Condition":{"StringEquals":{"secretsmanager:ResourceTag/team":"app"}}}`)
+	mustAdmin(t, leader, "/v1/iam/policy/attach", map[string]any{"policy": "read-team-app", "user": "reader"}, nil)
+	mustAdmin(t, leader, "/v1/iam/keys", map[string]any{"user": "reader"}, &key)
+	reader := servertest.NewClient(c.Nodes[follower].Endpoint, c.Name, region.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey}, 1)
+	for _, id := range []string{"app/db", "other"} {
+		_, err = reader.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+		allowed("reader GetSecretValue "+id, err)
+	}
+	_, err = reader.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("ops/key")})
+	denied("reader GetSecretValue ops/key", err, "")
+	_, err = reader.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("app/db"), SecretString: aws.String("x")})
+	denied("reader PutSecretValue", err, "")
+	_, err = reader.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("app/db")})
+	denied("reader DescribeSecret", err, "")
+	_, err = reader.ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
+	denied("reader ListSecrets", err, "")
+
 	// Admin actions: refused until a policy allows coffer:ListKeys.
 	fol := c.Nodes[follower].Endpoint
 	if code, typ, _ := adminAs(t, fol, creds, "/v1/keys", nil, nil); code == http.StatusOK || typ != "AccessDeniedException" {
