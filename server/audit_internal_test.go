@@ -40,22 +40,8 @@ func (b *breakingRegion) Resolve(txn *memdb.Txn, id string) *fsm.Secret {
 // InternalFailure, and its answer (here a secret value) is not sent.
 func TestAudit_AnswerWithheldWhenRecordFails(t *testing.T) {
 	creds := region.Credentials{AccessKeyID: "AKIAFUZZFUZZFUZZFUZZ", SecretAccessKey: "fuzz/secret/key/for/coffer/fuzzing/01234"}
-	cc := cluster.DefaultConfig()
-	cc.NodeID, cc.Region = "local", "us-east-1"
-	r, err := region.Start(region.Config{Cluster: cc, RootKey: crypto.RandomKey(), Bootstrap: &creds, Local: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown()
-	for deadline := time.Now().Add(10 * time.Second); r.Sealed() || !hasKey(r, creds.AccessKeyID); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("local region did not bootstrap")
-		}
-	}
-	alog, err := audit.Open(filepath.Join(t.TempDir(), "audit"), audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := startLocalRegion(t, creds)
+	alog := openAudit(t)
 	br := &breakingRegion{Region: r, log: alog}
 	srv, err := New(Config{Audit: alog}, br)
 	if err != nil {
@@ -82,6 +68,36 @@ func TestAudit_AnswerWithheldWhenRecordFails(t *testing.T) {
 		bytes.Contains(w.Body.Bytes(), []byte(value)) || !bytes.Contains(w.Body.Bytes(), []byte("audit log")) {
 		t.Fatalf("answer with the record unwritten: %d %v %s", w.Code, w.Header(), w.Body)
 	}
+}
+
+// startLocalRegion starts a one-node local region bootstrapped with
+// creds and waits until they sign; it is shut down when t ends.
+func startLocalRegion(t testing.TB, creds region.Credentials) *region.Region {
+	t.Helper()
+	cc := cluster.DefaultConfig()
+	cc.NodeID, cc.Region = "local", "us-east-1"
+	r, err := region.Start(region.Config{Cluster: cc, RootKey: crypto.RandomKey(), Bootstrap: &creds, Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown() })
+	for deadline := time.Now().Add(10 * time.Second); r.Sealed() || !hasKey(r, creds.AccessKeyID); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("local region did not bootstrap")
+		}
+	}
+	return r
+}
+
+// openAudit opens an audit log in t's temporary directory.
+func openAudit(t testing.TB) *audit.Log {
+	t.Helper()
+	alog, err := audit.Open(filepath.Join(t.TempDir(), "audit"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	return alog
 }
 
 func hasKey(r *region.Region, id string) bool {

@@ -6,16 +6,12 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cofferhq/coffer/acl"
-	"github.com/cofferhq/coffer/audit"
-	"github.com/cofferhq/coffer/cluster"
-	"github.com/cofferhq/coffer/crypto"
 	"github.com/cofferhq/coffer/region"
 )
 
@@ -32,18 +28,7 @@ var unsigned = map[string]bool{
 // without an authorization decision fails here.
 func TestAuthz_EveryEndpointRefusesAUserWithoutPolicies(t *testing.T) {
 	root := region.Credentials{AccessKeyID: "AKIAROOTROOTROOTROOT", SecretAccessKey: "root/secret/key/for/coffer/authz/tests/01"}
-	cc := cluster.DefaultConfig()
-	cc.NodeID, cc.Region = "local", "us-east-1"
-	r, err := region.Start(region.Config{Cluster: cc, RootKey: crypto.RandomKey(), Bootstrap: &root, Local: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown()
-	for deadline := time.Now().Add(10 * time.Second); r.Sealed() || !hasKey(r, root.AccessKeyID); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("local region did not bootstrap")
-		}
-	}
+	r := startLocalRegion(t, root)
 	ctx := context.Background()
 	if _, err := r.CreateUser(ctx, "nobody", "/"); err != nil {
 		t.Fatal(err)
@@ -52,12 +37,7 @@ func TestAuthz_EveryEndpointRefusesAUserWithoutPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alog, err := audit.Open(filepath.Join(t.TempDir(), "audit"), audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alog.Close()
-	srv, err := New(Config{Audit: alog}, r)
+	srv, err := New(Config{Audit: openAudit(t)}, r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -15,40 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
-	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server/servertest"
 )
-
-// adminAs is adminCall signed with another key pair.
-func adminAs(t *testing.T, endpoint string, creds region.Credentials, path string, body, out any) (int, string, string) {
-	t.Helper()
-	method, payload := http.MethodGet, []byte(nil)
-	if body != nil {
-		payload, _ = json.Marshal(body)
-		method = http.MethodPost
-	}
-	req, _ := http.NewRequest(method, endpoint+path, bytes.NewReader(payload))
-	acl.Sign(req, payload, creds.AccessKeyID, creds.SecretAccessKey, servertest.Region, "coffer", time.Now())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var raw json.RawMessage
-	json.NewDecoder(resp.Body).Decode(&raw)
-	var e struct {
-		Type    string `json:"__type"`
-		Message string
-	}
-	json.Unmarshal(raw, &e)
-	if out != nil && resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return resp.StatusCode, e.Type, e.Message
-}
 
 // mustAdmin is a root admin call that must succeed.
 func mustAdmin(t *testing.T, endpoint, path string, body, out any) {
@@ -262,15 +229,15 @@ func TestAuthz_PoliciesDecideEveryOperation(t *testing.T) {
 
 	// Admin actions: refused until a policy allows coffer:ListKeys.
 	fol := c.Nodes[follower].Endpoint
-	if code, typ, _ := adminAs(t, fol, creds, "/v1/keys", nil, nil); code == http.StatusOK || typ != "AccessDeniedException" {
+	if code, typ, _ := adminCallAs(t, fol, servertest.Region, &creds, "/v1/keys", nil, nil); code == http.StatusOK || typ != "AccessDeniedException" {
 		t.Fatalf("ListKeys as app before the policy: %d %s", code, typ)
 	}
-	if code, typ, _ := adminAs(t, fol, creds, "/v1/iam/users", map[string]any{"name": "mallory"}, nil); code == http.StatusOK || typ != "AccessDeniedException" {
+	if code, typ, _ := adminCallAs(t, fol, servertest.Region, &creds, "/v1/iam/users", map[string]any{"name": "mallory"}, nil); code == http.StatusOK || typ != "AccessDeniedException" {
 		t.Fatalf("CreateUser as app: %d %s", code, typ)
 	}
 	mustAdmin(t, leader, "/v1/iam/policy/attach", map[string]any{"policy": "list-keys", "user": "app"}, nil)
 	c.Eventually(10*time.Second, "coffer:ListKeys to be allowed", func() bool {
-		code, _, _ := adminAs(t, fol, creds, "/v1/keys", nil, nil)
+		code, _, _ := adminCallAs(t, fol, servertest.Region, &creds, "/v1/keys", nil, nil)
 		return code == http.StatusOK
 	})
 

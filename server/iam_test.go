@@ -9,42 +9,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/region"
 	"github.com/cofferhq/coffer/server"
 	"github.com/cofferhq/coffer/server/servertest"
 )
-
-// iamCall calls the IAM admin API signed with creds; body nil is a GET.
-func iamCall(t *testing.T, endpoint string, creds region.Credentials, path string, body, out any) (int, string, string) {
-	t.Helper()
-	method, payload := http.MethodGet, []byte(nil)
-	if body != nil {
-		payload, _ = json.Marshal(body)
-		method = http.MethodPost
-	}
-	req, _ := http.NewRequest(method, endpoint+path, bytes.NewReader(payload))
-	acl.Sign(req, payload, creds.AccessKeyID, creds.SecretAccessKey, servertest.Region, "coffer", time.Now())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var raw json.RawMessage
-	json.NewDecoder(resp.Body).Decode(&raw)
-	var e struct {
-		Type    string `json:"__type"`
-		Message string
-	}
-	json.Unmarshal(raw, &e)
-	if out != nil && resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return resp.StatusCode, e.Type, e.Message
-}
 
 // A user's key made through the admin API signs Secrets Manager calls on
 // a follower at once; Inactive or deleted, it is refused exactly as an
@@ -58,7 +27,7 @@ func TestIAM_UserKeysAndAdminAPI(t *testing.T) {
 	root := servertest.Credentials
 	ok := func(path string, body, out any) {
 		t.Helper()
-		if code, typ, msg := iamCall(t, leader, root, path, body, out); code != http.StatusOK {
+		if code, typ, msg := adminCallAs(t, leader, servertest.Region, &root, path, body, out); code != http.StatusOK {
 			t.Fatalf("%s %v: %d %s %s", path, body, code, typ, msg)
 		}
 	}
@@ -95,16 +64,16 @@ func TestIAM_UserKeysAndAdminAPI(t *testing.T) {
 		var keys struct {
 			AccessKeys []server.AccessKeyInfo `json:"access_keys"`
 		}
-		iamCall(t, leader, root, "/v1/iam/keys?user=bob", nil, &keys)
+		adminCallAs(t, leader, servertest.Region, &root, "/v1/iam/keys?user=bob", nil, &keys)
 		return len(keys.AccessKeys) == 1 && keys.AccessKeys[0].LastUsedDate > 0
 	})
 
 	// No policy allows bob an admin action.
-	if code, typ, msg := iamCall(t, follower, bob, "/v1/iam/users", nil, nil); code != 400 || typ != apierr.AccessDenied ||
+	if code, typ, msg := adminCallAs(t, follower, servertest.Region, &bob, "/v1/iam/users", nil, nil); code != 400 || typ != apierr.AccessDenied ||
 		msg != "User: arn:aws:iam::000000000000:user/ops/bob is not authorized to perform: coffer:ListUsers because no identity-based policy allows the coffer:ListUsers action" {
 		t.Fatalf("bob on the admin API: %d %s %s", code, typ, msg)
 	}
-	if code, typ, msg := iamCall(t, leader, bob, "/v1/iam/policy/attach", map[string]string{"policy": "p", "group": "g"}, nil); code != 400 ||
+	if code, typ, msg := adminCallAs(t, leader, servertest.Region, &bob, "/v1/iam/policy/attach", map[string]string{"policy": "p", "group": "g"}, nil); code != 400 ||
 		typ != apierr.AccessDenied || msg != "User: arn:aws:iam::000000000000:user/ops/bob is not authorized to perform: coffer:AttachGroupPolicy because no identity-based policy allows the coffer:AttachGroupPolicy action" {
 		t.Fatalf("bob attaching: %d %s %s", code, typ, msg)
 	}
@@ -197,12 +166,12 @@ func TestIAM_UserKeysAndAdminAPI(t *testing.T) {
 			"The access key " + root.AccessKeyID + " belongs to the region's root identity, which IAM does not manage: it cannot be updated or deleted here.", false},
 		{"/v1/iam/key/delete", map[string]string{"access_key_id": "AKIANOTAKEY"}, 404, apierr.NoSuchEntity, "The Access Key with id AKIANOTAKEY cannot be found.", false},
 	} {
-		status, code, msg := iamCall(t, follower, root, tc.path, tc.body, nil)
+		status, code, msg := adminCallAs(t, follower, servertest.Region, &root, tc.path, tc.body, nil)
 		if status != tc.status || code != tc.code || (msg != tc.msg && !(tc.msgPrefix && strings.HasPrefix(msg, tc.msg))) {
 			t.Errorf("%s %v: %d %s %q\nwant %d %s %q", tc.path, tc.body, status, code, msg, tc.status, tc.code, tc.msg)
 		}
 	}
-	if code, typ, msg := iamCall(t, follower, root, "/v1/iam/user?name=nobody", nil, nil); code != 404 || typ != apierr.NoSuchEntity ||
+	if code, typ, msg := adminCallAs(t, follower, servertest.Region, &root, "/v1/iam/user?name=nobody", nil, nil); code != 404 || typ != apierr.NoSuchEntity ||
 		msg != "The user with name nobody cannot be found." {
 		t.Errorf("GET unknown user: %d %s %s", code, typ, msg)
 	}

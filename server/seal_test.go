@@ -33,7 +33,19 @@ func adminCall(t testing.TB, endpoint, path string, body, out any, signed bool) 
 }
 
 // adminCallIn is adminCall scoped to region.
-func adminCallIn(t testing.TB, endpoint, region, path string, body, out any, signed bool) (int, string, string) {
+func adminCallIn(t testing.TB, endpoint, regionName, path string, body, out any, signed bool) (int, string, string) {
+	t.Helper()
+	var creds *region.Credentials
+	if signed {
+		creds = &servertest.Credentials
+	}
+	return adminCallAs(t, endpoint, regionName, creds, path, body, out)
+}
+
+// adminCallAs is an admin call signed with creds (nil: unsigned); body nil
+// is a GET. It answers the status, the error type and the message, and
+// decodes a 200's body into out.
+func adminCallAs(t testing.TB, endpoint, regionName string, creds *region.Credentials, path string, body, out any) (int, string, string) {
 	t.Helper()
 	method, payload := http.MethodGet, []byte(nil)
 	if body != nil {
@@ -41,8 +53,8 @@ func adminCallIn(t testing.TB, endpoint, region, path string, body, out any, sig
 		method = http.MethodPost
 	}
 	req, _ := http.NewRequest(method, endpoint+path, bytes.NewReader(payload))
-	if signed {
-		acl.Sign(req, payload, servertest.Credentials.AccessKeyID, servertest.Credentials.SecretAccessKey, region, "coffer", time.Now())
+	if creds != nil {
+		acl.Sign(req, payload, creds.AccessKeyID, creds.SecretAccessKey, regionName, "coffer", time.Now())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
