@@ -28,6 +28,14 @@ const (
 	CmdRecordKeyUse        CommandType = 50
 )
 
+// changesIdentities reports whether a command changes what authorization
+// reads of a caller (FSM.IdentityGeneration): users, groups, policies and
+// their attachments. Access keys are looked up afresh on every request,
+// and key use changes nothing authorization reads.
+func changesIdentities(t CommandType) bool {
+	return t >= CmdCreateUser && t <= CmdDetachPolicy
+}
+
 // CreateUser adds a user (its Groups and Policies are ignored: a new user
 // has none). Date is its CreatedDate.
 type CreateUser struct {

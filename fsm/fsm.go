@@ -52,6 +52,29 @@ type FSM struct {
 	mu      sync.Mutex
 	applied uint64
 	waitCh  chan struct{}
+
+	// identities counts the committed changes to users, groups and
+	// managed policies (and restores), raised after the change is
+	// visible: a reader that sees the same count before and after
+	// reading them may keep what it derived (IdentityGeneration).
+	identities atomic.Uint64
+}
+
+// IdentityGeneration counts the changes to the state authorization reads
+// (users, their groups, managed policies). Read it before reading that
+// state: what is derived from the state may be kept as long as the count
+// does not move, since it moves only after a change is visible.
+func (f *FSM) IdentityGeneration() uint64 { return f.identities.Load() }
+
+// changedIdentities raises IdentityGeneration if any of logs changed
+// identities; called after their transaction committed.
+func (f *FSM) changedIdentities(logs ...*raft.Log) {
+	for _, l := range logs {
+		if l.Type == raft.LogCommand && len(l.Data) > 0 && changesIdentities(CommandType(l.Data[0])) {
+			f.identities.Add(1)
+			return
+		}
+	}
 }
 
 var (
@@ -105,6 +128,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	setIndex(txn, l.Index)
 	txn.Commit()
+	f.changedIdentities(l)
 	f.setApplied(l.Index)
 	return resp
 }
@@ -150,6 +174,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	last := logs[len(logs)-1].Index
 	setIndex(txn, last)
 	txn.Commit()
+	f.changedIdentities(logs...)
 	f.setApplied(last)
 	return resps
 }
@@ -299,6 +324,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		index = cur
 	}
 	f.db.Store(db)
+	f.identities.Add(1)
 	f.setApplied(index)
 	f.logger.Info("state restored from snapshot", "index", index)
 	return nil

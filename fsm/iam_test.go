@@ -317,3 +317,38 @@ func TestIAM_SnapshotReplayAndReset(t *testing.T) {
 	}
 	check("after reset", h.f)
 }
+
+// IdentityGeneration moves with every committed change to users, groups,
+// policies and attachments, and with a restore, and not otherwise: the
+// server keeps each caller's parsed policies while it stays put.
+func TestIAM_IdentityGeneration(t *testing.T) {
+	h := iamHarness(t)
+	gen := h.f.IdentityGeneration()
+	moved := func(what string, want bool) {
+		t.Helper()
+		now := h.f.IdentityGeneration()
+		if (now != gen) != want {
+			t.Fatalf("%s: generation %d → %d, want moved=%v", what, gen, now, want)
+		}
+		gen = now
+	}
+	h.ok(fsm.CmdCreateUser, newUser("bob"))
+	moved("CreateUser", true)
+	h.ok(fsm.CmdCreatePolicy, newPolicy("read", `{"Statement":[]}`))
+	moved("CreatePolicy", true)
+	h.ok(fsm.CmdAttachPolicy, &fsm.AttachPolicy{UserName: "bob", PolicyName: "read"})
+	moved("AttachPolicy", true)
+	h.ok(fsm.CmdUpdatePolicy, &fsm.UpdatePolicy{Name: "read", Document: `{"Statement":[{}]}`, Date: t0 + 1})
+	moved("UpdatePolicy", true)
+	h.fail(fsm.CmdCreateUser, newUser("bob"), apierr.EntityAlreadyExists, "User with name bob already exists.")
+	moved("a refused CreateUser", true) // conservative: a refused IAM entry still counts
+	h.ok(fsm.CmdCreateAccessKey, newKey("bob", "AKIABOB"))
+	h.ok(fsm.CmdRecordKeyUse, &fsm.RecordKeyUse{Uses: []fsm.KeyUse{{AccessKeyID: "AKIABOB", Date: t0 + 2}}})
+	h.ok(fsm.CmdCreateSecret, &fsm.CreateSecret{ARN: arnOf("s", "aB3dE6"), Name: "s", Date: t0})
+	moved("access keys and secrets", false)
+	g := fsm.New(nil)
+	before := g.IdentityGeneration()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, h.f)))); err != nil || g.IdentityGeneration() == before {
+		t.Fatalf("restore: %v, generation %d → %d", err, before, g.IdentityGeneration())
+	}
+}

@@ -184,6 +184,11 @@ type Caller struct {
 	Policies []string
 }
 
+// IdentityGeneration moves when users, groups or policies change (read it
+// before Caller: what is derived from a Caller stays valid while it does
+// not move).
+func (r *Region) IdentityGeneration() uint64 { return r.fsm.IdentityGeneration() }
+
 // Caller describes an identity (AccessKey's) from local state, without a
 // round trip; false if there is no such identity.
 func (r *Region) Caller(identity string) (Caller, bool) {

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cofferhq/coffer/acl"
 	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/cluster"
@@ -46,14 +47,17 @@ const auditKey = "coffer.audit"
 // auditEvent is what a request's record is made of, gathered while the
 // request runs.
 type auditEvent struct {
-	start     time.Time
-	source    string
-	name      string
-	readOnly  bool
-	region    Region
-	scope     string // the region in the credential scope, if not hosted
-	keyID     string
-	identity  string
+	start    time.Time
+	source   string
+	name     string
+	readOnly bool
+	region   Region
+	scope    string // the region in the credential scope, if not hosted
+	keyID    string
+	identity string
+	// principal is the caller as authorization described it (its ARN
+	// with the user's path, its unique id), once authorized.
+	principal acl.Principal
 	params    json.RawMessage
 	response  any
 	req       *request
@@ -184,7 +188,7 @@ func (s *Server) auditRecord(ev *auditEvent, status int, requestID, ip, userAgen
 	rec := audit.Record{
 		EventVersion: audit.EventVersion, EventTime: ev.start.UTC().Format(time.RFC3339),
 		EventSource: ev.source, EventName: ev.name, AWSRegion: regionName,
-		UserIdentity:    auditIdentity(r, ev.identity, ev.keyID),
+		UserIdentity:    auditIdentity(r, ev.identity, ev.keyID, ev.principal),
 		SourceIPAddress: ip, UserAgent: clip(userAgent, 1024),
 		RequestParameters: ev.params, RequestID: requestID, EventID: newRequestID(),
 		ReadOnly: ev.readOnly, EventType: audit.TypeAPICall, ManagementEvent: true,
@@ -217,7 +221,7 @@ func (s *Server) auditRecord(ev *auditEvent, status int, requestID, ip, userAgen
 // authentication found (region.RootIdentity, ServicePrincipal, or a user's
 // name once IAM users exist) and the access key it signed with. The one
 // place the identity is described: IAM users' ARNs go here.
-func auditIdentity(r Region, identity, keyID string) audit.Identity {
+func auditIdentity(r Region, identity, keyID string, p acl.Principal) audit.Identity {
 	account := r.AccountID()
 	id := audit.Identity{AccountID: account, AccessKeyID: keyID}
 	switch identity {
@@ -231,9 +235,9 @@ func auditIdentity(r Region, identity, keyID string) audit.Identity {
 	default:
 		id.Type, id.UserName = "IAMUser", identity
 		id.ARN = "arn:aws:iam::" + account + ":user/" + identity
-		if c, ok := r.Caller(identity); ok {
+		if p.ARN != "" {
 			// The ARN with the user's path, and its unique id.
-			id.ARN, id.PrincipalID = c.ARN, c.UserID
+			id.ARN, id.PrincipalID = p.ARN, p.UserID
 		}
 	}
 	return id

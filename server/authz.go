@@ -44,26 +44,14 @@ func (a *authz) root() bool { return a.principal.Type == "Root" }
 
 // authorizer builds the authz of an authenticated caller of region r.
 func (s *Server) authorizer(c echo.Context, r Region, identity string) (*authz, error) {
-	caller, ok := r.Caller(identity)
-	if !ok {
-		// The key's user was deleted between the signature check and now.
-		return nil, apierr.New(apierr.UnrecognizedClient, "The security token included in the request is invalid.")
+	cc, err := s.callers.get(s, r, identity)
+	if err != nil {
+		return nil, err
 	}
-	a := &authz{srv: s, principal: acl.Principal{ARN: caller.ARN, Account: caller.Account, UserName: caller.UserName, UserID: caller.UserID, Type: "IAMUser"}}
-	if caller.Root {
-		a.principal.Type = "Root"
+	if ev := auditOf(c); ev != nil {
+		ev.principal = cc.principal
 	}
-	for _, doc := range caller.Policies {
-		p, err := s.policies.identity(doc)
-		if err != nil {
-			// Stored documents were checked when written; one that no
-			// longer parses might have denied something, so nothing is
-			// allowed rather than more than the policy meant.
-			s.logger.Error("a stored identity policy does not parse", "identity", identity, "error", err)
-			return nil, apierr.Newf(apierr.AccessDenied, "User: %s is not authorized: one of its policies cannot be read by this server (%v).", caller.ARN, err)
-		}
-		a.policies = append(a.policies, p)
-	}
+	a := &authz{srv: s, principal: cc.principal, policies: cc.policies}
 	now := r.Now().UTC()
 	a.global = acl.Context{}
 	a.global.Set("aws:CurrentTime", now.Format(time.RFC3339))
@@ -351,32 +339,89 @@ func requestKeys(action string, body []byte) acl.Context {
 	return k
 }
 
+// callerCache keeps each caller's principal and parsed policies while the
+// region's identities do not change (Region.IdentityGeneration), so a
+// request reads no user, group or policy. Bounded like policyCache.
+type callerCache struct {
+	mu sync.Mutex
+	m  map[callerKey]cachedCaller
+}
+
+type callerKey struct{ region, identity string }
+
+type cachedCaller struct {
+	gen       uint64
+	principal acl.Principal
+	policies  []*acl.Policy
+}
+
+func (cc *callerCache) get(s *Server, r Region, identity string) (cachedCaller, error) {
+	key := callerKey{r.Name(), identity}
+	gen := r.IdentityGeneration() // before the state is read: see its doc
+	cc.mu.Lock()
+	hit, ok := cc.m[key]
+	cc.mu.Unlock()
+	if ok && hit.gen == gen {
+		return hit, nil
+	}
+	caller, ok := r.Caller(identity)
+	if !ok {
+		// The key's user was deleted between the signature check and now.
+		return cachedCaller{}, apierr.New(apierr.UnrecognizedClient, "The security token included in the request is invalid.")
+	}
+	out := cachedCaller{gen: gen, principal: acl.Principal{ARN: caller.ARN, Account: caller.Account, UserName: caller.UserName, UserID: caller.UserID, Type: "IAMUser"}}
+	if caller.Root {
+		out.principal.Type = "Root"
+	}
+	for _, doc := range caller.Policies {
+		p, err := s.policies.identity(doc)
+		if err != nil {
+			// Stored documents were checked when written; one that no
+			// longer parses might have denied something, so nothing is
+			// allowed rather than more than the policy meant.
+			s.logger.Error("a stored identity policy does not parse", "identity", identity, "error", err)
+			return cachedCaller{}, apierr.Newf(apierr.AccessDenied, "User: %s is not authorized: one of its policies cannot be read by this server (%v).", caller.ARN, err)
+		}
+		out.policies = append(out.policies, p)
+	}
+	cc.mu.Lock()
+	if cc.m == nil || len(cc.m) >= callerCacheSize {
+		cc.m = map[callerKey]cachedCaller{}
+	}
+	cc.m[key] = out
+	cc.mu.Unlock()
+	return out, nil
+}
+
+const callerCacheSize = 16384
+
 // policyCache keeps parsed policies by document, so a request does not
 // parse its caller's policies again. It is bounded: when full it starts
 // over (documents are few; a full cache means churn, not a working set).
 type policyCache struct {
-	mu sync.Mutex
-	m  map[string]*acl.Policy
+	mu         sync.Mutex
+	identities map[string]*acl.Policy
+	resources  map[string]*acl.Policy
 }
 
 const policyCacheSize = 4096
 
 func (pc *policyCache) identity(doc string) (*acl.Policy, error) {
-	return pc.get("i"+doc, func() (*acl.Policy, []string, error) { return acl.ParseIdentityPolicy(doc) })
+	return pc.get(&pc.identities, doc, acl.ParseIdentityPolicy)
 }
 
 func (pc *policyCache) resource(doc string) (*acl.Policy, error) {
-	return pc.get("r"+doc, func() (*acl.Policy, []string, error) { return acl.ParsePolicy(doc) })
+	return pc.get(&pc.resources, doc, acl.ParsePolicy)
 }
 
-func (pc *policyCache) get(key string, parse func() (*acl.Policy, []string, error)) (*acl.Policy, error) {
+func (pc *policyCache) get(m *map[string]*acl.Policy, doc string, parse func(string) (*acl.Policy, []string, error)) (*acl.Policy, error) {
 	pc.mu.Lock()
-	p, ok := pc.m[key]
+	p, ok := (*m)[doc]
 	pc.mu.Unlock()
 	if ok {
 		return p, nil
 	}
-	p, problems, err := parse()
+	p, problems, err := parse(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -384,10 +429,10 @@ func (pc *policyCache) get(key string, parse func() (*acl.Policy, []string, erro
 		return nil, &policyProblems{problems}
 	}
 	pc.mu.Lock()
-	if pc.m == nil || len(pc.m) >= policyCacheSize {
-		pc.m = map[string]*acl.Policy{}
+	if *m == nil || len(*m) >= policyCacheSize {
+		*m = map[string]*acl.Policy{}
 	}
-	pc.m[key] = p
+	(*m)[doc] = p
 	pc.mu.Unlock()
 	return p, nil
 }

@@ -37,6 +37,8 @@ type Region interface {
 	// Caller describes an authenticated identity from local state: root,
 	// or an IAM user with its policies' documents.
 	Caller(identity string) (region.Caller, bool)
+	// IdentityGeneration moves when what Caller reads changes.
+	IdentityGeneration() uint64
 	// The IAM changes (iam.go); reads use Read and fsm's queries.
 	CreateUser(ctx context.Context, name, path string) (*fsm.User, error)
 	DeleteUser(ctx context.Context, name string) error

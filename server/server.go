@@ -85,8 +85,10 @@ type Server struct {
 	names    []string
 	verifier acl.Verifier
 	admin    acl.Verifier
-	// policies caches parsed policy documents (authz.go).
+	// policies and callers cache parsed policy documents and callers
+	// (authz.go).
 	policies policyCache
+	callers  callerCache
 	metrics  *serverMetrics
 	gatherer prometheus.Gatherer
 	nodeID   string
