@@ -124,7 +124,11 @@ func (w *auditWriter) WriteHeader(status int) {
 	w.decided = true
 	h := w.Header()
 	rec := w.s.auditRecord(w.ev, status, h.Get("x-amzn-RequestId"), w.c.RealIP(), w.c.Request().UserAgent())
-	if err := w.s.writeAudit(rec); err != nil {
+	err := w.s.writeAudit(rec)
+	if err == nil && w.ev.req != nil {
+		err = w.s.writeItemRecords(rec, w.ev.req.items)
+	}
+	if err != nil {
 		w.withheld = true
 		for _, k := range []string{"Content-Length", "Content-Disposition", HeaderIndex, HeaderLastContact} {
 			h.Del(k)
@@ -158,6 +162,25 @@ func (w *auditWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection (deadlines).
 func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writeItemRecords writes, after a BatchGetSecretValue's record, one
+// GetSecretValue record per secret it was asked for (spec §8.1), with the
+// batch's request id and that secret's outcome.
+func (s *Server) writeItemRecords(batch audit.Record, items []batchItem) error {
+	for _, it := range items {
+		rec := batch
+		rec.EventName, rec.ReadOnly, rec.EventID, rec.ResponseElements = "GetSecretValue", true, newRequestID(), nil
+		rec.RequestParameters, _ = json.Marshal(map[string]string{"secretId": it.id})
+		rec.Resources, rec.ErrorCode, rec.ErrorMessage = nil, it.code, it.msg
+		if it.arn != "" {
+			rec.Resources = []audit.Resource{{ARN: it.arn, AccountID: batch.RecipientAccountID, Type: audit.ResourceSecret}}
+		}
+		if err := s.writeAudit(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // writeAudit appends a record and counts it, or counts the failure.
 func (s *Server) writeAudit(rec audit.Record) error {

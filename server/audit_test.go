@@ -245,3 +245,52 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// BatchGetSecretValue writes its own record and then one GetSecretValue
+// record per secret it was asked for, with the batch's request id and
+// that secret's outcome (spec §8.1); no value is in any of them.
+func TestAudit_BatchRecordsEachSecret(t *testing.T) {
+	c := servertest.New(t, 3)
+	node := c.Nodes[0]
+	cl := c.Client(0)
+	ctx := context.Background()
+	const value = "audit-batch-plaintext-7c3e"
+	created, err := cl.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("batch/a"), SecretString: aws.String(value)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cl.BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"batch/a", "batch/missing"}})
+	if err != nil || len(out.SecretValues) != 1 || len(out.Errors) != 1 {
+		t.Fatalf("batch: %v %+v", err, out)
+	}
+	batchID, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	recs := records(t, node.AuditDir)
+	var tail []audit.Record
+	for i, r := range recs {
+		if r.EventName == "BatchGetSecretValue" {
+			tail = recs[i:]
+		}
+	}
+	if len(tail) != 3 || tail[0].RequestID != batchID {
+		t.Fatalf("records from the batch on: %+v", tail)
+	}
+	for i, want := range []struct{ id, arn, code string }{{"batch/a", *created.ARN, ""}, {"batch/missing", "", "ResourceNotFoundException"}} {
+		r := tail[i+1]
+		var params map[string]string
+		json.Unmarshal(r.RequestParameters, &params)
+		arn := ""
+		if len(r.Resources) == 1 {
+			arn = r.Resources[0].ARN
+		}
+		if r.EventName != "GetSecretValue" || r.RequestID != batchID || !r.ReadOnly || params["secretId"] != want.id ||
+			arn != want.arn || r.ErrorCode != want.code || (r.ResponseElements != nil && string(r.ResponseElements) != "null") {
+			t.Errorf("record %d: %+v", i+1, r)
+		}
+	}
+	if found := filesContain(t, node.AuditDir, value); len(found) > 0 {
+		t.Fatalf("the value is in %v", found)
+	}
+	if _, err := audit.Verify(node.AuditDir); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -20,6 +20,23 @@ func init() {
 // time, each read as GetSecretValue(AWSCURRENT); a page may be empty and
 // still carry a NextToken (a selective filter scanned its budget).
 
+// batchItem is one secret of a batch as the audit records it: the id
+// asked for, the secret's ARN if found, and the error code and message if
+// it was not served.
+type batchItem struct{ id, arn, code, msg string }
+
+// served notes an item of the batch for the audit log.
+func (req *request) served(id string, s *fsm.Secret, e *batchError) {
+	it := batchItem{id: id}
+	if s != nil {
+		it.arn = s.ARN
+	}
+	if e != nil {
+		it.code, it.msg = e.ErrorCode, e.Message
+	}
+	req.items = append(req.items, it)
+}
+
 type batchError struct {
 	SecretID  string `json:"SecretId"`
 	ErrorCode string `json:"ErrorCode"`
@@ -84,10 +101,12 @@ func batchGetSecretValue(ctx context.Context, r Region, req *request) (any, erro
 		if err := req.authorizeAction(r, "GetSecretValue", s, id); err != nil {
 			e, _ := apierr.As(err)
 			out.Errors = append(out.Errors, batchError{id, e.Code, e.Message})
+			req.served(id, s, &out.Errors[len(out.Errors)-1])
 			continue
 		}
 		if s == nil {
 			out.Errors = append(out.Errors, batchError{id, apierr.ResourceNotFound, apierr.MsgSecretNotFound})
+			req.served(id, s, &out.Errors[len(out.Errors)-1])
 			continue
 		}
 		val, err := readValue(r, kr, s, nil, nil, &reads)
@@ -97,9 +116,11 @@ func batchGetSecretValue(ctx context.Context, r Region, req *request) (any, erro
 				e = apierr.New(apierr.InternalServiceError, "the value could not be read")
 			}
 			out.Errors = append(out.Errors, batchError{id, e.Code, e.Message})
+			req.served(id, s, &out.Errors[len(out.Errors)-1])
 			continue
 		}
 		out.SecretValues = append(out.SecretValues, val)
+		req.served(id, s, nil)
 	}
 	r.RecordAccess(ctx, req.stale, reads)
 	return out, nil
@@ -142,6 +163,7 @@ func batchByFilters(ctx context.Context, r Region, req *request, filters []filte
 		if err := req.authorizeAction(r, "GetSecretValue", s, s.ARN); err != nil {
 			e, _ := apierr.As(err)
 			out.Errors = append(out.Errors, batchError{s.ARN, e.Code, e.Message})
+			req.served(s.ARN, s, &out.Errors[len(out.Errors)-1])
 			continue
 		}
 		val, err := readValue(r, kr, s, nil, nil, &reads)
@@ -151,9 +173,11 @@ func batchByFilters(ctx context.Context, r Region, req *request, filters []filte
 				e = apierr.New(apierr.InternalServiceError, "the value could not be read")
 			}
 			out.Errors = append(out.Errors, batchError{s.ARN, e.Code, e.Message})
+			req.served(s.ARN, s, &out.Errors[len(out.Errors)-1])
 			continue
 		}
 		out.SecretValues = append(out.SecretValues, val)
+		req.served(s.ARN, s, nil)
 	}
 	r.RecordAccess(ctx, req.stale, reads)
 	out.NextToken = next

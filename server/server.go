@@ -365,8 +365,10 @@ type request struct {
 	authorized bool
 	keys       map[string]acl.Context
 	// arns are the secrets the handler resolved (resolvingRegion), for
-	// the audit record.
-	arns arnSet
+	// the audit record; items are BatchGetSecretValue's secrets, each
+	// audited as a GetSecretValue of its own.
+	arns  arnSet
+	items []batchItem
 }
 
 // knownRegion reports whether region is a region of this deployment, which
