@@ -72,12 +72,19 @@ func TestDeadServers_RemovedAfterGraceDownToMinQuorum(t *testing.T) {
 	if took := time.Since(stoppedAt); took < testDeadGrace {
 		t.Fatalf("%s removed %s after it stopped, before the grace of %s", victim.ID(), took, testDeadGrace)
 	}
-	var removed uint64
-	for _, n := range c.nodes {
-		removed += n.DeadServersRemoved()
+	// The configuration shows the removal once its entry is appended; the
+	// leader counts it once the entry commits, a moment later.
+	removed := func() (n uint64) {
+		for _, nd := range c.nodes {
+			n += nd.DeadServersRemoved()
+		}
+		return n
 	}
-	if removed != 1 {
-		t.Fatalf("dead servers removed: %d, want 1", removed)
+	for deadline := time.Now().Add(10 * time.Second); removed() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := removed(); got != 1 {
+		t.Fatalf("dead servers removed: %d, want 1", got)
 	}
 
 	// Three voters left, min-quorum 3: the next failure is kept.
