@@ -52,12 +52,24 @@ func (r *Region) PurgeExpired(ctx context.Context, now time.Time) ([]string, err
 		if err != nil || len(arns) == 0 {
 			return purged, err
 		}
+		versions := map[string][]string{}
+		for _, arn := range arns {
+			if s := fsm.SecretByARN(txn, arn); s != nil {
+				for _, v := range s.Versions {
+					versions[arn] = append(versions[arn], v.VersionID)
+				}
+			}
+		}
 		res, _, err := r.Apply(ctx, fsm.CmdPurgeSecrets, &fsm.PurgeSecrets{ARNs: arns, Now: now.UnixMilli()})
 		if err != nil {
 			return purged, err
 		}
+		tell := r.purged.Load()
 		for _, arn := range res.Purged {
 			r.logger.Info("secret purged: its recovery window ended", "arn", arn)
+			if tell != nil {
+				(*tell)(arn, versions[arn])
+			}
 		}
 		purged = append(purged, res.Purged...)
 		if len(res.Purged) == 0 || len(arns) < purgeBatch {
@@ -67,3 +79,8 @@ func (r *Region) PurgeExpired(ctx context.Context, now time.Time) ([]string, err
 		}
 	}
 }
+
+// OnPurge sets the function told of each secret the purge destroys, with
+// the ids of the versions it had (the server audits them as
+// EndSecretVersionDelete service events).
+func (r *Region) OnPurge(fn func(arn string, versionIDs []string)) { r.purged.Store(&fn) }

@@ -110,6 +110,9 @@ var _ Consensus = (*cluster.Node)(nil)
 // Region is one Coffer region served by this process: its consensus (a
 // Raft node), its state and its keys.
 type Region struct {
+	// purged is told of each secret the purge destroys (OnPurge).
+	purged atomic.Pointer[func(arn string, versionIDs []string)]
+
 	cfg       Config
 	name      string
 	logger    hclog.Logger

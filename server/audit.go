@@ -127,6 +127,11 @@ func (w *auditWriter) WriteHeader(status int) {
 	err := w.s.writeAudit(rec)
 	if err == nil && w.ev.req != nil {
 		err = w.s.writeItemRecords(rec, w.ev.req.items)
+		for _, e := range w.ev.req.events {
+			if err == nil && rec.ErrorCode == "" {
+				err = w.s.writeAudit(w.s.serviceRecord(w.ev.region, e, rec.RequestID))
+			}
+		}
 	}
 	if err != nil {
 		w.withheld = true
@@ -482,25 +487,62 @@ func (s *Server) auditCall(r Region, operation string, req *request, out any, er
 // happened whatever the log says, so a failure is logged and counted, not
 // returned.
 func (c *Caller) RotationEvent(ctx context.Context, name, secretARN, message string) {
-	s := c.s
-	r, ok := s.regions[c.region]
+	r, ok := c.s.regions[c.region]
 	if !ok {
 		return
 	}
+	if name != "RotationFailed" && name != "RotationAbandoned" {
+		message = ""
+	}
+	c.s.writeAudit(c.s.serviceRecord(r, serviceEvent{name: name, arn: secretARN, message: message},
+		"Rotation-"+secretARN+"-"+newRequestID()))
+}
+
+// serviceEvent is a service event (spec §8.1): the secret it is about, the
+// version for version events, and the error message of a failure.
+type serviceEvent struct{ name, arn, versionID, message string }
+
+// serviceRecord is the record of a service event: produced by the
+// service itself (invokedBy secretsmanager.amazonaws.com), its secret in
+// additionalEventData and resources.
+func (s *Server) serviceRecord(r Region, e serviceEvent, requestID string) audit.Record {
 	account := r.AccountID()
-	extra, _ := json.Marshal(map[string]string{"SecretId": secretARN})
-	rec := audit.Record{
+	data := map[string]string{"SecretId": e.arn}
+	if e.versionID != "" {
+		data["VersionId"] = e.versionID
+	}
+	extra, _ := json.Marshal(data)
+	return audit.Record{
 		EventVersion: audit.EventVersion, EventTime: s.cfg.Clock().UTC().Format(time.RFC3339),
-		EventSource: audit.SourceSecretsManager, EventName: name, AWSRegion: r.Name(),
+		EventSource: audit.SourceSecretsManager, EventName: e.name, AWSRegion: r.Name(),
 		UserIdentity:    audit.Identity{AccountID: account, InvokedBy: ServicePrincipal},
 		SourceIPAddress: ServicePrincipal, UserAgent: ServicePrincipal,
-		AdditionalEventData: extra, RequestID: "Rotation-" + secretARN + "-" + newRequestID(), EventID: newRequestID(),
+		AdditionalEventData: extra, RequestID: requestID, EventID: newRequestID(),
 		EventType: audit.TypeServiceEvent, ManagementEvent: true, RecipientAccountID: account,
-		EventCategory: "Management", Node: s.nodeID,
-		Resources: []audit.Resource{{ARN: secretARN, AccountID: account, Type: audit.ResourceSecret}},
+		EventCategory: "Management", Node: s.nodeID, ErrorMessage: e.message,
+		Resources: []audit.Resource{{ARN: e.arn, AccountID: account, Type: audit.ResourceSecret}},
 	}
-	if name == "RotationFailed" || name == "RotationAbandoned" {
-		rec.ErrorMessage = message
+}
+
+// versionEvents are the service events of one secret's versions: name
+// (StartSecretVersionDelete, CancelSecretVersionDelete,
+// EndSecretVersionDelete) once per version.
+func versionEvents(name string, s *fsm.Secret) []serviceEvent {
+	out := make([]serviceEvent, 0, len(s.Versions))
+	for _, v := range s.Versions {
+		out = append(out, serviceEvent{name: name, arn: s.ARN, versionID: v.VersionID})
 	}
-	s.writeAudit(rec)
+	return out
+}
+
+// auditPurge records the purge of an expired secret: one
+// EndSecretVersionDelete per version it had. The purge has happened
+// whatever the log says: a failure is logged and counted.
+func (s *Server) auditPurge(r Region) func(arn string, versionIDs []string) {
+	return func(arn string, versionIDs []string) {
+		id := newRequestID()
+		for _, v := range versionIDs {
+			s.writeAudit(s.serviceRecord(r, serviceEvent{name: "EndSecretVersionDelete", arn: arn, versionID: v}, id))
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -289,6 +290,74 @@ func TestAudit_BatchRecordsEachSecret(t *testing.T) {
 	}
 	if found := filesContain(t, node.AuditDir, value); len(found) > 0 {
 		t.Fatalf("the value is in %v", found)
+	}
+	if _, err := audit.Verify(node.AuditDir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A deletion window's start, cancellation and end are service events, one
+// per version, after the record of the call that caused them (and, for a
+// window that runs out, from the purge itself).
+func TestAudit_VersionDeleteEvents(t *testing.T) {
+	c := servertest.New(t, 3)
+	i := c.Leader()
+	node, cl := c.Nodes[i], c.Client(i)
+	ctx := context.Background()
+	created, err := cl.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("events/a"), SecretString: aws.String("v1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: created.ARN, SecretString: aws.String("v2")}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := cl.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("events/b"), SecretString: aws.String("v1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []func() error{
+		func() error {
+			_, err := cl.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: created.ARN, RecoveryWindowInDays: aws.Int64(7)})
+			return err
+		},
+		func() error { _, err := cl.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: created.ARN}); return err },
+		func() error {
+			_, err := cl.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: created.ARN, ForceDeleteWithoutRecovery: aws.Bool(true)})
+			return err
+		},
+		func() error {
+			_, err := cl.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: other.ARN, RecoveryWindowInDays: aws.Int64(7)})
+			return err
+		},
+	} {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if purged, err := node.Region.PurgeExpired(ctx, time.Now().Add(8*24*time.Hour)); err != nil || len(purged) != 1 {
+		t.Fatalf("purge: %v %v", purged, err)
+	}
+	var got []string
+	for _, r := range records(t, node.AuditDir) {
+		if r.EventType == audit.TypeServiceEvent {
+			var data map[string]string
+			json.Unmarshal(r.AdditionalEventData, &data)
+			if data["VersionId"] == "" || r.UserIdentity.InvokedBy != "secretsmanager.amazonaws.com" {
+				t.Errorf("service event %+v", r)
+			}
+			got = append(got, r.EventName+" "+data["SecretId"])
+		} else if r.EventName == "DeleteSecret" || r.EventName == "RestoreSecret" {
+			got = append(got, r.EventName)
+		}
+	}
+	a, b := *created.ARN, *other.ARN
+	want := []string{"DeleteSecret", "StartSecretVersionDelete " + a, "StartSecretVersionDelete " + a,
+		"RestoreSecret", "CancelSecretVersionDelete " + a, "CancelSecretVersionDelete " + a,
+		"DeleteSecret", "EndSecretVersionDelete " + a, "EndSecretVersionDelete " + a,
+		"DeleteSecret", "StartSecretVersionDelete " + b,
+		"EndSecretVersionDelete " + b}
+	if !slices.Equal(got, want) {
+		t.Fatalf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if _, err := audit.Verify(node.AuditDir); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,9 @@ type Region interface {
 	Caller(identity string) (region.Caller, bool)
 	// IdentityGeneration moves when what Caller reads changes.
 	IdentityGeneration() uint64
+	// OnPurge sets the function told of each secret the purge of expired
+	// recovery windows destroys (audited as service events).
+	OnPurge(fn func(arn string, versionIDs []string))
 	// The IAM changes (iam.go); reads use Read and fsm's queries.
 	CreateUser(ctx context.Context, name, path string) (*fsm.User, error)
 	DeleteUser(ctx context.Context, name string) error

@@ -605,6 +605,11 @@ func deleteSecret(ctx context.Context, r Region, req *request) (any, error) {
 	}
 	res, err := writeSecret(ctx, r, req, *in.SecretID, func(s *fsm.Secret) (fsm.CommandType, any, error) {
 		now := r.Now().UnixMilli()
+		name := "StartSecretVersionDelete"
+		if force {
+			name = "EndSecretVersionDelete"
+		}
+		req.events = versionEvents(name, s)
 		return fsm.CmdDeleteSecret, &fsm.DeleteSecret{ARN: s.ARN, Force: force, Date: now,
 			DeletionDate: now + window*24*int64(time.Hour/time.Millisecond)}, nil
 	})
@@ -630,6 +635,9 @@ func restoreSecret(ctx context.Context, r Region, req *request) (any, error) {
 		return nil, err
 	}
 	res, err := writeSecret(ctx, r, req, id, func(s *fsm.Secret) (fsm.CommandType, any, error) {
+		if s.Scheduled() {
+			req.events = versionEvents("CancelSecretVersionDelete", s)
+		}
 		return fsm.CmdRestoreSecret, &fsm.RestoreSecret{ARN: s.ARN, Date: r.Now().UnixMilli()}, nil
 	})
 	if err != nil {

@@ -115,6 +115,7 @@ func New(cfg Config, regions ...Region) (*Server, error) {
 	s := &Server{cfg: cfg, logger: logger.Named("http"), regions: map[string]Region{}}
 	for _, r := range regions {
 		s.regions[r.Name()] = r
+		r.OnPurge(s.auditPurge(r))
 		s.names = append(s.names, r.Name())
 	}
 	slices.Sort(s.names)
@@ -369,6 +370,9 @@ type request struct {
 	// audited as a GetSecretValue of its own.
 	arns  arnSet
 	items []batchItem
+	// events are the service events the operation caused (a deletion
+	// window starting, ending or cancelled), audited after its record.
+	events []serviceEvent
 }
 
 // knownRegion reports whether region is a region of this deployment, which
