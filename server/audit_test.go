@@ -320,7 +320,10 @@ func TestAudit_VersionDeleteEvents(t *testing.T) {
 			_, err := cl.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: created.ARN, RecoveryWindowInDays: aws.Int64(7)})
 			return err
 		},
-		func() error { _, err := cl.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: created.ARN}); return err },
+		func() error {
+			_, err := cl.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: created.ARN})
+			return err
+		},
 		func() error {
 			_, err := cl.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: created.ARN, ForceDeleteWithoutRecovery: aws.Bool(true)})
 			return err
