@@ -209,7 +209,7 @@ func (c *adminClient) signHash(ctx context.Context, req *http.Request, payloadHa
 	creds := aws.Credentials{AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"),
 		SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"), SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
-		return errors.New("this command is signed with the region's root credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+		return errors.New("this command is signed with the root identity's or an allowed user's credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	}
 	region := c.region
 	for _, env := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {

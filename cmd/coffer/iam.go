@@ -21,8 +21,9 @@ import (
 
 const iamHelpTail = `
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION. Add --format json
+The call is signed with the credentials in AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY (the root identity's, or a user's whose policies allow
+the coffer: action) and scoped to --region or AWS_REGION. Add --format json
 for JSON output.`
 
 func iamCmd() *cobra.Command {
@@ -33,10 +34,12 @@ func iamCmd() *cobra.Command {
 keys each, groups of users, and customer managed policies attached to users
 or groups. A user's key signs Secrets Manager calls like the root key does.
 
-Policies are stored and shown; enforcement lands with the authorization slice,
-so today a user's key may call every Secrets Manager operation, and only the
-root identity may use these commands. Identities are per region: replication
-does not carry them yet. docs/iam.md has the details.` + iamHelpTail,
+Every Secrets Manager operation and every admin call (these commands
+included, as coffer:CreateUser, coffer:AttachUserPolicy, ...) is authorized
+by the caller's policies and the secret's resource policy, as IAM does: a
+new user may do nothing until a policy allows it (docs/authorization.md).
+Identities are per region: replication does not carry them yet.
+docs/iam.md has the details.` + iamHelpTail,
 		Example: `  coffer iam user create bob
   coffer iam key create bob
   coffer iam group create readers
@@ -353,8 +356,9 @@ func iamPolicyCmd() *cobra.Command {
 	c := &cobra.Command{Use: "policy", Short: "Manage customer managed policies",
 		Long: `Create, list, describe, update and delete customer managed policies, and attach them
 to users and groups. A document is an IAM identity policy (JSON with a
-Statement; at most 6,144 characters). Policies are stored; enforcement lands
-with the authorization slice.` + iamHelpTail}
+Statement whose statements each have Effect, Action and Resource; actions
+secretsmanager:*, coffer:* or *; at most 6,144 characters), checked as
+authorization will read it. A change applies to the next request.` + iamHelpTail}
 	var path, description, document string
 	create := iamLeaf("create NAME --document FILE|-|JSON", "Create a policy",
 		"Create a customer managed policy NAME (letters, digits and +=,.@_-, at most 128) with\nthe identity policy in --document: a file, - for standard input, or inline JSON.",

@@ -14,8 +14,8 @@ import (
 )
 
 // The key commands: the region's customer keys and their aliases
-// (region/kms.go, server/keys.go). Every call is signed with the region's
-// root credentials.
+// (region/kms.go, server/keys.go). Every call is signed, and authorized as
+// its coffer: action (docs/authorization.md).
 
 func keyCmd() *cobra.Command {
 	k := &cobra.Command{
@@ -28,9 +28,9 @@ names its key with KmsKeyId, which takes a key id, a key ARN
 (arn:aws:kms:REGION:ACCOUNT:alias/NAME). The default key, id "default", alias
 alias/aws/secretsmanager, protects the secrets that name none.
 
-The key commands name a key the same ways. They are signed with the region's
-root credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and scoped to
---region or AWS_REGION.`,
+The key commands name a key the same ways. They are signed with the root
+identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer key create --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1 --alias alias/payments
   coffer key list --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1`,
 	}
@@ -51,7 +51,7 @@ alias/NAME at once (the name must be free; names under alias/aws/ are
 reserved). Secrets use the key when they name it in KmsKeyId, by the printed
 key id, its ARN or the alias.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer key create --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1 --description "payments service" --alias alias/payments`,
 		Args:    cobra.NoArgs,
@@ -77,7 +77,7 @@ secrets use them for new values, and how many data keys a rotation left on
 older versions (the leader re-wraps them in the background). --format json
 prints a JSON array of the keys, as 'coffer key describe' prints each.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer key list --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1`,
 		Args:    cobra.NoArgs,
@@ -125,7 +125,7 @@ state and aliases, each version with the number of data keys it wraps, and
 whether the data keys of older versions have all been re-wrapped under the
 current one since the last rotation.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer key describe alias/payments --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1`,
 		Args:    cobra.ExactArgs(1),
@@ -157,7 +157,7 @@ stay readable; the leader re-wraps them under the new version in the
 background ('coffer key describe' shows how many are left). A disabled key
 cannot be rotated: enable it first.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer key rotate alias/payments --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1`,
 		Args:    cobra.ExactArgs(1),
@@ -189,7 +189,7 @@ nor written (EncryptionFailure) until the key is enabled again with
 readable and writable again. The default key (alias/aws/secretsmanager)
 cannot be disabled.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`, strings.ToUpper(verb[:1])+verb[1:]),
 		Example: fmt.Sprintf(`  coffer key %s alias/payments --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1`, verb),
 		Args:    cobra.ExactArgs(1),
@@ -217,7 +217,7 @@ alias does not move existing secrets, which keep the key the alias named then.
 Only secrets given the alias afterwards use the new key. Names under
 alias/aws/ are reserved.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer key alias alias/payments 1234abcd-12ab-34cd-56ef-1234567890ab --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1
   coffer key alias --delete alias/payments --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1`,

@@ -12,7 +12,7 @@ import (
 // operators know it. Every call is signed with the region's root
 // credentials and may go to any node, which sends changes to the leader.
 
-const raftSigning = `The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+const raftSigning = `The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION; any node takes
 it.`
 

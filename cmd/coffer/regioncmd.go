@@ -15,7 +15,7 @@ import (
 )
 
 // The region commands: what a server knows of every region through the
-// WAN pool. Calls are signed with the region's root credentials.
+// WAN pool. Calls are signed with the root identity's or an allowed user's credentials.
 
 func regionCmd() *cobra.Command {
 	g := &cobra.Command{
@@ -23,7 +23,7 @@ func regionCmd() *cobra.Command {
 		Short: "Regions as the WAN pool knows them, and replication between them",
 		Long: `Regions find each other through the WAN pool: every server of every region
 started with --wan-gossip-addr and --wan-join. These commands ask one server
-what it knows. They are signed with the region's root credentials
+what it knows. They are signed with the root identity's or an allowed user's credentials
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and scoped to --region or
 AWS_REGION.`,
 	}
@@ -47,7 +47,7 @@ changes wait, losing this region now would lose at most the changes of that
 time (the RPO); 0 when nothing waits. A replica region that cannot be
 reached shows why and since when; changes wait and are shipped when it can.
 
-The figures are read linearizably, on any server of the region. The call is signed with the region's root credentials
+The figures are read linearizably, on any server of the region. The call is signed with the root identity's or an allowed user's credentials
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and scoped to --region or
 AWS_REGION.`,
 		Example: `  coffer region status --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1
@@ -117,7 +117,7 @@ something is wrong.
 
 A server started without --wan-gossip-addr knows only its own region.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer region list --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1`,
 		Args:    cobra.NoArgs,
@@ -206,7 +206,7 @@ not in REGION: 'coffer region status' in the old primary showed that lag
 (the RPO). In a planned move, demote the old primary first and wait until
 REGION has everything (coffer region demote --wait) so there is none.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY).`,
 		Example: `  # us-east-1 is lost: make us-west-2 the primary of what it replicates
   coffer region promote us-west-2 --endpoint https://10.1.0.1:8201 --ca-file coffer-ca.pem
@@ -259,7 +259,7 @@ With --wait the command returns once every replica region has applied every
 change (lag 0), or fails after that long. Promoting REGION again undoes a
 demotion.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY). Send it to a server of REGION.`,
 		Example: `  coffer region demote us-west-2 --wait 5m --endpoint https://10.1.0.1:8201 --ca-file coffer-ca.pem`,
 		Args:    cobra.ExactArgs(1),
@@ -348,7 +348,7 @@ Each row names the secret, the version, when it was written, the region that
 wrote it as primary and at which epoch, and when the region learned of the
 promotion.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to REGION, else --region or AWS_REGION.`,
 		Example: `  coffer region conflicts us-east-1 --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem
   aws secretsmanager get-secret-value --secret-id db/main --version-id VERSION-ID`,
@@ -405,7 +405,7 @@ lists can be dismissed; any other version is refused and nothing changes.
 Each region keeps its own copy of a conflict (a replica keeps its conflicts
 whatever its primary ships), so dismiss it in every region that lists it.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer region conflicts --region us-east-1                       # list them
   aws secretsmanager get-secret-value --secret-id db/main --version-id VERSION-ID

@@ -14,12 +14,12 @@ import (
 )
 
 // The rotator commands: the rotators a region's secrets rotate with
-// (rotation/registry.go, server/rotators.go). Every call is signed with
-// the region's root credentials.
+// (rotation/registry.go, server/rotators.go). Every call is signed, and
+// authorized as its coffer: action (docs/authorization.md).
 
 const rotatorHelpTail = `
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`
 
 func rotatorCmd() *cobra.Command {

@@ -196,7 +196,7 @@ secrets under it through Raft; secret values and their data keys are not
 touched. The old shares (or root key file) stop working: nodes keep serving,
 but one that restarts needs the new shares.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.
 --key-shares 1 --key-threshold 1 prints the new root key itself, for key files.`,
 		Example: `  coffer operator rekey --endpoint https://10.0.0.1:8201 --ca-file coffer-ca.pem --region us-east-1 --key-shares 5 --key-threshold 3`,

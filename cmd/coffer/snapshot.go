@@ -41,7 +41,7 @@ as ciphertext, and the keyring only sealed under the region's root key, so
 the file alone reveals names, tags and dates, never a value. Keep the root
 key (or enough unseal shares) to make use of it.
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer operator snapshot save backup.snap --endpoint https://10.0.0.2:8201 --ca-file coffer-ca.pem --region us-east-1`,
 		Args:    cobra.ExactArgs(1),
@@ -133,7 +133,7 @@ first. Replica regions are not re-synced: after the restore, check them with
 ` + "`coffer region status`" + ` (docs/operations.md, "Snapshots", says what to
 do).
 
-The call is signed with the region's root credentials (AWS_ACCESS_KEY_ID,
+The call is signed with the root identity's or an allowed user's credentials (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY) and scoped to --region or AWS_REGION.`,
 		Example: `  coffer operator snapshot inspect backup.snap
   coffer operator snapshot restore backup.snap --endpoint https://10.0.0.2:8201 --ca-file coffer-ca.pem --region us-east-1`,
