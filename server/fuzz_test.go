@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cofferhq/coffer/acl"
+	"github.com/cofferhq/coffer/apierr"
 	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/cluster"
 	"github.com/cofferhq/coffer/crypto"
@@ -72,6 +74,9 @@ func FuzzOperations(f *testing.F) {
 		if target != "" {
 			req.Header.Set("X-Amz-Target", target)
 		}
+		// As a transport sends it: SigV4 signs Content-Length, and
+		// httptest.NewRequest does not set the header.
+		req.Header.Set("Content-Length", strconv.Itoa(len(body)))
 		acl.Sign(req, body, creds.AccessKeyID, creds.SecretAccessKey, "us-east-1", "secretsmanager", time.Now())
 		rec := httptest.NewRecorder()
 		srv.echo.ServeHTTP(rec, req)
@@ -84,6 +89,11 @@ func FuzzOperations(f *testing.F) {
 		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
 			t.Fatalf("%s %q: %d answer is not JSON: %q", target, body, rec.Code, rec.Body.Bytes())
+		}
+		if e.Type == apierr.InvalidSignature || e.Type == apierr.IncompleteSignature {
+			// The harness signs every request: a refused signature means
+			// the operations are not being fuzzed at all.
+			t.Fatalf("%s %q: the harness's signature was refused: %s", target, body, e.Message)
 		}
 		if rec.Code >= 400 && (e.Type == "" || e.Message == "" || strings.Contains(e.Type, "#")) {
 			t.Fatalf("%s %q: %d without an error type and message: %s", target, body, rec.Code, rec.Body.Bytes())
