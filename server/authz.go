@@ -35,8 +35,29 @@ type authz struct {
 	policies  []*acl.Policy
 	// global holds the keys of the request itself: aws:SourceIp,
 	// aws:SecureTransport, aws:CurrentTime, aws:EpochTime,
-	// aws:RequestedRegion.
+	// aws:RequestedRegion. Built by globals on the first decision that
+	// needs a context (the root identity on a secret without a resource
+	// policy never does).
 	global acl.Context
+	now    time.Time
+	region string
+	secure bool
+	peer   string
+}
+
+// globals returns the request's global keys, building them once.
+func (a *authz) globals() acl.Context {
+	if a.global == nil {
+		a.global = acl.Context{}
+		a.global.Set("aws:CurrentTime", a.now.Format(time.RFC3339))
+		a.global.Set("aws:EpochTime", strconv.FormatInt(a.now.Unix(), 10))
+		a.global.Set("aws:SecureTransport", strconv.FormatBool(a.secure))
+		a.global.Set("aws:RequestedRegion", a.region)
+		if host, _, err := net.SplitHostPort(a.peer); err == nil {
+			a.global.Set("aws:SourceIp", host)
+		}
+	}
+	return a.global
 }
 
 // root reports whether the caller is the account's root identity.
@@ -51,17 +72,8 @@ func (s *Server) authorizer(c echo.Context, r Region, identity string) (*authz, 
 	if ev := auditOf(c); ev != nil {
 		ev.principal = cc.principal
 	}
-	a := &authz{srv: s, principal: cc.principal, policies: cc.policies}
-	now := r.Now().UTC()
-	a.global = acl.Context{}
-	a.global.Set("aws:CurrentTime", now.Format(time.RFC3339))
-	a.global.Set("aws:EpochTime", strconv.FormatInt(now.Unix(), 10))
-	a.global.Set("aws:SecureTransport", strconv.FormatBool(c.Request().TLS != nil))
-	a.global.Set("aws:RequestedRegion", r.Name())
-	if host, _, err := net.SplitHostPort(c.Request().RemoteAddr); err == nil {
-		a.global.Set("aws:SourceIp", host)
-	}
-	return a, nil
+	return &authz{srv: s, principal: cc.principal, policies: cc.policies,
+		now: r.Now().UTC(), region: r.Name(), secure: c.Request().TLS != nil, peer: c.Request().RemoteAddr}, nil
 }
 
 // decide evaluates one action on resource ("*" or a secret's ARN; sec is
@@ -91,8 +103,9 @@ func (a *authz) evaluate(action, resource string, sec *fsm.Secret, keys acl.Cont
 		// Nothing could deny the root identity: skip building a context.
 		return acl.Allow, req, nil
 	}
-	ctx := make(acl.Context, len(a.global)+len(keys)+8)
-	for k, v := range a.global {
+	global := a.globals()
+	ctx := make(acl.Context, len(global)+len(keys)+8)
+	for k, v := range global {
 		ctx[k] = v
 	}
 	for k, v := range keys {
